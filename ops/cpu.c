@@ -1,0 +1,111 @@
+/* Runtime CPU detection, the kernel table and the thread count. */
+#include "config.h"
+#include "ops.h"
+
+#include <stdlib.h>
+#include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+/* OpenBLAS thread control (declared in cblas.h of OpenBLAS builds). */
+void openblas_set_num_threads(int num_threads);
+
+px_kernels px_k;
+static px_isa active_isa = PX_ISA_REF;
+static int initialised;
+static int num_threads = 1;
+
+const char *px_isa_name(px_isa isa)
+{
+    static const char *n[] = { "ref", "avx2", "avx512", "neon" };
+    return (unsigned)isa < PX_ISA_COUNT ? n[isa] : "?";
+}
+
+int px_isa_supported(px_isa isa)
+{
+    switch (isa) {
+    case PX_ISA_REF: return 1;
+#if defined(PX_HOST_X86) && defined(__GNUC__)
+    case PX_ISA_AVX2:
+        __builtin_cpu_init();
+        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+               __builtin_cpu_supports("f16c");
+    case PX_ISA_AVX512:
+        __builtin_cpu_init();
+        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+               __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
+#endif
+#if defined(PX_HOST_ARM64)
+    case PX_ISA_NEON: return 1; /* Advanced SIMD is mandatory on AArch64 */
+#endif
+    default: return 0;
+    }
+}
+
+int px_kernels_for(px_isa isa, px_kernels *out)
+{
+    if (!px_isa_supported(isa)) return -1;
+    px_kernels_init_ref(out);
+    switch (isa) {
+#if defined(PX_HOST_X86)
+    case PX_ISA_AVX2: px_kernels_init_avx2(out); break;
+    case PX_ISA_AVX512:
+        px_kernels_init_avx2(out); /* anything AVX-512 does not override */
+        px_kernels_init_avx512(out);
+        break;
+#endif
+#if defined(PX_HOST_ARM64)
+    case PX_ISA_NEON: px_kernels_init_neon(out); break;
+#endif
+    default: break;
+    }
+    return 0;
+}
+
+int px_ops_select(px_isa isa)
+{
+    px_kernels k;
+    if (px_kernels_for(isa, &k)) return -1;
+    px_k = k;
+    active_isa = isa;
+    initialised = 1;
+    return 0;
+}
+
+px_isa px_ops_isa(void)
+{
+    px_ops_init();
+    return active_isa;
+}
+
+void px_set_num_threads(int n)
+{
+    if (n < 1) n = 1;
+    num_threads = n;
+#ifdef _OPENMP
+    omp_set_num_threads(n);
+#endif
+    openblas_set_num_threads(n);
+}
+
+int px_get_num_threads(void) { return num_threads; }
+
+void px_ops_init(void)
+{
+    if (initialised) return;
+    const char *force = getenv("PIXART_FORCE_REF");
+    px_isa best = PX_ISA_REF;
+    if (!(force && *force && strcmp(force, "0") != 0)) {
+        const px_isa order[] = { PX_ISA_AVX512, PX_ISA_AVX2, PX_ISA_NEON };
+        for (size_t i = 0; i < sizeof order / sizeof order[0]; i++)
+            if (px_isa_supported(order[i])) { best = order[i]; break; }
+    }
+    px_ops_select(best);
+    const char *nt = getenv("PIXART_NUM_THREADS");
+    int n = nt ? atoi(nt) : 0;
+#ifdef _OPENMP
+    if (n <= 0) n = omp_get_num_procs();
+#endif
+    px_set_num_threads(n > 0 ? n : 1);
+}

@@ -1,0 +1,58 @@
+/* pixart: command-line entry point. Dispatches to subcommands; only this
+ * file (and the subcommands it calls) print and exit. */
+#include "config.h"
+#include "cli.h"
+#include "ops/ops.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* subcommands, each in src/cmd_*.c */
+static const px_command commands[] = {
+    { NULL, NULL, NULL },
+};
+
+int px_cli_parse_int(const char *opt, const char *s, long long lo, long long hi, long long *out)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || end == s || *end || v < lo || v > hi) {
+        fprintf(stderr, "pixart: %s: '%s' is not an integer in [%lld, %lld]\n", opt, s, lo, hi);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: pixart COMMAND [OPTIONS]\n\n"
+               "PixArt-alpha text-to-image in C (diffusers PixArtAlphaPipeline).\n\ncommands:\n");
+    for (const px_command *c = commands; c->name; c++) fprintf(f, "  %-10s %s\n", c->name, c->summary);
+    fprintf(f, "\n'pixart COMMAND --help' describes a command's options.\n"
+               "Environment: PIXART_NUM_THREADS (threads), PIXART_FORCE_REF=1 (scalar reference kernels).\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return 0;
+    }
+    if (!strcmp(argv[1], "--version")) {
+        printf("pixart %s\n", PACKAGE_VERSION);
+        return 0;
+    }
+    for (const px_command *c = commands; c->name; c++)
+        if (!strcmp(argv[1], c->name)) return c->run(argc - 1, argv + 1);
+    fprintf(stderr, "pixart: unknown command '%s'\n", argv[1]);
+    usage(stderr);
+    return 2;
+}

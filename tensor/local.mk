@@ -1,0 +1,7 @@
+# tensor/: the tensor core, half-precision conversion, JSON and safetensors I/O.
+libpixart_la_SOURCES += \
+	tensor/error.c tensor/error.h \
+	tensor/json.c tensor/json.h \
+	tensor/tensor.c tensor/tensor.h tensor/half.h \
+	tensor/safetensors.c tensor/safetensors.h \
+	tensor/npy.c tensor/npy.h

@@ -1,0 +1,78 @@
+/* safetensors reader (mmap) and writer.
+ *
+ * Format: 8-byte little-endian header length N, N bytes of JSON
+ * {"name": {"dtype": "F32", "shape": [..], "data_offsets": [begin, end]}, ...,
+ *  "__metadata__": {...}}, then the data block; offsets are relative to it.
+ * Everything in the header is validated before a byte of data is touched:
+ * the header length against the file size, every dtype, shape and offset
+ * (in bounds, begin <= end, end - begin = numel * dtype size, no overlaps).
+ *
+ * Checkpoints are looked up by their exact PyTorch state-dict names. A
+ * px_st_set covers one file or the shards named by a *.safetensors.index.json. */
+#ifndef PX_SAFETENSORS_H
+#define PX_SAFETENSORS_H
+
+#include "json.h"
+#include "tensor.h"
+
+typedef struct {
+    char *name;
+    px_tensor t;    /* view into the mapping (or into an aligned copy) */
+    void *copy;     /* aligned copy when the mapped data was misaligned */
+} px_st_entry;
+
+typedef struct {
+    char *path;
+    void *map;
+    size_t size;
+    size_t n;
+    px_st_entry *entries; /* sorted by name */
+    px_json *metadata;    /* "__metadata__" object, or NULL */
+} px_st_file;
+
+px_st_file *px_st_open(const char *path);
+void px_st_close(px_st_file *f);
+/* Tensor by exact name, or NULL (no error recorded). */
+const px_tensor *px_st_find(const px_st_file *f, const char *name);
+
+typedef struct {
+    char *desc;        /* for messages: the file or index path */
+    int nfiles;
+    px_st_file **files;
+} px_st_set;
+
+/* Opens DIR/BASE.safetensors if it exists, else the shards listed by
+ * DIR/BASE.safetensors.index.json. With variant (e.g. "fp16") the names are
+ * BASE.VARIANT.safetensors / BASE.safetensors.index.VARIANT.json, as diffusers
+ * and transformers spell them. */
+px_st_set *px_st_set_open(const char *dir, const char *base, const char *variant);
+/* A set holding exactly one file. */
+px_st_set *px_st_set_open_file(const char *path);
+void px_st_set_close(px_st_set *s);
+
+const px_tensor *px_st_set_find(const px_st_set *s, const char *name);
+/* Find a tensor and check its shape (ndim entries of shape). Records
+ * "<set>: tensor 'NAME' is missing" or a shape mismatch and returns NULL. */
+const px_tensor *px_st_get(const px_st_set *s, const char *name, int ndim, const int64_t *shape);
+/* printf-style name: px_st_getf(s, (int64_t[]){N, K}, 2, "blocks.%d.w", i). */
+const px_tensor *px_st_getf(const px_st_set *s, const int64_t *shape, int ndim, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 4, 5)))
+#endif
+    ;
+
+/* ---- writer ----------------------------------------------------------- */
+typedef struct px_st_writer px_st_writer;
+px_st_writer *px_st_writer_new(void);
+/* Adds a tensor; the data is copied. */
+int px_st_writer_add(px_st_writer *w, const char *name, px_dtype dtype, int ndim,
+                     const int64_t *shape, const void *data);
+/* Adds a float32 tensor converted to `dtype` (F32, F16 or BF16). */
+int px_st_writer_add_f32_as(px_st_writer *w, const char *name, px_dtype dtype, int ndim,
+                            const int64_t *shape, const float *data);
+int px_st_writer_set_metadata(px_st_writer *w, const char *key, const char *value);
+/* Writes PATH atomically (temporary file, then rename). */
+int px_st_writer_save(px_st_writer *w, const char *path);
+void px_st_writer_free(px_st_writer *w);
+
+#endif

@@ -1,0 +1,11 @@
+# tests/: Check suites for the foundation (each module's local.mk adds its own).
+if HAVE_CHECK
+check_PROGRAMS += tests/test_core tests/test_ops
+TESTS += tests/test_core tests/test_ops
+tests_test_core_SOURCES = tests/test_core.c tests/testutil.c tests/testutil.h
+tests_test_core_CFLAGS = $(PX_TEST_CFLAGS)
+tests_test_core_LDADD = $(PX_TEST_LIBS)
+tests_test_ops_SOURCES = tests/test_ops.c tests/testutil.c tests/testutil.h
+tests_test_ops_CFLAGS = $(PX_TEST_CFLAGS)
+tests_test_ops_LDADD = $(PX_TEST_LIBS)
+endif

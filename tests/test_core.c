@@ -1,0 +1,340 @@
+/* Foundation tests: JSON parser, half-precision conversion, safetensors
+ * reader/writer (round trip, shards, corrupted files), .npy I/O. */
+#include "testutil.h"
+#include "tensor/error.h"
+#include "tensor/half.h"
+#include "tensor/json.h"
+#include "tensor/npy.h"
+#include "tensor/safetensors.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static char tmpdir[256];
+
+static void setup(void)
+{
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/pixart-test-core-XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+}
+
+static void teardown(void)
+{
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+    ck_assert_int_eq(system(cmd), 0);
+}
+
+static const char *tpath(const char *name)
+{
+    static char b[4][512];
+    static int k;
+    char *p = b[k++ & 3];
+    snprintf(p, 512, "%s/%s", tmpdir, name);
+    return p;
+}
+
+static void write_bytes(const char *path, const void *data, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_uint_eq(fwrite(data, 1, n, f), n);
+    fclose(f);
+}
+
+/* ---- JSON -------------------------------------------------------------- */
+
+START_TEST(json_python_tokens)
+{
+    const char *s = "{\"a\": -Infinity, \"b\": Infinity, \"c\": NaN, \"d\": [1, 2.5, -3e2], "
+                    "\"e\": \"x\\u00e9\\ud83d\\ude00\\n\", \"f\": null, \"g\": true, "
+                    "\"h\": 18446744073709551615, \"a\": 7}";
+    px_json *j = px_json_parse(s, strlen(s), "t.json");
+    ck_assert_msg(j != NULL, "%s", px_last_error());
+    double a;
+    ck_assert_int_eq(px_json_opt_number(j, "a", &a, "t.json"), 0);
+    ck_assert(a == 7); /* last duplicate wins, like Python */
+    const px_json *b = px_json_get(j, "b"), *c = px_json_get(j, "c"), *d = px_json_get(j, "d");
+    ck_assert(isinf(b->number) && b->number > 0);
+    ck_assert(isnan(c->number));
+    ck_assert_uint_eq(d->count, 3);
+    ck_assert(d->items[0]->is_integer && d->items[0]->integer == 1);
+    ck_assert(!d->items[1]->is_integer && d->items[1]->number == 2.5);
+    ck_assert(d->items[2]->number == -300);
+    const char *e;
+    ck_assert_int_eq(px_json_opt_string(j, "e", &e, "t.json"), 0);
+    ck_assert_str_eq(e, "x\xc3\xa9\xf0\x9f\x98\x80\n");
+    int g = 0;
+    ck_assert_int_eq(px_json_opt_bool(j, "g", &g, "t.json"), 0);
+    ck_assert_int_eq(g, 1);
+    int64_t v = 5;
+    ck_assert_int_eq(px_json_opt_int(j, "f", &v, "t.json"), 1); /* null = absent */
+    ck_assert_int_eq(px_json_opt_int(j, "zz", &v, "t.json"), 1);
+    ck_assert_int_eq(v, 5);
+    const px_json *h = px_json_get(j, "h");
+    ck_assert(h->is_integer && h->uinteger == UINT64_MAX && h->int_overflow);
+    ck_assert_int_eq(px_json_opt_int(j, "g", &v, "t.json"), -1);
+    ck_assert_ptr_nonnull(strstr(px_last_error(), "'g'"));
+    px_json_free(j);
+    double neg_inf;
+    px_json *k = px_json_parse("{\"x\":-Infinity}", 15, "k");
+    ck_assert_int_eq(px_json_req_number(k, "x", &neg_inf, "k"), 0);
+    ck_assert(isinf(neg_inf) && neg_inf < 0);
+    ck_assert_int_eq(px_json_req_number(k, "y", &neg_inf, "k"), -1);
+    ck_assert_ptr_nonnull(strstr(px_last_error(), "required field 'y'"));
+    px_json_free(k);
+}
+END_TEST
+
+START_TEST(json_rejects_malformed)
+{
+    const char *bad[] = { "", "{", "{\"a\":}", "[1,]", "{\"a\" 1}", "\"abc", "\"\\x\"", "01",
+                          "[1] x", "{\"a\":tru}", "\"\\ud800\"", "-", "1.", "1e", "[\"\x01\"]" };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        px_json *j = px_json_parse(bad[i], strlen(bad[i]), "bad.json");
+        ck_assert_msg(j == NULL, "accepted malformed JSON #%zu '%s'", i, bad[i]);
+        ck_assert_ptr_nonnull(strstr(px_last_error(), "bad.json"));
+    }
+    /* nesting bomb */
+    char deep[300];
+    memset(deep, '[', sizeof deep);
+    ck_assert_ptr_null(px_json_parse(deep, sizeof deep, "deep.json"));
+}
+END_TEST
+
+/* ---- half precision ---------------------------------------------------- */
+
+/* Values and torch's conversions of them, produced by
+ * tools/gen_core_fixture.py (torch 1.13) into data/core/half.safetensors. */
+START_TEST(half_matches_torch)
+{
+    px_st_file *f = px_test_open(px_test_data("core/half.safetensors"));
+    const px_tensor *x = px_st_find(f, "f32"), *b = px_st_find(f, "bf16"), *h = px_st_find(f, "f16");
+    ck_assert(x && b && h && x->dtype == PX_F32 && b->dtype == PX_BF16 && h->dtype == PX_F16);
+    int64_t n = px_numel(x);
+    ck_assert_int_gt(n, 100);
+    const float *xf = x->data;
+    const uint16_t *bb = b->data, *hh = h->data;
+    for (int64_t i = 0; i < n; i++) {
+        uint16_t gb = px_f32_to_bf16(xf[i]), gh = px_f32_to_f16(xf[i]);
+        ck_assert_msg(gb == bb[i], "bf16(%.9g): got %04x torch %04x", xf[i], gb, bb[i]);
+        ck_assert_msg(gh == hh[i], "f16(%.9g): got %04x torch %04x", xf[i], gh, hh[i]);
+    }
+    /* widening: every one of the 65536 bit patterns round-trips through F32 */
+    for (uint32_t u = 0; u < 65536; u++) {
+        float fb = px_bf16_to_f32((uint16_t)u), fh = px_f16_to_f32((uint16_t)u);
+        if (!isnan(fb)) ck_assert_uint_eq(px_f32_to_bf16(fb), u);
+        if (!isnan(fh)) ck_assert_uint_eq(px_f32_to_f16(fh), u);
+    }
+    /* torch's widened values of the stored halves */
+    const px_tensor *bw = px_st_find(f, "bf16_as_f32"), *hw = px_st_find(f, "f16_as_f32");
+    ck_assert(bw && hw);
+    for (int64_t i = 0; i < n; i++) {
+        float wb = ((const float *)bw->data)[i], wh = ((const float *)hw->data)[i];
+        float gb = px_bf16_to_f32(bb[i]), gh = px_f16_to_f32(hh[i]);
+        ck_assert(memcmp(&wb, &gb, 4) == 0 || (isnan(wb) && isnan(gb)));
+        ck_assert(memcmp(&wh, &gh, 4) == 0 || (isnan(wh) && isnan(gh)));
+    }
+    px_st_close(f);
+}
+END_TEST
+
+/* ---- safetensors ------------------------------------------------------- */
+
+START_TEST(st_roundtrip)
+{
+    px_st_writer *w = px_st_writer_new();
+    float a[6] = { 1, -2, 3.5f, 4, 5, 6 };
+    int64_t ids[3] = { 7, -1, 1LL << 40 };
+    ck_assert_int_eq(px_st_writer_add(w, "a.weight", PX_F32, 2, (int64_t[]){ 2, 3 }, a), 0);
+    ck_assert_int_eq(px_st_writer_add(w, "ids", PX_I64, 1, (int64_t[]){ 3 }, ids), 0);
+    ck_assert_int_eq(px_st_writer_add_f32_as(w, "b", PX_BF16, 1, (int64_t[]){ 6 }, a), 0);
+    ck_assert_int_eq(px_st_writer_add_f32_as(w, "h", PX_F16, 2, (int64_t[]){ 3, 2 }, a), 0);
+    ck_assert_int_eq(px_st_writer_add(w, "empty", PX_F32, 2, (int64_t[]){ 0, 4 }, a), 0);
+    ck_assert_int_eq(px_st_writer_add(w, "a.weight", PX_F32, 1, (int64_t[]){ 1 }, a), -1);
+    ck_assert_int_eq(px_st_writer_set_metadata(w, "format", "pt"), 0);
+    ck_assert_int_eq(px_st_writer_save(w, tpath("rt.safetensors")), 0);
+    px_st_writer_free(w);
+
+    px_st_file *f = px_test_open(tpath("rt.safetensors"));
+    ck_assert_uint_eq(f->n, 5);
+    const px_tensor *t = px_st_find(f, "a.weight");
+    ck_assert(t && t->dtype == PX_F32 && t->ndim == 2 && t->shape[0] == 2 && t->shape[1] == 3);
+    ck_assert(memcmp(t->data, a, sizeof a) == 0);
+    t = px_st_find(f, "ids");
+    ck_assert(t && t->dtype == PX_I64 && memcmp(t->data, ids, sizeof ids) == 0);
+    t = px_st_find(f, "b");
+    for (int i = 0; i < 6; i++) ck_assert(px_tensor_get_f32(t, i) == a[i]);
+    t = px_st_find(f, "h");
+    ck_assert(t->shape[0] == 3 && px_tensor_get_f32(t, 2) == 3.5f);
+    ck_assert_ptr_null(px_st_find(f, "nope"));
+    ck_assert_ptr_nonnull(f->metadata);
+    const char *fmt;
+    ck_assert_int_eq(px_json_opt_string(f->metadata, "format", &fmt, "meta"), 0);
+    ck_assert_str_eq(fmt, "pt");
+    px_st_close(f);
+
+    /* set API: shape checks name the file and the tensor */
+    px_st_set *s = px_st_set_open_file(tpath("rt.safetensors"));
+    ck_assert_ptr_nonnull(s);
+    ck_assert_ptr_nonnull(px_st_get(s, "a.weight", 2, (int64_t[]){ 2, 3 }));
+    ck_assert_ptr_null(px_st_get(s, "a.weight", 2, (int64_t[]){ 3, 2 }));
+    ck_assert_ptr_nonnull(strstr(px_last_error(), "a.weight"));
+    ck_assert_ptr_nonnull(strstr(px_last_error(), "(3, 2)"));
+    ck_assert_ptr_null(px_st_getf(s, (int64_t[]){ 1 }, 1, "blocks.%d.w", 3));
+    ck_assert_ptr_nonnull(strstr(px_last_error(), "'blocks.3.w' is missing"));
+    ck_assert_ptr_null(px_st_get(s, "ids", 1, (int64_t[]){ 3 })); /* not a float weight */
+    px_st_set_close(s);
+}
+END_TEST
+
+START_TEST(st_sharded)
+{
+    px_st_writer *w = px_st_writer_new();
+    float a[4] = { 1, 2, 3, 4 };
+    px_st_writer_add(w, "x", PX_F32, 1, (int64_t[]){ 4 }, a);
+    ck_assert_int_eq(px_st_writer_save(w, tpath("model-00001-of-00002.safetensors")), 0);
+    px_st_writer_free(w);
+    w = px_st_writer_new();
+    px_st_writer_add(w, "y", PX_F32, 2, (int64_t[]){ 2, 2 }, a);
+    px_st_writer_add(w, "z", PX_F32, 1, (int64_t[]){ 1 }, a);
+    ck_assert_int_eq(px_st_writer_save(w, tpath("model-00002-of-00002.safetensors")), 0);
+    px_st_writer_free(w);
+    const char *idx = "{\"metadata\": {\"total_size\": 36}, \"weight_map\": {"
+                      "\"x\": \"model-00001-of-00002.safetensors\", "
+                      "\"y\": \"model-00002-of-00002.safetensors\", "
+                      "\"z\": \"model-00002-of-00002.safetensors\"}}";
+    write_bytes(tpath("model.safetensors.index.json"), idx, strlen(idx));
+    px_st_set *s = px_st_set_open(tmpdir, "model", NULL);
+    ck_assert_msg(s != NULL, "%s", px_last_error());
+    ck_assert_int_eq(s->nfiles, 2);
+    ck_assert_ptr_nonnull(px_st_get(s, "x", 1, (int64_t[]){ 4 }));
+    ck_assert_ptr_nonnull(px_st_get(s, "y", 2, (int64_t[]){ 2, 2 }));
+    px_st_set_close(s);
+
+    /* index naming a tensor its shard does not hold */
+    const char *bad = "{\"weight_map\": {\"w\": \"model-00001-of-00002.safetensors\"}}";
+    write_bytes(tpath("bad.safetensors.index.json"), bad, strlen(bad));
+    ck_assert_ptr_null(px_st_set_open(tmpdir, "bad", NULL));
+    ck_assert_ptr_nonnull(strstr(px_last_error(), "'w'"));
+    /* index escaping the directory */
+    const char *esc = "{\"weight_map\": {\"w\": \"../etc/passwd\"}}";
+    write_bytes(tpath("esc.safetensors.index.json"), esc, strlen(esc));
+    ck_assert_ptr_null(px_st_set_open(tmpdir, "esc", NULL));
+    /* nothing there at all */
+    ck_assert_ptr_null(px_st_set_open(tmpdir, "absent", NULL));
+}
+END_TEST
+
+/* Builds a file from a header string and n data bytes. */
+static const char *make_st(const char *name, const char *hdr, uint64_t claimed_len, size_t ndata)
+{
+    const char *p = tpath(name);
+    FILE *f = fopen(p, "wb");
+    ck_assert_ptr_nonnull(f);
+    uint8_t len8[8];
+    for (int i = 0; i < 8; i++) len8[i] = (uint8_t)(claimed_len >> (8 * i));
+    fwrite(len8, 1, 8, f);
+    fwrite(hdr, 1, strlen(hdr), f);
+    for (size_t i = 0; i < ndata; i++) fputc(0, f);
+    fclose(f);
+    return p;
+}
+
+START_TEST(st_corrupt)
+{
+    struct { const char *hdr; size_t ndata; const char *msg; } cases[] = {
+        { "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}", 4, "past the end" },
+        { "{\"a\":{\"dtype\":\"F33\",\"shape\":[2],\"data_offsets\":[0,8]}}", 8, "unknown dtype" },
+        { "{\"a\":{\"dtype\":\"F32\",\"shape\":[-2],\"data_offsets\":[0,8]}}", 8, "shape[0]" },
+        { "{\"a\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[0,8]}}", 12, "need 12" },
+        { "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[8,0]}}", 8, "begin" },
+        { "{\"a\":{\"dtype\":\"F32\",\"shape\":[4611686018427387904,4],\"data_offsets\":[0,8]}}", 8, "overflow" },
+        { "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
+          "\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[4,12]}}", 12, "overlap" },
+        { "{\"a\":{\"dtype\":\"F32\",\"shape\":[2]}}", 8, "data_offsets" },
+        { "{\"a\":[1,2]}", 8, "not an object" },
+        { "[1,2]", 8, "not a JSON object" },
+        { "{\"a\":{\"dtype\":\"F32\",\"shape\":[1,1,1,1,1,1],\"data_offsets\":[0,4]}}", 4, "dimensions" },
+        { "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]", 8, "invalid JSON" },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "bad%zu.safetensors", i);
+        const char *p = make_st(name, cases[i].hdr, strlen(cases[i].hdr), cases[i].ndata);
+        px_st_file *f = px_st_open(p);
+        ck_assert_msg(f == NULL, "case %zu accepted", i);
+        ck_assert_msg(strstr(px_last_error(), cases[i].msg) && strstr(px_last_error(), name),
+                      "case %zu: message '%s' lacks '%s' or the file name", i, px_last_error(), cases[i].msg);
+    }
+    /* header length larger than the file */
+    const char *h = "{}";
+    const char *p = make_st("biglen.safetensors", h, 1000, 0);
+    ck_assert_ptr_null(px_st_open(p));
+    ck_assert_ptr_nonnull(strstr(px_last_error(), "header claims 1000 bytes"));
+    /* file shorter than the length field */
+    write_bytes(tpath("tiny.safetensors"), "abc", 3);
+    ck_assert_ptr_null(px_st_open(tpath("tiny.safetensors")));
+    ck_assert_ptr_nonnull(strstr(px_last_error(), "too short"));
+    /* truncated real file: every prefix of a valid file is rejected, never a crash */
+    px_st_writer *w = px_st_writer_new();
+    float a[8] = { 0 };
+    px_st_writer_add(w, "t", PX_F32, 1, (int64_t[]){ 8 }, a);
+    px_st_writer_save(w, tpath("ok.safetensors"));
+    px_st_writer_free(w);
+    FILE *f = fopen(tpath("ok.safetensors"), "rb");
+    char buf[512];
+    size_t n = fread(buf, 1, sizeof buf, f);
+    fclose(f);
+    for (size_t cut = 0; cut < n; cut++) {
+        write_bytes(tpath("cut.safetensors"), buf, cut);
+        ck_assert_msg(px_st_open(tpath("cut.safetensors")) == NULL, "prefix of %zu bytes accepted", cut);
+    }
+    ck_assert_ptr_null(px_st_open(tpath("does-not-exist.safetensors")));
+    ck_assert_ptr_nonnull(strstr(px_last_error(), "cannot open"));
+}
+END_TEST
+
+START_TEST(npy_roundtrip)
+{
+    float a[24];
+    for (int i = 0; i < 24; i++) a[i] = (float)i * 0.5f - 3;
+    ck_assert_int_eq(px_npy_save(tpath("a.npy"), PX_F32, 3, (int64_t[]){ 2, 3, 4 }, a), 0);
+    px_tensor *t = px_npy_load(tpath("a.npy"));
+    ck_assert_msg(t != NULL, "%s", px_last_error());
+    ck_assert(t->ndim == 3 && t->shape[0] == 2 && t->shape[1] == 3 && t->shape[2] == 4);
+    ck_assert(memcmp(t->data, a, sizeof a) == 0);
+    px_tensor_free(t);
+    ck_assert_int_eq(px_npy_save(tpath("b.npy"), PX_F32, 1, (int64_t[]){ 5 }, a), 0);
+    t = px_npy_load(tpath("b.npy"));
+    ck_assert(t && t->ndim == 1 && t->shape[0] == 5);
+    px_tensor_free(t);
+    /* header is 64-byte aligned as numpy requires */
+    FILE *f = fopen(tpath("a.npy"), "rb");
+    unsigned char pre[10];
+    ck_assert_uint_eq(fread(pre, 1, 10, f), 10);
+    fclose(f);
+    ck_assert_int_eq((10 + pre[8] + 256 * pre[9]) % 64, 0);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+    Suite *s = suite_create("core");
+    TCase *tc = tcase_create("core");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, json_python_tokens);
+    tcase_add_test(tc, json_rejects_malformed);
+    tcase_add_test(tc, half_matches_torch);
+    tcase_add_test(tc, st_roundtrip);
+    tcase_add_test(tc, st_sharded);
+    tcase_add_test(tc, st_corrupt);
+    tcase_add_test(tc, npy_roundtrip);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void) { return px_test_run(suite()); }

@@ -1,0 +1,334 @@
+/* Operator tests: the scalar references against PyTorch's results
+ * (data/core/ops_torch.safetensors, tools/gen_core_fixture.py), every SIMD
+ * variant the host supports against the references, the fast attention and
+ * convolution paths against theirs, and bit-identical results for 1 and 2
+ * threads. */
+#include "testutil.h"
+#include "ops/ops.h"
+#include "tensor/error.h"
+#include "tensor/half.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static px_st_file *fx;
+
+static void open_fixture(void) { fx = px_test_open(px_test_data("core/ops_torch.safetensors")); }
+static void close_fixture(void) { px_st_close(fx); }
+
+static float *get(const char *k, size_t *n) { return px_test_get_f32(fx, k, n); }
+
+/* ---- references against torch ----------------------------------------- */
+
+START_TEST(ref_activations_match_torch)
+{
+    px_kernels r;
+    px_kernels_for(PX_ISA_REF, &r);
+    size_t n;
+    float *x = get("act/x", &n), *y = malloc(n * sizeof *y);
+    struct { const char *key; void (*f)(float *, const float *, size_t); } cases[] = {
+        { "act/gelu_tanh", r.gelu_tanh }, { "act/gelu_new", r.gelu_tanh },
+        { "act/gelu_erf", r.gelu_erf },   { "act/silu", r.silu },
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        cases[c].f(y, x, n);
+        /* float32 transcendental functions: a few ulp */
+        px_test_check_ref(fx, cases[c].key, y, n, 1e-6, 1e-6);
+    }
+    free(x);
+    free(y);
+}
+END_TEST
+
+START_TEST(ref_norms_match_torch)
+{
+    px_kernels r;
+    px_kernels_for(PX_ISA_REF, &r);
+    size_t n, nw;
+    float *x = get("layernorm/x", &n), *w = get("layernorm/w", &nw), *b = get("layernorm/b", &nw);
+    float *y = malloc(n * sizeof *y);
+    for (size_t i = 0; i < n / nw; i++) r.layernorm(y + i * nw, x + i * nw, w, b, nw, 1e-6f);
+    px_test_check_ref(fx, "layernorm/y_affine", y, n, 1e-6, 1e-6);
+    for (size_t i = 0; i < n / nw; i++) r.layernorm(y + i * nw, x + i * nw, NULL, NULL, nw, 1e-6f);
+    px_test_check_ref(fx, "layernorm/y_plain", y, n, 1e-6, 1e-6);
+    for (size_t i = 0; i < n / nw; i++) r.rmsnorm(y + i * nw, x + i * nw, w, nw, 1e-6f);
+    px_test_check_ref(fx, "rmsnorm/y", y, n, 1e-6, 1e-6);
+    free(x); free(w); free(b); free(y);
+
+    float *s = get("softmax/x", &n);
+    for (size_t i = 0; i < n / 29; i++) r.softmax(s + i * 29, 29);
+    px_test_check_ref(fx, "softmax/y", s, n, 1e-7, 1e-6);
+    free(s);
+
+    size_t ng;
+    float *gx = get("groupnorm/x", &n), *gw = get("groupnorm/w", &ng), *gb = get("groupnorm/b", &ng);
+    float *gy = malloc(n * sizeof *gy);
+    px_groupnorm(gy, gx, gw, gb, 2, 8, 15, 4, 1e-6f);
+    px_test_check_ref(fx, "groupnorm/y", gy, n, 1e-6, 1e-6);
+    free(gx); free(gw); free(gb); free(gy);
+}
+END_TEST
+
+START_TEST(conv_and_upsample_match_torch)
+{
+    size_t n, nb;
+    float *x = get("conv/x", &n), *b = get("conv/b", &nb);
+    const char *wk[] = { "conv/w3", "conv/w1", "conv/w2" }, *yk[] = { "conv/y3", "conv/y1", "conv/y2" };
+    int ks[] = { 3, 1, 2 }, ss[] = { 1, 1, 2 }, ps[] = { 1, 0, 0 };
+    for (int c = 0; c < 3; c++) {
+        const px_tensor *w = px_st_find(fx, wk[c]);
+        int64_t H = c == 2 ? 6 : 7, W = 6;
+        float *xin = x;
+        float *xc = NULL;
+        if (c == 2) { /* the fixture used x[:, :, :6, :] */
+            xc = malloc(2 * 3 * 6 * 6 * sizeof *xc);
+            for (int i = 0; i < 6; i++)
+                for (int bc = 0; bc < 6; bc++) memcpy(xc + (bc * 6 + i) * 6, x + (bc * 7 + i) * 6, 6 * 4);
+            xin = xc;
+        }
+        int64_t Ho = (H + 2 * ps[c] - ks[c]) / ss[c] + 1, Wo = (W + 2 * ps[c] - ks[c]) / ss[c] + 1;
+        size_t no = (size_t)(2 * 5 * Ho * Wo);
+        float *y = malloc(no * sizeof *y), *yr = malloc(no * sizeof *yr);
+        ck_assert_int_eq(px_conv2d_ref(yr, xin, w, b, 2, 3, H, W, 5, ks[c], ss[c], ps[c]), 0);
+        px_test_check_ref(fx, yk[c], yr, no, 1e-5, 1e-5);
+        ck_assert_int_eq(px_conv2d(y, xin, w, b, 2, 3, H, W, 5, ks[c], ss[c], ps[c]), 0);
+        px_test_check_ref(fx, yk[c], y, no, 1e-5, 1e-5);
+        free(y); free(yr); free(xc);
+    }
+    float *u = malloc(2 * 3 * 14 * 12 * sizeof *u);
+    px_upsample_nearest2x(u, x, 2, 3, 7, 6);
+    px_test_check_ref(fx, "upsample/y", u, 2 * 3 * 14 * 12, 0, 0);
+    free(u); free(x); free(b);
+}
+END_TEST
+
+START_TEST(attention_matches_torch)
+{
+    size_t n;
+    float *q = get("attn/q", &n), *k = get("attn/k", &n), *v = get("attn/v", &n), *kb = get("attn/key_bias", &n);
+    px_attn_args a = { .B = 2, .Nq = 19, .Nk = 23, .H = 3, .D = 8, .scale = 1.0f / sqrtf(8.0f), .key_bias = kb };
+    size_t no = 2 * 19 * 24;
+    float *o = malloc(no * sizeof *o);
+    ck_assert_int_eq(px_attention_ref(o, q, k, v, &a), 0);
+    px_test_check_ref(fx, "attn/out", o, no, 1e-6, 1e-5);
+    ck_assert_int_eq(px_attention(o, q, k, v, &a), 0);
+    px_test_check_ref(fx, "attn/out", o, no, 1e-6, 1e-5);
+    free(q); free(k); free(v); free(kb); free(o);
+}
+END_TEST
+
+/* ---- SIMD variants against the reference ------------------------------ */
+
+static const size_t sizes[] = { 1, 2, 3, 7, 8, 9, 15, 16, 17, 31, 33, 63, 64, 65, 100, 1000, 1152, 4099 };
+
+START_TEST(simd_kernels_match_reference)
+{
+    px_kernels r;
+    px_kernels_for(PX_ISA_REF, &r);
+    int tested = 0;
+    for (int isa = PX_ISA_REF + 1; isa < PX_ISA_COUNT; isa++) {
+        px_kernels s;
+        if (px_kernels_for((px_isa)isa, &s)) continue;
+        tested++;
+        for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++) {
+            size_t n = sizes[si];
+            float *x = malloc(n * 4), *a = malloc(n * 4), *b = malloc(n * 4), *w = malloc(n * 4);
+            float *y1 = malloc(n * 4), *y2 = malloc(n * 4);
+            uint16_t *h = malloc(n * 2);
+            px_test_fill_uniform(x, n, n, -8, 8);
+            px_test_fill_uniform(a, n, n + 1, -2, 2);
+            px_test_fill_uniform(b, n, n + 2, -2, 2);
+            px_test_fill_uniform(w, n, n + 3, 0.5f, 1.5f);
+            char label[64];
+#define CMP1(field, atol, rtol)                                                   \
+    r.field(y1, x, n);                                                            \
+    s.field(y2, x, n);                                                            \
+    snprintf(label, sizeof label, "%s %s n=%zu", px_isa_name(isa), #field, n);    \
+    assert_close(y2, y1, n, atol, rtol, label);
+            CMP1(gelu_tanh, 1e-6, 1e-5)
+            CMP1(gelu_erf, 1e-6, 1e-5)
+            CMP1(silu, 1e-6, 1e-5)
+#define CMP2(field)                                                               \
+    r.field(y1, a, b, n);                                                         \
+    s.field(y2, a, b, n);                                                         \
+    snprintf(label, sizeof label, "%s %s n=%zu", px_isa_name(isa), #field, n);    \
+    assert_close(y2, y1, n, 0, 0, label);
+            CMP2(add)
+            CMP2(mul)
+            r.modulate(y1, x, a, b, n);
+            s.modulate(y2, x, a, b, n);
+            snprintf(label, sizeof label, "%s modulate n=%zu", px_isa_name(isa), n);
+            assert_close(y2, y1, n, 1e-6, 1e-6, label);
+            r.layernorm(y1, x, w, a, n, 1e-6f);
+            s.layernorm(y2, x, w, a, n, 1e-6f);
+            snprintf(label, sizeof label, "%s layernorm n=%zu", px_isa_name(isa), n);
+            assert_close(y2, y1, n, 1e-5, 1e-5, label);
+            r.layernorm(y1, x, NULL, NULL, n, 1e-6f);
+            s.layernorm(y2, x, NULL, NULL, n, 1e-6f);
+            assert_close(y2, y1, n, 1e-5, 1e-5, label);
+            r.rmsnorm(y1, x, w, n, 1e-6f);
+            s.rmsnorm(y2, x, w, n, 1e-6f);
+            snprintf(label, sizeof label, "%s rmsnorm n=%zu", px_isa_name(isa), n);
+            assert_close(y2, y1, n, 1e-6, 1e-5, label);
+            memcpy(y1, x, n * 4);
+            memcpy(y2, x, n * 4);
+            r.softmax(y1, n);
+            s.softmax(y2, n);
+            snprintf(label, sizeof label, "%s softmax n=%zu", px_isa_name(isa), n);
+            assert_close(y2, y1, n, 1e-7, 1e-5, label);
+            for (size_t i = 0; i < n; i++) h[i] = (uint16_t)(i * 2654435761u >> 7);
+            r.bf16_to_f32(y1, h, n);
+            s.bf16_to_f32(y2, h, n);
+            ck_assert(memcmp(y1, y2, n * 4) == 0);
+            r.f16_to_f32(y1, h, n);
+            s.f16_to_f32(y2, h, n);
+            ck_assert(memcmp(y1, y2, n * 4) == 0);
+            free(x); free(a); free(b); free(w); free(y1); free(y2); free(h);
+        }
+    }
+    fprintf(stderr, "simd_kernels_match_reference: %d SIMD variant(s) tested on this CPU\n", tested);
+}
+END_TEST
+
+/* ---- GEMM -------------------------------------------------------------- */
+
+static void linear_naive(float *out, const float *in, const float *w, const float *bias, int64_t M,
+                         int64_t N, int64_t K)
+{
+    for (int64_t m = 0; m < M; m++)
+        for (int64_t n = 0; n < N; n++) {
+            double acc = bias ? bias[n] : 0;
+            for (int64_t k = 0; k < K; k++) acc += (double)in[m * K + k] * w[n * K + k];
+            out[m * N + n] = (float)acc;
+        }
+}
+
+START_TEST(linear_all_weight_dtypes)
+{
+    const int64_t shapes[][3] = { { 1, 1, 1 }, { 5, 7, 3 }, { 17, 33, 65 }, { 64, 600, 1000 } };
+    for (size_t si = 0; si < 4; si++) {
+        int64_t M = shapes[si][0], N = shapes[si][1], K = shapes[si][2];
+        float *x = malloc(M * K * 4), *w = malloc(N * K * 4), *b = malloc(N * 4);
+        float *want = malloc(M * N * 4), *got = malloc(M * N * 4), *wr = malloc(N * K * 4);
+        uint16_t *wh = malloc(N * K * 2);
+        px_test_fill_uniform(x, M * K, 11, -1, 1);
+        px_test_fill_uniform(w, N * K, 12, -1, 1);
+        px_test_fill_uniform(b, N, 13, -1, 1);
+        for (int dt = 0; dt < 3; dt++) {
+            px_dtype d = dt == 0 ? PX_F32 : dt == 1 ? PX_BF16 : PX_F16;
+            void *wd = w;
+            if (d != PX_F32) {
+                px_convert_from_f32(wh, d, w, N * K);
+                px_convert_to_f32(wr, wh, d, N * K);
+                wd = wh;
+            } else {
+                memcpy(wr, w, N * K * 4);
+            }
+            px_tensor wt = px_tensor_view(d, wd, 2, (int64_t[]){ N, K });
+            for (int with_bias = 0; with_bias < 2; with_bias++) {
+                linear_naive(want, x, wr, with_bias ? b : NULL, M, N, K);
+                ck_assert_int_eq(px_linear(got, x, &wt, with_bias ? b : NULL, M), 0);
+                char label[64];
+                snprintf(label, sizeof label, "linear %s %lldx%lldx%lld", px_dtype_name(d), (long long)M,
+                         (long long)N, (long long)K);
+                /* float32 accumulation over K terms of magnitude <= 1 */
+                assert_close(got, want, M * N, 2e-6 * sqrt((double)K) + 1e-6, 1e-5, label);
+            }
+        }
+        free(x); free(w); free(b); free(want); free(got); free(wr); free(wh);
+    }
+}
+END_TEST
+
+/* ---- fast paths against references at larger sizes --------------------- */
+
+START_TEST(attention_tiled_matches_reference)
+{
+    /* sizes that cross the query-block and key-tile boundaries, with both biases */
+    const int64_t B = 2, H = 2, D = 12, Nq = 600, Nk = 1100;
+    float *q = malloc(B * Nq * H * D * 4), *k = malloc(B * Nk * H * D * 4), *v = malloc(B * Nk * H * D * 4);
+    float *kb = malloc(B * Nk * 4), *sb = malloc(H * Nq * Nk * 4);
+    float *o1 = malloc(B * Nq * H * D * 4), *o2 = malloc(B * Nq * H * D * 4);
+    px_test_fill_uniform(q, B * Nq * H * D, 1, -2, 2);
+    px_test_fill_uniform(k, B * Nk * H * D, 2, -2, 2);
+    px_test_fill_uniform(v, B * Nk * H * D, 3, -1, 1);
+    px_test_fill_uniform(sb, H * Nq * Nk, 4, -1, 1);
+    for (int64_t i = 0; i < B * Nk; i++) kb[i] = (i % 7 == 3) ? -10000.0f : 0.0f;
+    px_attn_args a = { .B = B, .Nq = Nq, .Nk = Nk, .H = H, .D = D, .scale = 0.3f, .key_bias = kb, .score_bias = sb };
+    ck_assert_int_eq(px_attention_ref(o1, q, k, v, &a), 0);
+    ck_assert_int_eq(px_attention(o2, q, k, v, &a), 0);
+    assert_close(o2, o1, B * Nq * H * D, 2e-6, 1e-5, "tiled attention");
+    free(q); free(k); free(v); free(kb); free(sb); free(o1); free(o2);
+}
+END_TEST
+
+START_TEST(conv_im2col_matches_reference)
+{
+    const int64_t B = 1, Cin = 9, H = 21, W = 17, Cout = 6;
+    float *x = malloc(B * Cin * H * W * 4), *w = malloc(Cout * Cin * 9 * 4), *b = malloc(Cout * 4);
+    float *y1 = malloc(B * Cout * H * W * 4), *y2 = malloc(B * Cout * H * W * 4);
+    uint16_t *wh = malloc(Cout * Cin * 9 * 2);
+    px_test_fill_uniform(x, B * Cin * H * W, 5, -1, 1);
+    px_test_fill_uniform(w, Cout * Cin * 9, 6, -1, 1);
+    px_test_fill_uniform(b, Cout, 7, -1, 1);
+    px_convert_from_f32(wh, PX_BF16, w, Cout * Cin * 9);
+    px_tensor wt = px_tensor_view(PX_BF16, wh, 4, (int64_t[]){ Cout, Cin, 3, 3 });
+    ck_assert_int_eq(px_conv2d_ref(y1, x, &wt, b, B, Cin, H, W, Cout, 3, 1, 1), 0);
+    ck_assert_int_eq(px_conv2d(y2, x, &wt, b, B, Cin, H, W, Cout, 3, 1, 1), 0);
+    assert_close(y2, y1, B * Cout * H * W, 1e-5, 1e-5, "conv3x3 bf16 weights");
+    free(x); free(w); free(b); free(y1); free(y2); free(wh);
+}
+END_TEST
+
+START_TEST(threads_bit_identical)
+{
+    const int64_t M = 300, N = 260, K = 190;
+    float *x = malloc(M * K * 4), *w = malloc(N * K * 4), *b = malloc(N * 4);
+    float *y[2], *ln[2], *at[2];
+    px_test_fill_uniform(x, M * K, 21, -1, 1);
+    px_test_fill_uniform(w, N * K, 22, -1, 1);
+    px_test_fill_uniform(b, N, 23, -1, 1);
+    uint16_t *wh = malloc(N * K * 2);
+    px_convert_from_f32(wh, PX_BF16, w, N * K);
+    px_tensor wt = px_tensor_view(PX_BF16, wh, 2, (int64_t[]){ N, K });
+    px_attn_args a = { .B = 1, .Nq = M, .Nk = M, .H = 10, .D = 19, .scale = 0.2f };
+    for (int t = 0; t < 2; t++) {
+        px_set_num_threads(t + 1);
+        y[t] = malloc(M * N * 4);
+        ln[t] = malloc(M * N * 4);
+        at[t] = malloc(M * K * 4);
+        ck_assert_int_eq(px_linear(y[t], x, &wt, b, M), 0);
+        px_layernorm(ln[t], y[t], NULL, NULL, M, N, 1e-6f);
+        px_gelu_tanh(ln[t], ln[t], M * N);
+        ck_assert_int_eq(px_attention(at[t], x, x, x, &a), 0);
+    }
+    ck_assert(memcmp(y[0], y[1], M * N * 4) == 0);
+    ck_assert(memcmp(ln[0], ln[1], M * N * 4) == 0);
+    ck_assert(memcmp(at[0], at[1], M * K * 4) == 0);
+    for (int t = 0; t < 2; t++) { free(y[t]); free(ln[t]); free(at[t]); }
+    free(x); free(w); free(b); free(wh);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+    Suite *s = suite_create("ops");
+    TCase *tc = tcase_create("ops");
+    tcase_set_timeout(tc, 120);
+    tcase_add_unchecked_fixture(tc, open_fixture, close_fixture);
+    tcase_add_test(tc, ref_activations_match_torch);
+    tcase_add_test(tc, ref_norms_match_torch);
+    tcase_add_test(tc, conv_and_upsample_match_torch);
+    tcase_add_test(tc, attention_matches_torch);
+    tcase_add_test(tc, simd_kernels_match_reference);
+    tcase_add_test(tc, linear_all_weight_dtypes);
+    tcase_add_test(tc, attention_tiled_matches_reference);
+    tcase_add_test(tc, conv_im2col_matches_reference);
+    tcase_add_test(tc, threads_bit_identical);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void) { return px_test_run(suite()); }
