@@ -4,4 +4,5 @@ libpixart_la_SOURCES += \
 	tensor/json.c tensor/json.h \
 	tensor/tensor.c tensor/tensor.h tensor/half.h \
 	tensor/safetensors.c tensor/safetensors.h \
-	tensor/npy.c tensor/npy.h
+	tensor/npy.c tensor/npy.h \
+	tensor/dump.c tensor/dump.h
