@@ -10,7 +10,10 @@
 #include <string.h>
 
 /* subcommands, each in src/cmd_*.c */
+int cmd_tokenize(int argc, char **argv);
+
 static const px_command commands[] = {
+    { "tokenize", "print the T5 token ids of prompts", cmd_tokenize },
     { NULL, NULL, NULL },
 };
 
