@@ -147,7 +147,9 @@ static int encode_chunk(const px_t5tok *t, const char *s, size_t len, idvec *out
     int rc = 0;
     for (size_t i = 0; i < n && rc == 0; i++) {
         int32_t id = toks[i].id;
-        if (toks[i].end > toks[i].begin) /* the piece string is the normalized span */
+        /* the piece string of a non-byte piece is its normalized span (for a
+         * merged unknown run: the run's surface, which maps to <unk>) */
+        if (px_spm_piece_type(t->spm, id) != PX_SPM_BYTE && toks[i].end > toks[i].begin)
             id = px_spm_piece_to_id(t->spm, norm + toks[i].begin, toks[i].end - toks[i].begin);
         rc = idvec_push(out, id);
     }
