@@ -7,3 +7,11 @@ libpixart_la_SOURCES += \
 	src/spm.c src/spm.h \
 	src/t5_tokenizer.c src/t5_tokenizer.h \
 	src/unicode.c src/unicode.h src/unicode_tables.c
+
+if HAVE_CHECK
+check_PROGRAMS += tests/test_tokenizer
+TESTS += tests/test_tokenizer
+tests_test_tokenizer_SOURCES = tests/test_tokenizer.c tests/testutil.c tests/testutil.h
+tests_test_tokenizer_CFLAGS = $(PX_TEST_CFLAGS)
+tests_test_tokenizer_LDADD = $(PX_TEST_LIBS)
+endif
