@@ -1,1 +1,11 @@
 # model/: (filled in by the issues that add it)
+
+# T5 v1.1 encoder (transformers T5EncoderModel).
+libpixart_la_SOURCES += model/t5.c model/t5.h
+if HAVE_CHECK
+check_PROGRAMS += tests/test_t5
+TESTS += tests/test_t5
+tests_test_t5_SOURCES = tests/test_t5.c tests/testutil.c tests/testutil.h
+tests_test_t5_CFLAGS = $(PX_TEST_CFLAGS)
+tests_test_t5_LDADD = $(PX_TEST_LIBS)
+endif

@@ -1,0 +1,546 @@
+/* T5 encoder tests: every text_encoder/... activation of the two reference
+ * pipelines' first case (module by module, transformers T5EncoderModel run
+ * by the reference generator), the prompt embeddings of every reference
+ * case, BF16/F16 copies of the checkpoints, and broken checkpoints/inputs.
+ * Tolerances and the measured errors are in doc/t5.md. */
+#include "testutil.h"
+#include "model/t5.h"
+#include "ops/ops.h"
+#include "tensor/dump.h"
+#include "tensor/error.h"
+#include "tensor/half.h"
+#include "tensor/json.h"
+#include "tensor/safetensors.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* Per-module tolerance (doc/t5.md): |got - want| <= ATOL_REL * max|want|.
+ * The errors are float32 summation-order differences against torch's sgemm,
+ * softmax and mean (measured: at most 7.7e-7 * max|want|); bucket indices,
+ * the position bias and the embedding lookup must be exact. */
+#define ATOL_REL 2e-6
+/* BF16 / F16 weights against the F32 reference, times max|want|: the error
+ * is the weight rounding (2^-9 resp. 2^-12 relative) propagated through the
+ * blocks (measured: 6.3e-3 resp. 1.1e-3). */
+#define BF16_TOL 1.5e-2
+#define F16_TOL 2.5e-3
+
+static float *encode_case(px_t5 *m, const px_st_file *ref, size_t *n_out);
+
+static int verbose(void) { return getenv("PIXART_T5_REPORT") != NULL; }
+
+static int32_t *get_i32(const px_st_file *f, const char *key, size_t *n)
+{
+    int64_t *v = px_test_get_i64(f, key, n);
+    int32_t *o = malloc(*n * sizeof *o);
+    ck_assert_ptr_nonnull(o);
+    for (size_t i = 0; i < *n; i++) o[i] = (int32_t)v[i];
+    free(v);
+    return o;
+}
+
+static double absmax(const float *x, size_t n)
+{
+    double m = 0;
+    for (size_t i = 0; i < n; i++) m = fabs(x[i]) > m ? fabs(x[i]) : m;
+    return m;
+}
+
+/* got vs want with the module tolerance; prints the measured error on request. */
+static void check_close(const float *got, const float *want, size_t n, const char *label, int exact,
+                        double *worst)
+{
+    double am = absmax(want, n), ma = 0, mr = 0;
+    px_close_stats(got, want, n, 0, 0, &ma, &mr);
+    if (verbose()) fprintf(stderr, "  %-80s max|want| %9.3g  max abs err %9.3g  (%.3g of max)\n", label, am, ma, am > 0 ? ma / am : 0);
+    if (worst && am > 0 && ma / am > *worst) *worst = ma / am;
+    if (exact)
+        assert_close(got, want, n, 0, 0, label);
+    else
+        assert_close(got, want, n, ATOL_REL * am, 0, label);
+}
+
+/* Runs the encoder on the case's prompt (-> #0) and negative prompt (-> #1),
+ * as the reference pipeline does, and compares every text_encoder/ key. */
+static void check_modules(const char *pipe, const char *case_name)
+{
+    char dir[512], path[512];
+    snprintf(dir, sizeof dir, "%s/text_encoder", px_test_data(pipe));
+    snprintf(path, sizeof path, "cases/%s.safetensors", case_name);
+    px_st_file *ref = px_test_open(px_test_data(path));
+    px_t5 *m = px_t5_load(dir, NULL);
+    ck_assert_msg(m != NULL, "%s", px_last_error());
+    const int D = px_t5_d_model(m);
+    px_dump *dump = px_dump_new();
+    const char *which[2][2] = { { "pipeline/prompt_ids", "pipeline/prompt_mask" },
+                                { "pipeline/negative_ids", "pipeline/negative_mask" } };
+    for (int c = 0; c < 2; c++) {
+        size_t n, nm;
+        int32_t *ids = get_i32(ref, which[c][0], &n), *mask = get_i32(ref, which[c][1], &nm);
+        ck_assert_uint_eq(n, nm);
+        ck_assert_uint_eq(n, 120);
+        float *out = malloc(n * D * sizeof *out);
+        ck_assert_msg(px_t5_encode(m, ids, mask, 1, 120, out, dump) == 0, "%s", px_last_error());
+        free(ids); free(mask); free(out);
+    }
+
+    /* keys whose value equals an earlier one are stored once ("aliases") */
+    px_json *aliases = NULL;
+    const px_json *al = ref->metadata ? px_json_get(ref->metadata, "aliases") : NULL;
+    if (al && al->type == PX_JSON_STRING) aliases = px_json_parse(al->string, al->len, "aliases");
+
+    if (verbose()) fprintf(stderr, "%s (%s):\n", case_name, pipe);
+    /* every reference key is produced ... */
+    size_t nref = 0;
+    double worst = 0;
+    for (size_t i = 0; i < ref->n; i++) {
+        const char *key = ref->entries[i].name;
+        if (strncmp(key, "text_encoder/", 13) != 0) continue;
+        nref++;
+        size_t n;
+        const float *got = px_dump_get(dump, key, &n);
+        ck_assert_msg(got != NULL, "%s: reference key %s was not produced", case_name, key);
+        size_t nw;
+        float *want = px_test_get_f32(ref, key, &nw);
+        ck_assert_uint_eq(n, nw);
+        /* token ids, embedding rows, bucket indices and bias values are exact */
+        int exact = strstr(key, "embed_tokens#") != NULL || strstr(key, "relative_attention_bias#") != NULL;
+        check_close(got, want, n, key, exact, &worst);
+        free(want);
+    }
+    /* ... and every produced key is in the reference (stored or aliased) */
+    size_t naliased = 0;
+    for (size_t i = 0; i < px_dump_count(dump); i++) {
+        const char *key = px_dump_key(dump, i);
+        if (px_st_find(ref, key)) continue;
+        const px_json *target = aliases ? px_json_get(aliases, key) : NULL;
+        ck_assert_msg(target && target->type == PX_JSON_STRING, "%s: produced key %s is not in the reference",
+                      case_name, key);
+        size_t n, nw;
+        const float *got = px_dump_get(dump, key, &n);
+        float *want = px_test_get_f32(ref, target->string, &nw);
+        ck_assert_uint_eq(n, nw);
+        check_close(got, want, n, key, strstr(key, "relative_attention_bias") != NULL, &worst);
+        free(want);
+        naliased++;
+    }
+    if (verbose())
+        fprintf(stderr, "%s: %zu stored + %zu aliased keys, worst abs err / max|want| = %.3g\n", case_name,
+                nref, naliased, worst);
+    /* per call: embed_tokens and relative_attention_bias (each with .in), 14 per
+     * block (o and wo with .in), final_layer_norm */
+    const px_t5_config *cf = px_t5_get_config(m);
+    ck_assert_uint_eq(nref + naliased, px_dump_count(dump));
+    ck_assert_uint_eq(px_dump_count(dump), (size_t)(2 * (5 + 14 * cf->num_layers)));
+    px_json_free(aliases);
+    px_dump_free(dump);
+    px_t5_free(m);
+    px_st_close(ref);
+}
+
+START_TEST(modules_pipe_small) { check_modules("pipe_small", "small_dpm2_cfg"); }
+END_TEST
+
+START_TEST(modules_pipe_ms) { check_modules("pipe_ms", "ms_dpm2_cfg_32x80"); }
+END_TEST
+
+/* The same comparison with the scalar reference kernels (PIXART_FORCE_REF). */
+START_TEST(modules_reference_kernels)
+{
+    px_ops_init();
+    px_isa best = px_ops_isa();
+    ck_assert_int_eq(px_ops_select(PX_ISA_REF), 0);
+    check_modules("pipe_small", "small_dpm2_cfg");
+    check_modules("pipe_ms", "ms_dpm2_cfg_32x80");
+    ck_assert_int_eq(px_ops_select(best), 0);
+}
+END_TEST
+
+/* Results do not depend on the thread count (no thread-order reductions). */
+START_TEST(threads_bit_identical)
+{
+    char dir[512];
+    snprintf(dir, sizeof dir, "%s/text_encoder", px_test_data("pipe_ms"));
+    px_t5 *m = px_t5_load(dir, NULL);
+    ck_assert_msg(m != NULL, "%s", px_last_error());
+    px_st_file *ref = px_test_open(px_test_data("cases/ms_dpm3_batch2_neg_48x80.safetensors"));
+    int saved = px_get_num_threads();
+    size_t n1, n2;
+    px_set_num_threads(1);
+    float *o1 = encode_case(m, ref, &n1);
+    px_set_num_threads(2);
+    float *o2 = encode_case(m, ref, &n2);
+    px_set_num_threads(saved);
+    ck_assert_uint_eq(n1, n2);
+    ck_assert_msg(memcmp(o1, o2, n1 * sizeof *o1) == 0, "1 and 2 threads differ");
+    free(o1); free(o2);
+    px_st_close(ref);
+    px_t5_free(m);
+}
+END_TEST
+
+/* ---- prompt embeddings of every reference case --------------------------- */
+
+/* Encodes a case's (B, 120) ids/mask as one batch and checks the reference
+ * embeddings, which encode_prompt repeats per image: rows b*n .. b*n+n-1. */
+static void check_embeds(px_t5 *m, const px_st_file *ref, const char *ids_key, const char *mask_key,
+                         const char *embeds_key, int64_t nipp, double *worst)
+{
+    size_t n, nm, ne;
+    int32_t *ids = get_i32(ref, ids_key, &n), *mask = get_i32(ref, mask_key, &nm);
+    ck_assert_uint_eq(n, nm);
+    ck_assert_uint_eq(n % 120, 0);
+    const int B = (int)(n / 120), D = px_t5_d_model(m);
+    float *out = malloc(n * D * sizeof *out);
+    ck_assert_msg(px_t5_encode(m, ids, mask, B, 120, out, NULL) == 0, "%s", px_last_error());
+    float *want = px_test_get_f32(ref, embeds_key, &ne);
+    ck_assert_uint_eq(ne, (size_t)(B * nipp) * 120 * D);
+    for (int b = 0; b < B; b++)
+        for (int64_t r = 0; r < nipp; r++) {
+            char label[256];
+            snprintf(label, sizeof label, "%s %s[%lld] (prompt %d)", ref->path, embeds_key,
+                     (long long)(b * nipp + r), b);
+            check_close(out + (size_t)b * 120 * D, want + (size_t)(b * nipp + r) * 120 * D,
+                        (size_t)120 * D, label, 0, worst);
+        }
+    free(ids); free(mask); free(out); free(want);
+}
+
+START_TEST(prompt_embeds_every_case)
+{
+    px_json *index = px_json_load_file(px_test_data("cases/index.json"));
+    ck_assert_msg(index && index->type == PX_JSON_ARRAY, "%s", px_last_error());
+    const char *pipes[2] = { "pipe_small", "pipe_ms" };
+    px_t5 *models[2] = { NULL, NULL };
+    size_t ncases = 0, nneg = 0;
+    double worst = 0;
+    for (size_t c = 0; c < index->count; c++) {
+        const char *name, *pipe;
+        ck_assert_int_eq(px_json_req_string(index->items[c], "name", &name, "index.json"), 0);
+        ck_assert_int_eq(px_json_req_string(index->items[c], "pipeline", &pipe, "index.json"), 0);
+        int p = strcmp(pipe, "pipe_small") == 0 ? 0 : strcmp(pipe, "pipe_ms") == 0 ? 1 : -1;
+        ck_assert_msg(p >= 0, "case %s: unknown pipeline %s", name, pipe);
+        if (!models[p]) {
+            char dir[512];
+            snprintf(dir, sizeof dir, "%s/text_encoder", px_test_data(pipes[p]));
+            models[p] = px_t5_load(dir, NULL);
+            ck_assert_msg(models[p] != NULL, "%s", px_last_error());
+        }
+        char rel[512];
+        snprintf(rel, sizeof rel, "cases/%s.json", name);
+        px_json *cj = px_json_load_file(px_test_data(rel));
+        ck_assert_msg(cj != NULL, "%s", px_last_error());
+        int64_t nipp;
+        ck_assert_int_eq(px_json_req_int(px_json_get(cj, "call"), "num_images_per_prompt", &nipp, rel), 0);
+        snprintf(rel, sizeof rel, "cases/%s.safetensors", name);
+        px_st_file *ref = px_test_open(px_test_data(rel));
+        check_embeds(models[p], ref, "pipeline/prompt_ids", "pipeline/prompt_mask", "pipeline/prompt_embeds",
+                     nipp, &worst);
+        if (px_st_find(ref, "pipeline/negative_ids")) { /* only with classifier-free guidance */
+            check_embeds(models[p], ref, "pipeline/negative_ids", "pipeline/negative_mask",
+                         "pipeline/negative_prompt_embeds", nipp, &worst);
+            nneg++;
+        }
+        px_st_close(ref);
+        px_json_free(cj);
+        ncases++;
+    }
+    if (verbose())
+        fprintf(stderr, "prompt_embeds: %zu cases (%zu with negative prompts), worst abs err / max|want| = %.3g\n",
+                ncases, nneg, worst);
+    ck_assert_uint_eq(ncases, 17);
+    ck_assert_uint_ge(nneg, 15);
+    px_t5_free(models[0]);
+    px_t5_free(models[1]);
+    px_json_free(index);
+}
+END_TEST
+
+/* ---- converted copies of the checkpoints --------------------------------- */
+
+static char tmpdir[256];
+
+static void setup(void)
+{
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/pixart-test-t5-XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+}
+
+static void teardown(void)
+{
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+    ck_assert_int_eq(system(cmd), 0);
+}
+
+static char *read_text(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    ck_assert_msg(f != NULL, "cannot open %s", path);
+    char *buf = malloc(1 << 16);
+    size_t n = fread(buf, 1, (1 << 16) - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    return buf;
+}
+
+static void write_text(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "wb");
+    ck_assert_msg(f != NULL, "cannot create %s", path);
+    ck_assert_uint_eq(fwrite(text, 1, strlen(text), f), strlen(text));
+    fclose(f);
+}
+
+/* config.json with `from` replaced by `to` (or unchanged when from is NULL). */
+static void write_config(const char *src_dir, const char *dst_dir, const char *from, const char *to)
+{
+    char p[1024];
+    snprintf(p, sizeof p, "%s/config.json", src_dir);
+    char *cfg = read_text(p);
+    if (from) {
+        char *at = strstr(cfg, from);
+        ck_assert_msg(at != NULL, "config.json has no '%s'", from);
+        char *edited = malloc(strlen(cfg) + strlen(to) + 1);
+        memcpy(edited, cfg, (size_t)(at - cfg));
+        strcpy(edited + (at - cfg), to);
+        strcat(edited, at + strlen(from));
+        free(cfg);
+        cfg = edited;
+    }
+    snprintf(p, sizeof p, "%s/config.json", dst_dir);
+    write_text(p, cfg);
+    free(cfg);
+}
+
+enum { KEEP, AS_HALF, ROUNDED_F32 };
+
+/* Writes every tensor of src_dir's checkpoint into one DST/model[.VARIANT].safetensors:
+ * KEEP: as F32; AS_HALF: converted to `half` (F16/BF16); ROUNDED_F32: rounded to
+ * `half` and widened back, stored as F32. `drop` (or NULL) is left out; `reshape`
+ * (or NULL) is stored transposed-shaped (its two dims swapped). */
+static void write_copy(const char *src_dir, const char *dst, const char *variant, int mode,
+                       px_dtype half, const char *drop, const char *reshape)
+{
+    px_st_set *s = px_st_set_open(src_dir, "model", NULL);
+    ck_assert_msg(s != NULL, "%s", px_last_error());
+    px_st_writer *w = px_st_writer_new();
+    for (int fi = 0; fi < s->nfiles; fi++)
+        for (size_t i = 0; i < s->files[fi]->n; i++) {
+            const px_st_entry *e = &s->files[fi]->entries[i];
+            if (drop && strcmp(e->name, drop) == 0) continue;
+            int64_t n = px_numel(&e->t);
+            float *x = px_tensor_to_f32_alloc(&e->t, e->name);
+            ck_assert_ptr_nonnull(x);
+            int64_t shape[PX_MAX_DIMS];
+            memcpy(shape, e->t.shape, sizeof shape);
+            if (reshape && strcmp(e->name, reshape) == 0) {
+                ck_assert_int_eq(e->t.ndim, 2);
+                shape[0] = e->t.shape[1];
+                shape[1] = e->t.shape[0];
+            }
+            px_dtype dt = mode == AS_HALF ? half : PX_F32;
+            if (mode == ROUNDED_F32) {
+                uint16_t *h = malloc((size_t)n * sizeof *h);
+                px_convert_from_f32(h, half, x, (size_t)n);
+                px_convert_to_f32(x, h, half, (size_t)n);
+                free(h);
+            }
+            ck_assert_int_eq(px_st_writer_add_f32_as(w, e->name, dt, e->t.ndim, shape, x), 0);
+            free(x);
+        }
+    char p[1024];
+    if (variant) snprintf(p, sizeof p, "%s/model.%s.safetensors", dst, variant);
+    else snprintf(p, sizeof p, "%s/model.safetensors", dst);
+    ck_assert_msg(px_st_writer_save(w, p) == 0, "%s", px_last_error());
+    px_st_writer_free(w);
+    px_st_set_close(s);
+}
+
+static float *encode_case(px_t5 *m, const px_st_file *ref, size_t *n_out)
+{
+    size_t n, nm;
+    int32_t *ids = get_i32(ref, "pipeline/prompt_ids", &n), *mask = get_i32(ref, "pipeline/prompt_mask", &nm);
+    const int D = px_t5_d_model(m);
+    float *out = malloc(n * D * sizeof *out);
+    ck_assert_msg(px_t5_encode(m, ids, mask, (int)(n / 120), 120, out, NULL) == 0, "%s", px_last_error());
+    free(ids); free(mask);
+    *n_out = n * D;
+    return out;
+}
+
+/* Half-precision checkpoints stay half in memory and are widened exactly
+ * inside the GEMM: their output equals that of an F32 checkpoint holding the
+ * same rounded values. Against the F32 reference the difference is the
+ * rounding of the weights themselves (documented in doc/t5.md). */
+static void check_half(const char *pipe, const char *case_name, px_dtype half, const char *variant,
+                       double tol_vs_ref)
+{
+    char src[512], half_dir[512], rounded_dir[512], rel[256];
+    snprintf(src, sizeof src, "%s/text_encoder", px_test_data(pipe));
+    snprintf(half_dir, sizeof half_dir, "%s/%s-%s", tmpdir, pipe, variant);
+    snprintf(rounded_dir, sizeof rounded_dir, "%s/%s-%s-f32", tmpdir, pipe, variant);
+    ck_assert_int_eq(mkdir(half_dir, 0700), 0);
+    ck_assert_int_eq(mkdir(rounded_dir, 0700), 0);
+    write_config(src, half_dir, NULL, NULL);
+    write_config(src, rounded_dir, NULL, NULL);
+    write_copy(src, half_dir, variant, AS_HALF, half, NULL, NULL);
+    write_copy(src, rounded_dir, NULL, ROUNDED_F32, half, NULL, NULL);
+
+    px_t5 *mh = px_t5_load(half_dir, variant);
+    ck_assert_msg(mh != NULL, "%s", px_last_error());
+    ck_assert_ptr_null(px_t5_load(half_dir, NULL)); /* no plain model.safetensors there */
+    px_t5 *mr = px_t5_load(rounded_dir, NULL);
+    ck_assert_msg(mr != NULL, "%s", px_last_error());
+    snprintf(rel, sizeof rel, "cases/%s.safetensors", case_name);
+    px_st_file *ref = px_test_open(px_test_data(rel));
+    size_t n, n2, nw;
+    float *oh = encode_case(mh, ref, &n), *orr = encode_case(mr, ref, &n2);
+    ck_assert_uint_eq(n, n2);
+    char label[256];
+    snprintf(label, sizeof label, "%s %s weights vs rounded F32 weights", pipe, variant);
+    assert_close(oh, orr, n, 0, 0, label);
+    float *want = px_test_get_f32(ref, "pipeline/prompt_embeds", &nw);
+    ck_assert_uint_eq(n, nw);
+    double am = absmax(want, n), ma;
+    px_close_stats(oh, want, n, 0, 0, &ma, NULL);
+    if (verbose())
+        fprintf(stderr, "%s %s: max abs err vs F32 reference %.3g (max|want| %.3g, %.3g of max)\n", pipe,
+                variant, ma, am, ma / am);
+    snprintf(label, sizeof label, "%s %s weights vs F32 reference", pipe, variant);
+    assert_close(oh, want, n, tol_vs_ref * am, 0, label);
+    free(oh); free(orr); free(want);
+    px_st_close(ref);
+    px_t5_free(mh);
+    px_t5_free(mr);
+}
+
+START_TEST(bf16_weights)
+{
+    check_half("pipe_small", "small_dpm2_cfg", PX_BF16, "bf16", BF16_TOL);
+    check_half("pipe_ms", "ms_dpm2_cfg_32x80", PX_BF16, "bf16", BF16_TOL);
+}
+END_TEST
+
+START_TEST(f16_weights)
+{
+    check_half("pipe_small", "small_dpm2_cfg", PX_F16, "fp16", F16_TOL);
+    check_half("pipe_ms", "ms_dpm2_cfg_32x80", PX_F16, "fp16", F16_TOL);
+}
+END_TEST
+
+/* ---- broken checkpoints and inputs --------------------------------------- */
+
+/* A copy of pipe_small's encoder with one thing wrong must fail to load with
+ * a message containing `expect`. */
+static void expect_load_error(const char *cfg_from, const char *cfg_to, const char *drop, const char *reshape,
+                              const char *expect)
+{
+    static int k;
+    char src[512], dst[512];
+    snprintf(src, sizeof src, "%s/text_encoder", px_test_data("pipe_small"));
+    snprintf(dst, sizeof dst, "%s/broken%d", tmpdir, k++);
+    ck_assert_int_eq(mkdir(dst, 0700), 0);
+    write_config(src, dst, cfg_from, cfg_to);
+    write_copy(src, dst, NULL, KEEP, PX_F32, drop, reshape);
+    px_clear_error();
+    px_t5 *m = px_t5_load(dst, NULL);
+    ck_assert_msg(m == NULL, "a broken checkpoint (%s) loaded", expect);
+    ck_assert_msg(strstr(px_last_error(), expect) != NULL, "error '%s' does not mention '%s'", px_last_error(),
+                  expect);
+    if (verbose()) fprintf(stderr, "broken checkpoint: %s\n", px_last_error());
+}
+
+START_TEST(broken_checkpoints)
+{
+    /* the unmodified copy loads (so the failures below are the edits') */
+    char src[512], dst[512];
+    snprintf(src, sizeof src, "%s/text_encoder", px_test_data("pipe_small"));
+    snprintf(dst, sizeof dst, "%s/intact", tmpdir);
+    ck_assert_int_eq(mkdir(dst, 0700), 0);
+    write_config(src, dst, NULL, NULL);
+    write_copy(src, dst, NULL, KEEP, PX_F32, NULL, NULL);
+    px_t5 *m = px_t5_load(dst, NULL);
+    ck_assert_msg(m != NULL, "%s", px_last_error());
+    px_t5_free(m);
+
+    expect_load_error(NULL, NULL, "encoder.block.1.layer.1.DenseReluDense.wo.weight", NULL,
+                      "'encoder.block.1.layer.1.DenseReluDense.wo.weight' is missing");
+    expect_load_error(NULL, NULL, "encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight", NULL,
+                      "encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight");
+    expect_load_error(NULL, NULL, "encoder.final_layer_norm.weight", NULL, "encoder.final_layer_norm.weight");
+    expect_load_error(NULL, NULL, "shared.weight", NULL, "'shared.weight' is missing");
+    expect_load_error(NULL, NULL, NULL, "encoder.block.0.layer.1.DenseReluDense.wi_0.weight",
+                      "encoder.block.0.layer.1.DenseReluDense.wi_0.weight");
+    expect_load_error("\"gated-gelu\"", "\"relu\"", NULL, NULL, "feed_forward_proj 'relu'");
+    expect_load_error("\"d_model\": 24", "\"d_model\": 32", NULL, NULL, "shared.weight");
+    expect_load_error("\"d_model\": 24,", "", NULL, NULL, "d_model");
+    expect_load_error("\"num_heads\": 3", "\"num_heads\": -3", NULL, NULL, "num_heads");
+    expect_load_error("\"num_layers\": 2", "\"num_layers\": 3", NULL, NULL, "encoder.block.2.layer.0.layer_norm.weight");
+    expect_load_error("\"relative_attention_num_buckets\": 32", "\"relative_attention_num_buckets\": 16", NULL, NULL,
+                      "relative_attention_bias.weight");
+    expect_load_error("\"model_type\": \"t5\"", "\"model_type\": \"umt5\"", NULL, NULL, "model_type 'umt5'");
+    expect_load_error("\"dense_act_fn\": \"gelu_new\"", "\"dense_act_fn\": \"relu\"", NULL, NULL, "dense_act_fn");
+    expect_load_error("{", "[", NULL, NULL, "config.json");
+
+    /* no checkpoint at all */
+    snprintf(dst, sizeof dst, "%s/empty", tmpdir);
+    ck_assert_int_eq(mkdir(dst, 0700), 0);
+    ck_assert_ptr_null(px_t5_load(dst, NULL));
+    ck_assert_msg(strstr(px_last_error(), "config.json") != NULL, "%s", px_last_error());
+    write_config(src, dst, NULL, NULL);
+    ck_assert_ptr_null(px_t5_load(dst, NULL));
+    ck_assert_msg(strstr(px_last_error(), "model.safetensors") != NULL, "%s", px_last_error());
+}
+END_TEST
+
+START_TEST(bad_inputs)
+{
+    char dir[512];
+    snprintf(dir, sizeof dir, "%s/text_encoder", px_test_data("pipe_small"));
+    px_t5 *m = px_t5_load(dir, NULL);
+    ck_assert_msg(m != NULL, "%s", px_last_error());
+    int32_t ids[4] = { 100, 1, 0, 0 }, mask[4] = { 1, 1, 0, 0 };
+    float out[4 * 24];
+    ck_assert_int_eq(px_t5_encode(m, ids, mask, 1, 4, out, NULL), 0);
+    ids[1] = 32128;
+    ck_assert_int_eq(px_t5_encode(m, ids, mask, 1, 4, out, NULL), -1);
+    ck_assert_msg(strstr(px_last_error(), "token id 32128") != NULL, "%s", px_last_error());
+    ids[1] = -1;
+    ck_assert_int_eq(px_t5_encode(m, ids, mask, 2, 2, out, NULL), -1);
+    ck_assert_msg(strstr(px_last_error(), "token id -1 at (0, 1)") != NULL, "%s", px_last_error());
+    ids[1] = 1;
+    mask[3] = 2;
+    ck_assert_int_eq(px_t5_encode(m, ids, mask, 2, 2, out, NULL), -1);
+    ck_assert_msg(strstr(px_last_error(), "mask value 2 at (1, 1)") != NULL, "%s", px_last_error());
+    ck_assert_int_eq(px_t5_encode(m, ids, mask, 0, 4, out, NULL), -1);
+    px_t5_free(m);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("t5");
+    TCase *tc = tcase_create("reference");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, modules_pipe_small);
+    tcase_add_test(tc, modules_pipe_ms);
+    tcase_add_test(tc, modules_reference_kernels);
+    tcase_add_test(tc, threads_bit_identical);
+    tcase_add_test(tc, prompt_embeds_every_case);
+    tcase_add_test(tc, bad_inputs);
+    suite_add_tcase(s, tc);
+    TCase *tw = tcase_create("converted checkpoints");
+    tcase_set_timeout(tw, 120);
+    tcase_add_checked_fixture(tw, setup, teardown);
+    tcase_add_test(tw, bf16_weights);
+    tcase_add_test(tw, f16_weights);
+    tcase_add_test(tw, broken_checkpoints);
+    suite_add_tcase(s, tw);
+    return px_test_run(s);
+}
