@@ -15,3 +15,16 @@ tests_test_tokenizer_SOURCES = tests/test_tokenizer.c tests/testutil.c tests/tes
 tests_test_tokenizer_CFLAGS = $(PX_TEST_CFLAGS)
 tests_test_tokenizer_LDADD = $(PX_TEST_LIBS)
 endif
+
+# Pipeline pieces: resolution binning, PNG output.
+libpixart_la_SOURCES += \
+	src/binning.c src/binning.h \
+	src/png.c src/png.h
+
+if HAVE_CHECK
+check_PROGRAMS += tests/test_image
+TESTS += tests/test_image
+tests_test_image_SOURCES = tests/test_image.c tests/testutil.c tests/testutil.h
+tests_test_image_CFLAGS = $(PX_TEST_CFLAGS)
+tests_test_image_LDADD = $(PX_TEST_LIBS)
+endif
