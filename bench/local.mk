@@ -1,1 +1,7 @@
 # bench/: benchmarks (make bench), never run by make check.
+
+# T5 v1.1 XXL encoder shape with random weights (F32 and BF16).
+EXTRA_PROGRAMS += bench/bench_t5
+BENCHES += bench/bench_t5
+bench_bench_t5_SOURCES = bench/bench_t5.c
+bench_bench_t5_LDADD = $(PX_BENCH_LIBS)

@@ -46,6 +46,25 @@ static int get_size(const px_json *j, const char *key, int64_t *out, int64_t def
     return 0;
 }
 
+/* Relations between the sizes that the forward pass relies on. */
+static int check_config(const px_t5_config *c, const char *what)
+{
+    const int64_t sizes[6] = { c->vocab_size, c->d_model, c->d_kv, c->num_heads, c->d_ff, c->num_layers };
+    for (int i = 0; i < 6; i++)
+        if (sizes[i] < 1 || sizes[i] > MAX_DIM) return px_fail("%s: T5 sizes out of range", what);
+    if (c->num_heads * c->d_kv > MAX_DIM)
+        return px_fail("%s: num_heads * d_kv = %lld is too large", what, (long long)(c->num_heads * c->d_kv));
+    /* bidirectional buckets: half per direction, half of those exact */
+    if (c->num_buckets < 4 || c->num_buckets > MAX_DIM)
+        return px_fail("%s: relative_attention_num_buckets = %lld (at least 4 needed)", what,
+                       (long long)c->num_buckets);
+    if (c->max_distance <= c->num_buckets / 4 || c->max_distance > MAX_DIM)
+        return px_fail("%s: relative_attention_max_distance = %lld must exceed num_buckets/4 = %lld", what,
+                       (long long)c->max_distance, (long long)(c->num_buckets / 4));
+    if (!(c->eps >= 0 && c->eps < 1)) return px_fail("%s: layer_norm_epsilon = %g is out of range [0, 1)", what, c->eps);
+    return 0;
+}
+
 int px_t5_config_load(px_t5_config *c, const char *path)
 {
     px_json *j = px_json_load_file(path);
@@ -71,21 +90,6 @@ int px_t5_config_load(px_t5_config *c, const char *path)
         get_size(j, "relative_attention_num_buckets", &c->num_buckets, 32, 0, path) ||
         get_size(j, "relative_attention_max_distance", &c->max_distance, 128, 0, path))
         goto out;
-    if (c->num_heads * c->d_kv > MAX_DIM) {
-        px_fail("%s: num_heads * d_kv = %lld is too large", path, (long long)(c->num_heads * c->d_kv));
-        goto out;
-    }
-    /* bidirectional buckets: half per direction, half of those exact */
-    if (c->num_buckets < 4) {
-        px_fail("%s: relative_attention_num_buckets = %lld (at least 4 needed)", path,
-                (long long)c->num_buckets);
-        goto out;
-    }
-    if (c->max_distance <= c->num_buckets / 4) {
-        px_fail("%s: relative_attention_max_distance = %lld must exceed num_buckets/4 = %lld", path,
-                (long long)c->max_distance, (long long)(c->num_buckets / 4));
-        goto out;
-    }
     double eps = 1e-6;
     if (px_json_opt_number(j, "layer_norm_epsilon", &eps, path) < 0) goto out;
     if (!(eps >= 0 && eps < 1)) {
@@ -93,6 +97,7 @@ int px_t5_config_load(px_t5_config *c, const char *path)
         goto out;
     }
     c->eps = (float)eps;
+    if (check_config(c, path)) goto out;
     /* T5Config: feed_forward_proj "gated-gelu" means is_gated_act and
      * dense_act_fn "gelu_new"; explicit dense_act_fn / is_gated_act keys
      * override it (PretrainedConfig sets them after T5Config derives them). */
@@ -187,6 +192,7 @@ static float *need_f32(const loader *ld, int64_t n, const char *name)
 px_t5 *px_t5_new(const px_t5_config *c, px_t5_lookup_fn get, void *ctx, const char *desc)
 {
     px_ops_init();
+    if (check_config(c, desc)) return NULL;
     px_t5 *m = px_calloc(1, sizeof *m, "t5 model");
     if (!m) return NULL;
     m->c = *c;
