@@ -9,3 +9,13 @@ tests_test_t5_SOURCES = tests/test_t5.c tests/testutil.c tests/testutil.h
 tests_test_t5_CFLAGS = $(PX_TEST_CFLAGS)
 tests_test_t5_LDADD = $(PX_TEST_LIBS)
 endif
+
+# The VAE (diffusers AutoencoderKL: decoder, encoder, tiled decoding).
+libpixart_la_SOURCES += model/vae.c model/vae.h
+if HAVE_CHECK
+check_PROGRAMS += tests/test_vae
+TESTS += tests/test_vae
+tests_test_vae_SOURCES = tests/test_vae.c tests/testutil.c tests/testutil.h
+tests_test_vae_CFLAGS = $(PX_TEST_CFLAGS)
+tests_test_vae_LDADD = $(PX_TEST_LIBS)
+endif
