@@ -10,6 +10,16 @@ tests_test_t5_CFLAGS = $(PX_TEST_CFLAGS)
 tests_test_t5_LDADD = $(PX_TEST_LIBS)
 endif
 
+# PixArt DiT (diffusers PixArtTransformer2DModel).
+libpixart_la_SOURCES += model/dit.c model/dit.h
+if HAVE_CHECK
+check_PROGRAMS += tests/test_dit
+TESTS += tests/test_dit
+tests_test_dit_SOURCES = tests/test_dit.c tests/testutil.c tests/testutil.h
+tests_test_dit_CFLAGS = $(PX_TEST_CFLAGS)
+tests_test_dit_LDADD = $(PX_TEST_LIBS)
+endif
+
 # The VAE (diffusers AutoencoderKL: decoder, encoder, tiled decoding).
 libpixart_la_SOURCES += model/vae.c model/vae.h
 if HAVE_CHECK
