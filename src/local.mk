@@ -1,6 +1,7 @@
 # src/: the pixart command, the tokenizer and the pipeline.
 pixart_SOURCES += src/main.c src/cli.h
 pixart_SOURCES += src/cmd_tokenize.c
+pixart_SOURCES += src/cmd_randn.c
 
 # Tokenizer: SentencePiece unigram + transformers T5Tokenizer + prompt preprocessing.
 libpixart_la_SOURCES += \

@@ -11,9 +11,11 @@
 
 /* subcommands, each in src/cmd_*.c */
 int cmd_tokenize(int argc, char **argv);
+int cmd_randn(int argc, char **argv);
 
 static const px_command commands[] = {
     { "tokenize", "print the T5 token ids of prompts", cmd_tokenize },
+    { "randn", "write torch.randn(shape, generator=manual_seed(S)) as .npy", cmd_randn },
     { NULL, NULL, NULL },
 };
 
