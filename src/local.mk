@@ -1,6 +1,7 @@
 # src/: the pixart command, the tokenizer and the pipeline.
 pixart_SOURCES += src/main.c src/cli.h
 pixart_SOURCES += src/cmd_tokenize.c
+pixart_SOURCES += src/cmd_generate.c src/cmd_encode.c src/progress.c src/progress.h
 pixart_SOURCES += src/cmd_randn.c
 
 # Tokenizer: SentencePiece unigram + transformers T5Tokenizer + prompt preprocessing.
@@ -17,8 +18,9 @@ tests_test_tokenizer_CFLAGS = $(PX_TEST_CFLAGS)
 tests_test_tokenizer_LDADD = $(PX_TEST_LIBS)
 endif
 
-# Pipeline pieces: resolution binning, PNG output.
+# The pipeline (diffusers PixArtAlphaPipeline), resolution binning, PNG output.
 libpixart_la_SOURCES += \
+	src/pipeline.c src/pipeline.h \
 	src/binning.c src/binning.h \
 	src/png.c src/png.h
 
@@ -28,4 +30,9 @@ TESTS += tests/test_image
 tests_test_image_SOURCES = tests/test_image.c tests/testutil.c tests/testutil.h
 tests_test_image_CFLAGS = $(PX_TEST_CFLAGS)
 tests_test_image_LDADD = $(PX_TEST_LIBS)
+check_PROGRAMS += tests/test_pipeline
+TESTS += tests/test_pipeline
+tests_test_pipeline_SOURCES = tests/test_pipeline.c tests/testutil.c tests/testutil.h
+tests_test_pipeline_CFLAGS = $(PX_TEST_CFLAGS)
+tests_test_pipeline_LDADD = $(PX_TEST_LIBS)
 endif

@@ -11,9 +11,13 @@
 
 /* subcommands, each in src/cmd_*.c */
 int cmd_tokenize(int argc, char **argv);
+int cmd_generate(int argc, char **argv);
+int cmd_encode(int argc, char **argv);
 int cmd_randn(int argc, char **argv);
 
 static const px_command commands[] = {
+    { "generate", "text to image: run the PixArt-alpha pipeline on a checkpoint", cmd_generate },
+    { "encode", "save the T5 embeddings of prompts (for generate --prompt-embeds)", cmd_encode },
     { "tokenize", "print the T5 token ids of prompts", cmd_tokenize },
     { "randn", "write torch.randn(shape, generator=manual_seed(S)) as .npy", cmd_randn },
     { NULL, NULL, NULL },

@@ -2,9 +2,27 @@
  *
  * The library is organised like the pipeline it implements (see
  * doc/walkthrough.md); this header is the stable entry point for programs
- * that link libpixart. */
+ * that link libpixart. It is plain C and needs no other header of the
+ * project.
+ *
+ *   px_pipeline *p = px_pipeline_open("PixArt-XL-2-512x512", NULL);
+ *   px_generate_params prm;
+ *   px_generate_params_init(&prm);
+ *   const char *prompt = "a small cactus with a happy face in the sahara desert";
+ *   uint64_t seed = 0;
+ *   prm.prompt = &prompt; prm.num_prompts = 1;
+ *   prm.seeds = &seed; prm.num_seeds = 1;
+ *   px_generate_result res;
+ *   if (px_pipeline_generate(p, &prm, &res)) fprintf(stderr, "%s\n", px_last_error());
+ *   // res.images: (res.num_images, res.height, res.width, 3) float32 in [0, 1]
+ *   px_generate_result_free(&res);
+ *   px_pipeline_close(p);
+ */
 #ifndef PIXART_H
 #define PIXART_H
+
+#include <stddef.h>
+#include <stdint.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -15,6 +33,172 @@ const char *px_last_error(void);
 
 /* Threads used by every operator (also PIXART_NUM_THREADS). */
 void px_set_num_threads(int n);
+
+/* ---- pipeline: diffusers PixArtAlphaPipeline (v0.30.3) ------------------ */
+
+typedef struct px_pipeline px_pipeline;
+typedef struct px_dump px_dump; /* activation recorder (tensor/dump.h) */
+
+/* Opens an unmodified diffusers checkpoint folder (model_index.json,
+ * scheduler/, text_encoder/, tokenizer/, transformer/, vae/). Checks the
+ * component classes and reads the configurations; the weights are loaded
+ * when a stage needs them and released after it (the text encoder is freed
+ * before the transformer is loaded). variant: NULL, "fp16" or "bf16" loads
+ * *.VARIANT.safetensors files like diffusers' variant= argument.
+ * NULL with px_last_error() naming the file and field on failure. */
+px_pipeline *px_pipeline_open(const char *model_dir, const char *variant);
+void px_pipeline_close(px_pipeline *p);
+
+/* The transformer's sample_size, the VAE's downscale factor (8 for the real
+ * VAE), the latent channels, the T5 d_model, and the default image size
+ * (sample_size * downscale, like diffusers' height/width defaults). */
+int px_pipeline_sample_size(const px_pipeline *p);
+int px_pipeline_vae_scale_factor(const px_pipeline *p);
+int px_pipeline_latent_channels(const px_pipeline *p);
+int px_pipeline_text_dim(const px_pipeline *p);
+void px_pipeline_default_size(const px_pipeline *p, int *height, int *width);
+
+/* Stages of a run, in order (progress events, timings). */
+typedef enum {
+    PX_STAGE_LOAD_TEXT_ENCODER = 0,
+    PX_STAGE_ENCODE_PROMPT,
+    PX_STAGE_LOAD_TRANSFORMER,
+    PX_STAGE_DENOISE,
+    PX_STAGE_LOAD_VAE,
+    PX_STAGE_DECODE,
+    PX_STAGE_COUNT
+} px_stage;
+/* "load text encoder", "encode prompt", ... */
+const char *px_stage_name(int stage);
+
+typedef enum {
+    PX_EVENT_BEGIN = 0, /* a stage starts */
+    PX_EVENT_END,       /* a stage ended (seconds) */
+    PX_EVENT_STEP,      /* a denoising step ended (latents after it) */
+    PX_EVENT_LATENTS    /* the initial latents are ready (prepare_latents), before step 0 */
+} px_event_kind;
+
+typedef struct {
+    int kind;           /* px_event_kind */
+    int stage;          /* px_stage */
+    double seconds;     /* END: duration of the stage; STEP: duration of this step */
+    /* STEP: the denoising step just finished (0-based) of num_steps, its
+     * timestep, and the latents after it (num_images, channels, height,
+     * width) - diffusers' legacy callback(step, t, latents); for a 1-step run
+     * this is the scheduler's pred_original_sample. LATENTS: the initial
+     * latents (already scaled by init_noise_sigma). Valid during the call. */
+    int step, num_steps;
+    int64_t timestep;
+    const float *latents;
+    int num_images, channels, height, width;
+} px_progress_event;
+
+/* Called at every stage boundary and after every denoising step. A nonzero
+ * return stops the run (px_pipeline_generate then fails with "interrupted"). */
+typedef int (*px_progress_fn)(void *user, const px_progress_event *ev);
+
+typedef enum {
+    PX_OUTPUT_IMAGE = 0, /* decode: float image (diffusers output_type="np") */
+    PX_OUTPUT_LATENT = 1 /* stop after the denoising loop (output_type="latent") */
+} px_output_type;
+
+/* The arguments of PixArtAlphaPipeline.__call__. Initialise with
+ * px_generate_params_init (diffusers' defaults), then set what you need.
+ * Every pointer is borrowed for the duration of the call. */
+typedef struct {
+    /* -- what to draw: exactly one of prompt, prompt_ids, prompt_embeds -- */
+    const char *const *prompt;  /* num_prompts UTF-8 prompts (lower()/strip()-ed and tokenised here) */
+    int num_prompts;
+    /* negative_prompt: NULL/0 = "" for every prompt; 1 = the same for every
+     * prompt (a str in diffusers); num_prompts = one each (a list). */
+    const char *const *negative_prompt;
+    int num_negative_prompts;
+    /* Already tokenised prompts (num_prompts, max_sequence_length) int32 ids
+     * and 0/1 masks, e.g. from px_pipeline_tokenize or your own tokenizer;
+     * the negative pair is needed with guidance (then negative_prompt is
+     * ignored). */
+    const int32_t *prompt_ids, *prompt_mask;
+    const int32_t *negative_ids, *negative_mask;
+    /* Precomputed T5 embeddings (num_prompts, embeds_len, text_dim) float32
+     * and masks (num_prompts, embeds_len) 0/1 float32, as `pixart encode`
+     * writes them. Without negative_prompt_embeds the negative prompt is
+     * encoded with the text encoder (to embeds_len tokens). */
+    const float *prompt_embeds, *prompt_attention_mask;
+    const float *negative_prompt_embeds, *negative_prompt_attention_mask;
+    int embeds_len;
+
+    /* -- sampling -- */
+    int num_inference_steps;  /* 20 */
+    const int64_t *timesteps; /* custom timesteps (descending), or NULL */
+    int num_timesteps;
+    double guidance_scale;    /* 4.5; <= 1 disables classifier-free guidance */
+    int num_images_per_prompt; /* 1 */
+    int height, width;        /* 0 = transformer sample_size * VAE scale factor */
+    double eta;               /* DDIM eta (0) */
+    /* Seeds of torch.Generator('cpu').manual_seed: 1 seed = one generator for
+     * the whole batch; num_prompts * num_images_per_prompt seeds = diffusers'
+     * list of generators (one per image). 0 seeds: only valid with latents. */
+    const uint64_t *seeds;
+    int num_seeds;
+    /* diffusers' latents= : (num_images, latent_channels, h, w) float32 noise
+     * (scaled by the scheduler's init_noise_sigma like diffusers does). */
+    const float *latents;
+    int use_resolution_binning; /* 1 */
+    int max_sequence_length;    /* 120 */
+    int output_type;            /* px_output_type */
+
+    /* -- scheduler -- */
+    /* NULL: the checkpoint's scheduler; "dpm" / "ddim": that class built
+     * from the checkpoint's scheduler config (diffusers' X.from_config). */
+    const char *scheduler;
+    /* A diffusers scheduler_config.json (its _class_name decides the class);
+     * replaces the checkpoint's scheduler. */
+    const char *scheduler_config;
+
+    /* -- observation -- */
+    px_progress_fn progress;
+    void *progress_user;
+    /* Records the run's intermediates under the reference key names
+     * (pipeline/..., text_encoder/..., transformer/... at the first step,
+     * vae/...), or NULL. */
+    px_dump *dump;
+} px_generate_params;
+
+void px_generate_params_init(px_generate_params *prm);
+
+typedef struct {
+    int num_images;          /* num_prompts * num_images_per_prompt */
+    int height, width;       /* of the images (the requested size) */
+    float *images;           /* (num_images, height, width, 3) in [0, 1]; NULL for latent output */
+    int gen_height, gen_width; /* the size actually generated (after resolution binning) */
+    int latent_channels, latent_height, latent_width;
+    float *latents;          /* final latents (num_images, C, h, w) (always) */
+    int num_steps;           /* denoising steps run */
+    int64_t *timesteps;      /* (num_steps) the scheduler's timesteps */
+    char scheduler[64];      /* class used: "DPMSolverMultistepScheduler" / "DDIMScheduler" */
+    double stage_seconds[PX_STAGE_COUNT];
+} px_generate_result;
+
+/* Runs the pipeline. Returns 0 and fills *res (free with
+ * px_generate_result_free), or -1 with px_last_error(). */
+int px_pipeline_generate(px_pipeline *p, const px_generate_params *prm, px_generate_result *res);
+void px_generate_result_free(px_generate_result *res);
+
+/* The shape of the latents a call with these parameters uses (num_images,
+ * latent_channels, h, w) (after resolution binning), e.g. to check a
+ * latents= array before the run. Returns 0 or -1 (bad size). */
+int px_pipeline_latent_shape(const px_pipeline *p, const px_generate_params *prm, int64_t shape[4]);
+
+/* The tokenizer step of encode_prompt for one text: lower()/strip(), then
+ * T5Tokenizer(padding="max_length", truncation=True) to max_length tokens.
+ * ids/mask: (max_length) int32. Returns 0 or -1. */
+int px_pipeline_tokenize(px_pipeline *p, const char *text, int max_length, int32_t *ids, int32_t *mask);
+
+/* encode_prompt without repetition: the T5 embeddings of n texts,
+ * out (n, max_length, text_dim) float32 and mask (n, max_length) 0/1 float32.
+ * Loads the text encoder for the call and releases it afterwards. */
+int px_pipeline_encode(px_pipeline *p, const char *const *texts, int n, int max_length, float *out,
+                       float *mask);
 
 #ifdef __cplusplus
 }

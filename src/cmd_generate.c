@@ -1,0 +1,619 @@
+/* `pixart generate`: a diffusers PixArt-alpha checkpoint folder and a prompt
+ * in, PNG images (or the float image / latents as .npy) out — the same image
+ * diffusers' PixArtAlphaPipeline gives for the same seed and arguments. */
+#include "config.h"
+#include "src/cli.h"
+#include "src/pipeline.h"
+#include "src/png.h"
+#include "src/progress.h"
+#include "tensor/dump.h"
+#include "tensor/error.h"
+#include "tensor/npy.h"
+#include "tensor/safetensors.h"
+#include "ops/ops.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef PATH_MAX
+#define PATH_MAX 4096
+#endif
+
+static void generate_usage(FILE *f)
+{
+    fprintf(f,
+            "usage: pixart generate --model DIR --prompt TEXT [--prompt TEXT ...] -o OUT [options]\n"
+            "\n"
+            "Runs diffusers' PixArtAlphaPipeline on a checkpoint folder (model_index.json,\n"
+            "scheduler/, text_encoder/, tokenizer/, transformer/, vae/) on the CPU in float32.\n"
+            "Defaults are diffusers' defaults.\n"
+            "\n"
+            "what to draw:\n"
+            "  --model DIR               diffusers checkpoint folder (e.g. PixArt-XL-2-512x512)\n"
+            "  --prompt TEXT             a prompt; repeat for a batch of prompts\n"
+            "  --negative-prompt TEXT    once (for every prompt) or once per prompt (default \"\")\n"
+            "  --prompt-embeds FILE      T5 embeddings written by 'pixart encode' instead of --prompt\n"
+            "  --max-sequence-length N   tokens per prompt (120)\n"
+            "sampling:\n"
+            "  --steps N                 denoising steps (20)\n"
+            "  --timesteps T1,T2,...     custom descending timesteps instead of --steps\n"
+            "  --guidance-scale G        classifier-free guidance (4.5; <= 1 turns it off)\n"
+            "  --height H, --width W     image size, multiples of 8 (transformer sample_size x 8)\n"
+            "  --no-resolution-binning   generate at H x W instead of the nearest aspect-ratio bucket\n"
+            "  --num-images-per-prompt K images per prompt (1)\n"
+            "  --seed S | S1,S2,...      torch.manual_seed: one generator for the batch, or one per\n"
+            "                            image (unsigned 64-bit; random and printed when omitted)\n"
+            "  --latents FILE            initial noise: safetensors with tensor 'latents' (N, 4, h, w)\n"
+            "  --scheduler dpm|ddim      DPMSolverMultistepScheduler / DDIMScheduler from the\n"
+            "                            checkpoint's scheduler config (default: the checkpoint's)\n"
+            "  --scheduler-config FILE   a diffusers scheduler_config.json replacing the scheduler\n"
+            "  --eta E                   DDIM eta (0)\n"
+            "output:\n"
+            "  -o, --output OUT          out.png (out-0.png, out-1.png, ... for several images)\n"
+            "  --output-type png|npy|latent\n"
+            "                            png (default); npy: one float32 array (N, H, W, 3) in [0, 1];\n"
+            "                            latent: the final latents (N, 4, h, w) as .npy\n"
+            "  --dump FILE.safetensors   save the run's intermediate activations (reference key names)\n"
+            "other:\n"
+            "  --variant fp16|bf16       load *.VARIANT.safetensors weights\n"
+            "  --threads N               operator threads\n"
+            "  --quiet                   no progress output\n"
+            "  -h, --help                show this help\n");
+}
+
+// ---------------------------------------------------------------------------
+// Option values
+
+#define MAX_LIST 4096
+
+typedef struct {
+    const char *model, *out, *variant, *dump, *latents, *prompt_embeds;
+    const char *scheduler, *scheduler_config;
+    const char *prompts[MAX_LIST];
+    int nprompts;
+    const char *negs[MAX_LIST];
+    int nnegs;
+    long long steps, height, width, nipp, threads, max_seq;
+    int steps_set;
+    double guidance, eta;
+    uint64_t seeds[MAX_LIST];
+    int nseeds;
+    int64_t timesteps[1000];
+    int ntimesteps;
+    const char *timesteps_arg;
+    int binning, quiet;
+    const char *output_type; /* png, npy, latent */
+} gen_opts;
+
+static int err_usage(const char *fmt, const char *a, const char *b)
+{
+    fprintf(stderr, "pixart generate: ");
+    fprintf(stderr, fmt, a, b);
+    fputc('\n', stderr);
+    return 2;
+}
+
+static int parse_double(const char *opt, const char *s, double lo, double hi, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end || !isfinite(v) || v < lo || v > hi) {
+        fprintf(stderr, "pixart generate: %s: '%s' is not a number in [%g, %g]\n", opt, s, lo, hi);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+static int parse_u64(const char *s, uint64_t *out)
+{
+    if (!*s || *s < '0' || *s > '9') return -1;
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || *end) return -1;
+    *out = v;
+    return 0;
+}
+
+static int parse_seeds(const char *s, gen_opts *o)
+{
+    char buf[64];
+    o->nseeds = 0;
+    const char *p = s;
+    for (;;) {
+        const char *c = strchr(p, ',');
+        size_t n = c ? (size_t)(c - p) : strlen(p);
+        if (n == 0 || n >= sizeof buf || o->nseeds >= MAX_LIST) goto bad;
+        memcpy(buf, p, n);
+        buf[n] = 0;
+        if (parse_u64(buf, &o->seeds[o->nseeds])) goto bad;
+        o->nseeds++;
+        if (!c) break;
+        p = c + 1;
+    }
+    return 0;
+bad:
+    fprintf(stderr, "pixart generate: --seed: '%s' is not an unsigned 64-bit integer or a comma-separated list of them\n", s);
+    return -1;
+}
+
+static int parse_timesteps(const char *s, gen_opts *o)
+{
+    o->ntimesteps = 0;
+    const char *p = s;
+    for (;;) {
+        char *end;
+        errno = 0;
+        long long v = strtoll(p, &end, 10);
+        if (errno || end == p || (*end && *end != ',') || v < 0 || v > 1000000 ||
+            o->ntimesteps >= (int)(sizeof o->timesteps / sizeof o->timesteps[0]))
+            goto bad;
+        o->timesteps[o->ntimesteps++] = v;
+        if (!*end) break;
+        p = end + 1;
+    }
+    for (int i = 1; i < o->ntimesteps; i++)
+        if (o->timesteps[i] >= o->timesteps[i - 1]) {
+            fprintf(stderr, "pixart generate: --timesteps must be in descending order\n");
+            return -1;
+        }
+    return 0;
+bad:
+    fprintf(stderr, "pixart generate: --timesteps: '%s' is not a comma-separated list of integers\n", s);
+    return -1;
+}
+
+/* Parses argv into o. Returns 0, 1 for --help (printed), or 2 (message printed). */
+static int parse_args(int argc, char **argv, gen_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->steps = 20;
+    o->guidance = 4.5;
+    o->nipp = 1;
+    o->binning = 1;
+    o->max_seq = 120;
+    o->output_type = "png";
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            generate_usage(stdout);
+            return 1;
+        }
+        if (!strcmp(a, "--no-resolution-binning")) {
+            o->binning = 0;
+            continue;
+        }
+        if (!strcmp(a, "--quiet") || !strcmp(a, "-q")) {
+            o->quiet = 1;
+            continue;
+        }
+        // options with a value: "--opt VALUE" or "--opt=VALUE"
+        char name[64];
+        const char *val = NULL, *eq = a[0] == '-' && a[1] == '-' ? strchr(a, '=') : NULL;
+        size_t nl = eq ? (size_t)(eq - a) : strlen(a);
+        if (nl >= sizeof name) return err_usage("unknown option '%s'%s", a, "");
+        memcpy(name, a, nl);
+        name[nl] = 0;
+        static const char *with_value[] = {"--model", "--prompt", "--negative-prompt", "--steps", "--guidance-scale",
+                                           "--height", "--width", "--seed", "--num-images-per-prompt",
+                                           "--scheduler", "--scheduler-config", "--eta", "--timesteps", "--latents",
+                                           "--prompt-embeds", "--output-type", "-o", "--output", "--threads",
+                                           "--dump", "--variant", "--max-sequence-length", NULL};
+        int known = 0;
+        for (int k = 0; with_value[k]; k++) known |= !strcmp(name, with_value[k]);
+        if (!known) return err_usage("unknown option '%s'%s (see pixart generate --help)", a, "");
+        if (eq) val = eq + 1;
+        else if (i + 1 < argc) val = argv[++i];
+        else return err_usage("%s needs a value%s", name, "");
+
+        if (!strcmp(name, "--model")) o->model = val;
+        else if (!strcmp(name, "--prompt")) {
+            if (o->nprompts >= MAX_LIST) return err_usage("too many prompts%s%s", "", "");
+            o->prompts[o->nprompts++] = val;
+        } else if (!strcmp(name, "--negative-prompt")) {
+            if (o->nnegs >= MAX_LIST) return err_usage("too many negative prompts%s%s", "", "");
+            o->negs[o->nnegs++] = val;
+        } else if (!strcmp(name, "--steps")) {
+            if (px_cli_parse_int("--steps", val, 1, 1000, &o->steps)) return 2;
+            o->steps_set = 1;
+        } else if (!strcmp(name, "--guidance-scale")) {
+            if (parse_double("--guidance-scale", val, -1e6, 1e6, &o->guidance)) return 2;
+        } else if (!strcmp(name, "--height")) {
+            if (px_cli_parse_int("--height", val, 8, 65536, &o->height)) return 2;
+        } else if (!strcmp(name, "--width")) {
+            if (px_cli_parse_int("--width", val, 8, 65536, &o->width)) return 2;
+        } else if (!strcmp(name, "--seed")) {
+            if (parse_seeds(val, o)) return 2;
+        } else if (!strcmp(name, "--num-images-per-prompt")) {
+            if (px_cli_parse_int("--num-images-per-prompt", val, 1, 1024, &o->nipp)) return 2;
+        } else if (!strcmp(name, "--scheduler")) {
+            if (strcmp(val, "dpm") && strcmp(val, "ddim"))
+                return err_usage("--scheduler: '%s' is not dpm or ddim%s", val, "");
+            o->scheduler = val;
+        } else if (!strcmp(name, "--scheduler-config")) o->scheduler_config = val;
+        else if (!strcmp(name, "--eta")) {
+            if (parse_double("--eta", val, 0, 1e6, &o->eta)) return 2;
+        } else if (!strcmp(name, "--timesteps")) {
+            if (parse_timesteps(val, o)) return 2;
+            o->timesteps_arg = val;
+        } else if (!strcmp(name, "--latents")) o->latents = val;
+        else if (!strcmp(name, "--prompt-embeds")) o->prompt_embeds = val;
+        else if (!strcmp(name, "--output-type")) {
+            if (strcmp(val, "png") && strcmp(val, "npy") && strcmp(val, "latent"))
+                return err_usage("--output-type: '%s' is not png, npy or latent%s", val, "");
+            o->output_type = val;
+        } else if (!strcmp(name, "-o") || !strcmp(name, "--output")) o->out = val;
+        else if (!strcmp(name, "--threads")) {
+            if (px_cli_parse_int("--threads", val, 1, 4096, &o->threads)) return 2;
+        } else if (!strcmp(name, "--dump")) o->dump = val;
+        else if (!strcmp(name, "--variant")) {
+            if (strcmp(val, "fp16") && strcmp(val, "bf16"))
+                return err_usage("--variant: '%s' is not fp16 or bf16%s", val, "");
+            o->variant = val;
+        } else if (!strcmp(name, "--max-sequence-length")) {
+            if (px_cli_parse_int("--max-sequence-length", val, 2, 4096, &o->max_seq)) return 2;
+        }
+    }
+    if (!o->model) return err_usage("--model DIR is required%s%s", "", "");
+    if (!o->out) return err_usage("-o OUT is required%s%s", "", "");
+    if (!o->nprompts && !o->prompt_embeds) return err_usage("give --prompt TEXT (or --prompt-embeds FILE)%s%s", "", "");
+    if (o->nprompts && o->prompt_embeds) return err_usage("give either --prompt or --prompt-embeds, not both%s%s", "", "");
+    if (o->scheduler && o->scheduler_config)
+        return err_usage("give either --scheduler or --scheduler-config, not both%s%s", "", "");
+    if (o->ntimesteps && o->steps_set) return err_usage("give either --steps or --timesteps, not both%s%s", "", "");
+    if (o->nnegs > 1 && o->nprompts && o->nnegs != o->nprompts)
+        return err_usage("give --negative-prompt once, or once per --prompt%s%s", "", "");
+    return 0;
+}
+
+// ---------------------------------------------------------------------------
+// Output
+
+/* out.png -> out-3.png (or OUT-3 when OUT has no extension). */
+static int numbered_path(char *dst, size_t size, const char *out, int i)
+{
+    const char *slash = strrchr(out, '/');
+    const char *dot = strrchr(out, '.');
+    if (dot && (!slash || dot > slash + 1) && dot != out) {
+        int n = snprintf(dst, size, "%.*s-%d%s", (int)(dot - out), out, i, dot);
+        return n < 0 || (size_t)n >= size ? -1 : 0;
+    }
+    int n = snprintf(dst, size, "%s-%d", out, i);
+    return n < 0 || (size_t)n >= size ? -1 : 0;
+}
+
+/* The directory of OUT must exist and be writable: checked before the run so
+ * that a bad path fails in a second, not after the model has run. */
+static int check_output_dir(const char *out)
+{
+    char dir[PATH_MAX];
+    const char *slash = strrchr(out, '/');
+    if (!slash) snprintf(dir, sizeof dir, ".");
+    else if (slash == out) snprintf(dir, sizeof dir, "/");
+    else snprintf(dir, sizeof dir, "%.*s", (int)(slash - out), out);
+    if (access(dir, W_OK) != 0) return px_fail("%s: cannot write to directory '%s': %s", out, dir, strerror(errno));
+    return 0;
+}
+
+static void fmt_u64(char *b, size_t n, uint64_t v) { snprintf(b, n, "%llu", (unsigned long long)v); }
+
+static int write_pngs(const gen_opts *o, const px_generate_result *res, const char *const *prompts, int nprompts,
+                      char written[][PATH_MAX], int *nwritten)
+{
+    const int N = res->num_images;
+    const size_t npx = (size_t)res->height * res->width * 3;
+    uint8_t *rgb = px_malloc(npx, "8-bit image");
+    if (!rgb) return -1;
+    char seed[32], steps[32], guidance[32], size[64], idx[32], eta[32];
+    snprintf(guidance, sizeof guidance, "%g", o->guidance);
+    snprintf(size, sizeof size, "%dx%d", res->width, res->height);
+    snprintf(eta, sizeof eta, "%g", o->eta);
+    snprintf(steps, sizeof steps, "%d", res->num_steps);
+    for (int i = 0; i < N; i++) {
+        char path[PATH_MAX];
+        if (N == 1) snprintf(path, sizeof path, "%s", o->out);
+        else if (numbered_path(path, sizeof path, o->out, i)) {
+            free(rgb);
+            return px_fail("%s: output path too long", o->out);
+        }
+        px_image_to_u8(rgb, res->images + (size_t)i * npx, npx);
+        int p = i / (int)o->nipp;
+        const char *neg = o->nnegs == 0 ? "" : o->nnegs == 1 ? o->negs[0] : o->negs[p];
+        fmt_u64(seed, sizeof seed, o->nseeds == 1 ? o->seeds[0] : o->nseeds ? o->seeds[i] : 0);
+        snprintf(idx, sizeof idx, "%d", i);
+        px_png_text text[16];
+        int nt = 0;
+        text[nt++] = (px_png_text){"prompt", prompts && p < nprompts ? prompts[p] : "(from --prompt-embeds)"};
+        text[nt++] = (px_png_text){"negative_prompt", o->prompt_embeds && !o->nnegs ? "(from --prompt-embeds)" : neg};
+        if (o->latents) text[nt++] = (px_png_text){"latents", o->latents};
+        if (o->nseeds) text[nt++] = (px_png_text){"seed", seed};
+        if (o->ntimesteps) text[nt++] = (px_png_text){"timesteps", o->timesteps_arg};
+        if (N > 1) text[nt++] = (px_png_text){"batch_index", idx};
+        text[nt++] = (px_png_text){"steps", steps};
+        text[nt++] = (px_png_text){"guidance_scale", guidance};
+        text[nt++] = (px_png_text){"scheduler", res->scheduler};
+        if (o->eta > 0) text[nt++] = (px_png_text){"eta", eta};
+        text[nt++] = (px_png_text){"size", size};
+        text[nt++] = (px_png_text){"model", o->model};
+        text[nt++] = (px_png_text){"Software", "pixart.c " PACKAGE_VERSION " (diffusers PixArtAlphaPipeline v0.30.3)"};
+        if (px_png_write(path, rgb, res->width, res->height, text, nt)) {
+            free(rgb);
+            return -1;
+        }
+        snprintf(written[(*nwritten)++], PATH_MAX, "%s", path);
+    }
+    free(rgb);
+    return 0;
+}
+
+// ---------------------------------------------------------------------------
+// Inputs from files
+
+static float *load_f32(const px_st_file *f, const char *key, int ndim, int64_t *shape, const char *path)
+{
+    const px_tensor *t = px_st_find(f, key);
+    if (!t) {
+        px_fail("%s: no tensor '%s'", path, key);
+        return NULL;
+    }
+    if (t->ndim != ndim) {
+        px_fail("%s: tensor '%s' has %d dimensions, expected %d", path, key, t->ndim, ndim);
+        return NULL;
+    }
+    for (int i = 0; i < ndim; i++) shape[i] = t->shape[i];
+    int64_t n = px_numel(t);
+    float *v = px_malloc(sizeof(float) * (size_t)(n ? n : 1), key);
+    if (!v) return NULL;
+    if (t->dtype == PX_I64 || t->dtype == PX_I32) {
+        for (int64_t i = 0; i < n; i++)
+            v[i] = t->dtype == PX_I64 ? (float)((const int64_t *)t->data)[i] : (float)((const int32_t *)t->data)[i];
+    } else if (px_tensor_to_f32(t, v)) {
+        free(v);
+        px_fail("%s: tensor '%s' has dtype %s; expected F32/F16/BF16", path, key, px_dtype_name(t->dtype));
+        return NULL;
+    }
+    for (int64_t i = 0; i < n; i++)
+        if (!isfinite(v[i])) {
+            free(v);
+            px_fail("%s: tensor '%s' has a non-finite value at %lld", path, key, (long long)i);
+            return NULL;
+        }
+    return v;
+}
+
+typedef struct {
+    float *pe, *pm, *ne, *nm;
+    int B, L, D;
+} embeds_file;
+
+static int load_embeds(const char *path, embeds_file *e)
+{
+    memset(e, 0, sizeof *e);
+    px_st_file *f = px_st_open(path);
+    if (!f) return -1;
+    int64_t s3[3], s2[2];
+    int rc = -1;
+    e->pe = load_f32(f, "prompt_embeds", 3, s3, path);
+    if (!e->pe) goto out;
+    e->pm = load_f32(f, "prompt_attention_mask", 2, s2, path);
+    if (!e->pm) goto out;
+    if (s3[0] < 1 || s3[0] > MAX_LIST || s3[1] < 1 || s3[2] < 1 || s2[0] != s3[0] || s2[1] != s3[1]) {
+        px_fail("%s: prompt_embeds (B, L, D) and prompt_attention_mask (B, L) shapes do not match", path);
+        goto out;
+    }
+    e->B = (int)s3[0];
+    e->L = (int)s3[1];
+    e->D = (int)s3[2];
+    for (int64_t i = 0; i < s2[0] * s2[1]; i++)
+        if (e->pm[i] != 0.f && e->pm[i] != 1.f) {
+            px_fail("%s: prompt_attention_mask must hold 0 and 1 only", path);
+            goto out;
+        }
+    if (px_st_find(f, "negative_prompt_embeds")) {
+        int64_t n3[3], n2[2];
+        e->ne = load_f32(f, "negative_prompt_embeds", 3, n3, path);
+        if (!e->ne) goto out;
+        e->nm = load_f32(f, "negative_prompt_attention_mask", 2, n2, path);
+        if (!e->nm) goto out;
+        if (memcmp(n3, s3, sizeof s3) || memcmp(n2, s2, sizeof s2)) {
+            px_fail("%s: negative_prompt_embeds/mask must have the shapes of prompt_embeds/mask", path);
+            goto out;
+        }
+        for (int64_t i = 0; i < n2[0] * n2[1]; i++)
+            if (e->nm[i] != 0.f && e->nm[i] != 1.f) {
+                px_fail("%s: negative_prompt_attention_mask must hold 0 and 1 only", path);
+                goto out;
+            }
+    }
+    rc = 0;
+out:
+    px_st_close(f);
+    return rc;
+}
+
+static void embeds_free(embeds_file *e)
+{
+    free(e->pe);
+    free(e->pm);
+    free(e->ne);
+    free(e->nm);
+}
+
+static uint64_t random_seed(void)
+{
+    uint64_t s = 0;
+    int fd = open("/dev/urandom", O_RDONLY);
+    if (fd >= 0) {
+        if (read(fd, &s, sizeof s) != (ssize_t)sizeof s) s = 0;
+        close(fd);
+    }
+    if (!s) s = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
+    return s & 0xffffffffu; // only the low 32 bits reach torch's mt19937 anyway
+}
+
+// ---------------------------------------------------------------------------
+
+int cmd_generate(int argc, char **argv)
+{
+    gen_opts *o = calloc(1, sizeof *o);
+    if (!o) {
+        fprintf(stderr, "pixart generate: out of memory\n");
+        return 1;
+    }
+    int rc = parse_args(argc, argv, o);
+    if (rc) {
+        free(o);
+        return rc == 1 ? 0 : rc;
+    }
+    px_pipeline *p = NULL;
+    px_dump *dump = NULL;
+    px_progress *prog = NULL;
+    float *latents = NULL;
+    embeds_file emb = {0};
+    px_generate_result res = {0};
+    char (*written)[PATH_MAX] = NULL;
+    int nwritten = 0;
+    rc = 1;
+
+    if (o->threads) px_set_num_threads((int)o->threads);
+    if (check_output_dir(o->out) || (o->dump && check_output_dir(o->dump))) goto fail;
+    p = px_pipeline_open(o->model, o->variant);
+    if (!p) goto fail;
+
+    px_generate_params prm;
+    px_generate_params_init(&prm);
+    if (o->nprompts) {
+        prm.prompt = o->prompts;
+        prm.num_prompts = o->nprompts;
+    } else {
+        if (load_embeds(o->prompt_embeds, &emb)) goto fail;
+        if (emb.D != px_pipeline_text_dim(p)) {
+            px_fail("%s: embeddings have %d channels; the model's text encoder has %d", o->prompt_embeds, emb.D,
+                    px_pipeline_text_dim(p));
+            goto fail;
+        }
+        if (o->nnegs > 1 && o->nnegs != emb.B) {
+            px_fail("%d negative prompts for %d prompt embeddings", o->nnegs, emb.B);
+            goto fail;
+        }
+        if (emb.ne && o->nnegs) {
+            px_fail("%s holds negative_prompt_embeds: --negative-prompt cannot be used with it", o->prompt_embeds);
+            goto fail;
+        }
+        prm.prompt_embeds = emb.pe;
+        prm.prompt_attention_mask = emb.pm;
+        prm.negative_prompt_embeds = emb.ne;
+        prm.negative_prompt_attention_mask = emb.nm;
+        prm.embeds_len = emb.L;
+        prm.num_prompts = emb.B;
+    }
+    prm.negative_prompt = o->nnegs ? o->negs : NULL;
+    prm.num_negative_prompts = o->nnegs;
+    prm.num_inference_steps = (int)o->steps;
+    if (o->ntimesteps) {
+        prm.timesteps = o->timesteps;
+        prm.num_timesteps = o->ntimesteps;
+    }
+    prm.guidance_scale = o->guidance;
+    prm.num_images_per_prompt = (int)o->nipp;
+    prm.height = (int)o->height;
+    prm.width = (int)o->width;
+    prm.eta = o->eta;
+    prm.use_resolution_binning = o->binning;
+    prm.max_sequence_length = (int)o->max_seq;
+    prm.output_type = !strcmp(o->output_type, "latent") ? PX_OUTPUT_LATENT : PX_OUTPUT_IMAGE;
+    prm.scheduler = o->scheduler;
+    prm.scheduler_config = o->scheduler_config;
+
+    int64_t lshape[4];
+    if (px_pipeline_latent_shape(p, &prm, lshape)) goto fail;
+    if (o->latents) {
+        px_st_file *f = px_st_open(o->latents);
+        if (!f) goto fail;
+        int64_t s[4];
+        latents = load_f32(f, "latents", 4, s, o->latents);
+        px_st_close(f);
+        if (!latents) goto fail;
+        if (memcmp(s, lshape, sizeof s)) {
+            px_fail("%s: 'latents' has shape (%lld, %lld, %lld, %lld); this call needs (%lld, %lld, %lld, %lld)",
+                    o->latents, (long long)s[0], (long long)s[1], (long long)s[2], (long long)s[3],
+                    (long long)lshape[0], (long long)lshape[1], (long long)lshape[2], (long long)lshape[3]);
+            goto fail;
+        }
+        prm.latents = latents;
+    }
+    if (o->nseeds > 1 && o->nseeds != lshape[0]) {
+        px_fail("--seed: %d seeds for %lld images (give one seed, or one per image)", o->nseeds, (long long)lshape[0]);
+        goto fail;
+    }
+    if (!o->nseeds && !o->latents) {
+        o->seeds[0] = random_seed();
+        o->nseeds = 1;
+        if (!o->quiet) fprintf(stderr, "seed: %llu\n", (unsigned long long)o->seeds[0]);
+    }
+    prm.seeds = o->nseeds ? o->seeds : NULL;
+    prm.num_seeds = o->nseeds;
+
+    if (o->dump) {
+        dump = px_dump_new();
+        if (!dump) goto fail;
+        prm.dump = dump;
+    }
+    prog = px_progress_new(stderr, o->quiet, -1);
+    if (!prog) {
+        px_fail("out of memory");
+        goto fail;
+    }
+    prm.progress = px_progress_callback;
+    prm.progress_user = prog;
+
+    if (px_pipeline_generate(p, &prm, &res)) goto fail;
+
+    // ---- outputs (each file written to a temporary name, then renamed)
+    written = calloc((size_t)res.num_images + 1, sizeof *written);
+    if (!written) {
+        px_fail("out of memory");
+        goto fail;
+    }
+    if (!strcmp(o->output_type, "png")) {
+        if (write_pngs(o, &res, o->nprompts ? o->prompts : NULL, o->nprompts, written, &nwritten)) goto fail;
+    } else if (!strcmp(o->output_type, "npy")) {
+        int64_t s[4] = {res.num_images, res.height, res.width, 3};
+        if (px_npy_save(o->out, PX_F32, 4, s, res.images)) goto fail;
+        snprintf(written[nwritten++], PATH_MAX, "%s", o->out);
+    } else {
+        int64_t s[4] = {res.num_images, res.latent_channels, res.latent_height, res.latent_width};
+        if (px_npy_save(o->out, PX_F32, 4, s, res.latents)) goto fail;
+        snprintf(written[nwritten++], PATH_MAX, "%s", o->out);
+    }
+    if (dump && px_dump_save(dump, o->dump)) goto fail;
+    px_progress_summary(prog, res.stage_seconds);
+    if (!o->quiet)
+        for (int i = 0; i < nwritten; i++) fprintf(stderr, "wrote %s\n", written[i]);
+    rc = 0;
+    goto done;
+fail:
+    px_progress_free(prog); // ends a bar line before the message
+    prog = NULL;
+    for (int i = 0; i < nwritten; i++) unlink(written[i]); // all or nothing
+    fprintf(stderr, "pixart generate: %s\n", px_last_error());
+done:
+    px_progress_free(prog);
+    px_generate_result_free(&res);
+    px_dump_free(dump);
+    embeds_free(&emb);
+    free(latents);
+    free(written);
+    px_pipeline_close(p);
+    free(o);
+    return rc;
+}
