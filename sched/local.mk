@@ -7,14 +7,23 @@
 # available, e.g. with -march=native). See doc/schedulers.md.
 noinst_LTLIBRARIES += libpx_sched.la
 libpx_sched_la_SOURCES = \
-	sched/rng.c sched/rng.h
+	sched/rng.c sched/rng.h \
+	sched/tmath.c sched/tmath.h \
+	sched/schedule.c sched/schedule.h \
+	sched/config.c sched/config.h \
+	sched/ddim.c sched/ddim.h \
+	sched/dpmsolver.c sched/dpmsolver.h \
+	sched/scheduler.c sched/scheduler.h
 libpx_sched_la_CFLAGS = $(AM_CFLAGS) -ffp-contract=off
 libpixart_la_LIBADD += libpx_sched.la
 
 if HAVE_CHECK
-check_PROGRAMS += tests/test_rng
-TESTS += tests/test_rng
+check_PROGRAMS += tests/test_rng tests/test_sched
+TESTS += tests/test_rng tests/test_sched
 tests_test_rng_SOURCES = tests/test_rng.c tests/testutil.c tests/testutil.h
 tests_test_rng_CFLAGS = $(PX_TEST_CFLAGS)
 tests_test_rng_LDADD = $(PX_TEST_LIBS)
+tests_test_sched_SOURCES = tests/test_sched.c tests/testutil.c tests/testutil.h
+tests_test_sched_CFLAGS = $(PX_TEST_CFLAGS)
+tests_test_sched_LDADD = $(PX_TEST_LIBS)
 endif

@@ -1,0 +1,69 @@
+/* The common scheduler interface (see scheduler.h): dispatch to DDIM or DPM. */
+#include "sched/scheduler.h"
+#include "tensor/error.h"
+
+#include <string.h>
+
+int px_scheduler_init(px_scheduler *s, const px_sched_config *cfg)
+{
+    memset(s, 0, sizeof *s);
+    s->kind = cfg->kind;
+    s->init_noise_sigma = 1.0f;
+    s->dpm.step_index = -1;
+    switch (cfg->kind) {
+    case PX_SCHED_DDIM: return px_ddim_init(&s->ddim, cfg);
+    case PX_SCHED_DPM: return px_dpm_init(&s->dpm, cfg);
+    }
+    return px_fail("scheduler: unknown kind %d", (int)cfg->kind);
+}
+
+void px_scheduler_free(px_scheduler *s)
+{
+    if (!s) return;
+    if (s->kind == PX_SCHED_DDIM) px_ddim_free(&s->ddim);
+    else px_dpm_free(&s->dpm);
+    s->timesteps = NULL;
+    s->n_timesteps = 0;
+}
+
+int px_scheduler_set_timesteps(px_scheduler *s, int64_t num_inference_steps, const int64_t *timesteps,
+                               size_t n)
+{
+    if (s->kind == PX_SCHED_DDIM) {
+        if (timesteps)
+            return px_fail("DDIMScheduler does not support custom timesteps (its set_timesteps has no "
+                           "`timesteps` argument)");
+        if (px_ddim_set_timesteps(&s->ddim, num_inference_steps)) return -1;
+        s->timesteps = s->ddim.timesteps;
+        s->n_timesteps = s->ddim.n_timesteps;
+        return 0;
+    }
+    if (px_dpm_set_timesteps(&s->dpm, num_inference_steps, timesteps, n)) return -1;
+    s->timesteps = s->dpm.timesteps;
+    s->n_timesteps = s->dpm.n_timesteps;
+    return 0;
+}
+
+int px_scheduler_step(px_scheduler *s, const float *model_output, int64_t model_channels, int64_t t,
+                      const float *sample, px_sched_dims dims, const px_step_args *args, float *prev_sample,
+                      float *pred_original_sample)
+{
+    px_step_args none = { 0 };
+    if (!args) args = &none;
+    if (dims.batch < 0 || dims.channels < 0 || dims.spatial < 0)
+        return px_fail("scheduler step: negative dimension");
+    if (s->kind == PX_SCHED_DDIM) {
+        if (model_channels != dims.channels)
+            return px_fail("DDIMScheduler.step: model output has %lld channels, sample has %lld",
+                           (long long)model_channels, (long long)dims.channels);
+        px_ddim_step_args a = { args->eta, args->use_clipped_model_output, args->generators,
+                                args->n_generators, args->variance_noise,
+                                args->variance_noise_out };
+        return px_ddim_step(&s->ddim, model_output, t, sample, dims, &a, prev_sample, pred_original_sample);
+    }
+    if (pred_original_sample)
+        return px_fail("DPMSolverMultistepScheduler.step has no pred_original_sample (diffusers' 1-step "
+                       "pipeline path needs DDIM)");
+    px_dpm_step_args a = { args->generators, args->n_generators, args->variance_noise };
+    return px_dpm_step(&s->dpm, model_output, model_channels, t, sample, dims, &a, prev_sample);
+}

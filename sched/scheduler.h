@@ -1,0 +1,68 @@
+/* The common scheduler interface the pipeline calls: DDIMScheduler or
+ * DPMSolverMultistepScheduler behind {set_timesteps, step, init_noise_sigma},
+ * built from a px_sched_config (sched/config.h).
+ *
+ * The denoising loop belongs to the caller:
+ *
+ *   px_scheduler s;  px_scheduler_init(&s, &cfg);
+ *   px_scheduler_set_timesteps(&s, steps, NULL, 0);
+ *   latents = randn_tensor(shape, gens) * s.init_noise_sigma;
+ *   for (i = 0; i < s.n_timesteps; i++) {
+ *       model(latents, s.timesteps[i]) -> eps            (the pipeline's callback)
+ *       px_scheduler_step(&s, eps, C, s.timesteps[i], latents, dims, &args, next, x0);
+ *       swap(latents, next);
+ *   }
+ *   px_scheduler_free(&s);
+ *
+ * For eta > 0 (DDIM) and the sde-* DPM variants, args.generators are the same
+ * px_rng objects that produced the initial latents (diffusers passes the
+ * pipeline's generator(s) to step): one randn_tensor(latent shape) per step. */
+#ifndef PX_SCHED_SCHEDULER_H
+#define PX_SCHED_SCHEDULER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sched/config.h"
+#include "sched/ddim.h"
+#include "sched/dpmsolver.h"
+#include "sched/rng.h"
+
+typedef struct px_scheduler {
+    px_sched_kind kind;
+    float init_noise_sigma;     /* 1.0 for both classes */
+    const int64_t *timesteps;   /* after set_timesteps: descending, n_timesteps entries */
+    int64_t n_timesteps;
+    px_ddim ddim;               /* kind == PX_SCHED_DDIM */
+    px_dpm dpm;                 /* kind == PX_SCHED_DPM */
+} px_scheduler;
+
+int px_scheduler_init(px_scheduler *s, const px_sched_config *cfg);
+void px_scheduler_free(px_scheduler *s);
+
+/* set_timesteps(num_inference_steps) when timesteps == NULL, otherwise
+ * set_timesteps(timesteps=[...]) with n custom timesteps (DPM only: diffusers'
+ * DDIMScheduler.set_timesteps has no `timesteps` argument, and the pipeline
+ * raises ValueError). */
+int px_scheduler_set_timesteps(px_scheduler *s, int64_t num_inference_steps, const int64_t *timesteps,
+                               size_t n);
+
+typedef struct {
+    double eta;                 /* DDIM only (the pipeline's `eta`, 0 by default) */
+    int use_clipped_model_output; /* DDIM only (diffusers default False) */
+    px_rng *generators;         /* DDIM eta > 0, DPM sde-*: the pipeline's generator(s) */
+    size_t n_generators;        /* 1, or one per batch element */
+    const float *variance_noise;   /* instead of generators (optional) */
+    float *variance_noise_out;     /* DDIM: receives the drawn noise (optional) */
+} px_step_args;
+
+/* scheduler.step(model_output, t, sample, **extra_step_kwargs).
+ * model_output: (batch, model_channels, spatial); sample, prev_sample: (dims).
+ * pred_original_sample: DDIM's x0 (after clipping) when not NULL; DPM has no
+ * pred_original_sample in its output (the diffusers pipeline's 1-step path
+ * fails on it), so passing one for DPM is an error. */
+int px_scheduler_step(px_scheduler *s, const float *model_output, int64_t model_channels, int64_t t,
+                      const float *sample, px_sched_dims dims, const px_step_args *args, float *prev_sample,
+                      float *pred_original_sample);
+
+#endif

@@ -1,0 +1,721 @@
+/* Tests for sched/: DDIMScheduler and DPMSolverMultistepScheduler against
+ * diffusers v0.30.3 traces, the config reader, and a toy denoising loop.
+ *
+ * Always on: data/sched/traces.* (the 28 reference traces, trimmed) and
+ * data/sched/extra.* (more configurations traced with the real diffusers
+ * scheduler code). Optional: the full $PIXART_REFERENCE/sched/ set, incl. the
+ * model outputs and initial samples. Every timestep must be identical and
+ * every tensor bit-identical (doc/schedulers.md: the arithmetic allows it);
+ * the max relative error is printed when not. */
+#include "testutil.h"
+#include "sched/scheduler.h"
+#include "sched/tmath.h"
+#include "tensor/error.h"
+#include "tensor/json.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+// ---------------------------------------------------------------------------
+// trace runner
+
+typedef struct {
+    size_t tensors, not_bitexact, out_of_tol;
+    double max_rel;
+} trace_stats;
+
+/* Compares got with tensor `key`; bit-identical expected, 1e-6 relative reported. */
+static void compare(const px_st_file *f, const char *prefix, const char *key, const float *got, size_t n,
+                    trace_stats *st)
+{
+    char name[256];
+    snprintf(name, sizeof name, "%s%s", prefix, key);
+    size_t nw;
+    float *want = px_test_get_f32(f, name, &nw);
+    ck_assert_msg(nw == n, "%s: %zu values, expected %zu", name, n, nw);
+    size_t diff = 0;
+    for (size_t i = 0; i < n; i++)
+        if (memcmp(&got[i], &want[i], 4) && !(isnan(got[i]) && isnan(want[i]))) diff++;
+    double max_abs = 0, max_rel = 0;
+    size_t bad = px_close_stats(got, want, n, 1e-30, 1e-6, &max_abs, &max_rel);
+    st->tensors++;
+    if (diff) {
+        st->not_bitexact++;
+        fprintf(stderr, "%s: %zu of %zu values not bit-identical (max abs %.3g, max rel %.3g)\n", name, diff,
+                n, max_abs, max_rel);
+    }
+    if (bad) st->out_of_tol++;
+    if (max_rel > st->max_rel) st->max_rel = max_rel;
+    free(want);
+}
+
+static int has_key(const px_json *stored, const char *key)
+{
+    if (!stored) return 1; /* full reference: everything is there */
+    for (size_t i = 0; i < stored->count; i++)
+        if (!strcmp(stored->items[i]->string, key)) return 1;
+    return 0;
+}
+
+static int64_t shape_numel(const px_json *s, int64_t *dims4)
+{
+    ck_assert(s && s->type == PX_JSON_ARRAY && s->count >= 2 && s->count <= 4);
+    int64_t n = 1;
+    for (size_t i = 0; i < s->count; i++) {
+        dims4[i] = s->items[i]->integer;
+        n *= dims4[i];
+    }
+    return n;
+}
+
+/* Runs one trace (reference JSON layout); tensors are f[prefix + key]. */
+static void run_trace(const px_json *t, const px_st_file *f, const char *prefix, int full, trace_stats *st)
+{
+    const char *name = px_json_get(t, "name")->string;
+    const px_json *stored = full ? NULL : px_json_get(t, "stored");
+
+    px_sched_config cfg;
+    ck_assert_msg(!px_sched_config_from_json(&cfg, px_json_get(t, "config"), -1, name), "%s", px_last_error());
+    ck_assert_str_eq(px_sched_class_name(cfg.kind), px_json_get(t, "class")->string);
+    px_scheduler s;
+    ck_assert_msg(!px_scheduler_init(&s, &cfg), "%s: %s", name, px_last_error());
+    ck_assert(s.init_noise_sigma == 1.0f);
+
+    const px_json *sts = px_json_get(t, "set_timesteps");
+    const px_json *custom = px_json_get(sts, "timesteps");
+    if (custom && custom->type == PX_JSON_ARRAY) {
+        int64_t ts[256];
+        ck_assert(custom->count <= 256);
+        for (size_t i = 0; i < custom->count; i++) ts[i] = custom->items[i]->integer;
+        ck_assert_msg(!px_scheduler_set_timesteps(&s, 0, ts, custom->count), "%s", px_last_error());
+    } else {
+        ck_assert_msg(!px_scheduler_set_timesteps(&s, px_json_get(sts, "num_inference_steps")->integer, NULL, 0),
+                      "%s: %s", name, px_last_error());
+    }
+
+    /* timesteps: identical */
+    char key[256];
+    snprintf(key, sizeof key, "%stimesteps", prefix);
+    size_t nts;
+    int64_t *want_ts = px_test_get_i64(f, key, &nts);
+    ck_assert_msg((int64_t)nts == s.n_timesteps, "%s: %lld timesteps, expected %zu", name,
+                  (long long)s.n_timesteps, nts);
+    for (size_t i = 0; i < nts; i++)
+        ck_assert_msg(s.timesteps[i] == want_ts[i], "%s: timesteps[%zu] = %lld, expected %lld", name, i,
+                      (long long)s.timesteps[i], (long long)want_ts[i]);
+    free(want_ts);
+
+    const float *ac = cfg.kind == PX_SCHED_DDIM ? s.ddim.alphas_cumprod : s.dpm.alphas_cumprod;
+    if (has_key(stored, "alphas_cumprod")) compare(f, prefix, "alphas_cumprod", ac, (size_t)cfg.num_train_timesteps, st);
+    if (cfg.kind == PX_SCHED_DPM && has_key(stored, "sigmas"))
+        compare(f, prefix, "sigmas", s.dpm.sigmas, (size_t)s.n_timesteps + 1, st);
+
+    /* sample and model outputs: torch.randn(shape, manual_seed(seed)) */
+    int64_t d[4] = { 1, 1, 1, 1 }, md[4] = { 1, 1, 1, 1 };
+    const px_json *shape = px_json_get(t, "shape");
+    const int64_t n = shape_numel(shape, d);
+    const px_json *mshape = px_json_get(t, "model_output_shape");
+    const int64_t mn = shape_numel(mshape ? mshape : shape, md);
+    px_sched_dims dims = { d[0], d[1], n / (d[0] * d[1]) };
+    const int64_t mc = md[1];
+
+    float *x = malloc((size_t)n * 4), *next = malloc((size_t)n * 4), *x0 = malloc((size_t)n * 4);
+    float *noise = malloc((size_t)n * 4), *mo = malloc((size_t)mn * 4);
+    ck_assert(x && next && x0 && noise && mo);
+    px_rng g;
+    px_rng_seed(&g, (uint64_t)px_json_get(t, "sample_seed")->integer);
+    px_randn(&g, x, (size_t)n);
+    if (full) compare(f, prefix, "sample_initial", x, (size_t)n, st);
+
+    const px_json *sk = px_json_get(t, "step_kwargs");
+    px_step_args args = { 0 };
+    px_rng gens[8];
+    double eta = 0;
+    if (sk) {
+        px_json_opt_number(sk, "eta", &eta, name);
+        int ucmo = 0;
+        px_json_opt_bool(sk, "use_clipped_model_output", &ucmo, name);
+        args.use_clipped_model_output = ucmo;
+        const px_json *gj = px_json_get(sk, "generator");
+        if (gj && gj->type == PX_JSON_STRING) { /* "torch.Generator('cpu').manual_seed(S)" */
+            const char *p = strstr(gj->string, "manual_seed(");
+            ck_assert(p);
+            px_rng_seed(&gens[0], strtoull(p + 12, NULL, 10));
+            args.generators = gens;
+            args.n_generators = 1;
+        } else if (gj && gj->type == PX_JSON_ARRAY) {
+            ck_assert(gj->count >= 1 && gj->count <= 8);
+            for (size_t i = 0; i < gj->count; i++) px_rng_seed(&gens[i], (uint64_t)gj->items[i]->integer);
+            args.generators = gens;
+            args.n_generators = gj->count;
+        }
+    }
+    args.eta = eta;
+    const int64_t mo_base = px_json_get(t, "model_output_seed_base")->integer;
+
+    for (int64_t i = 0; i < s.n_timesteps; i++) {
+        px_rng_seed(&g, (uint64_t)(mo_base + i));
+        px_randn(&g, mo, (size_t)mn);
+        char k[64];
+        if (full) {
+            snprintf(k, sizeof k, "model_output_%02lld", (long long)i);
+            compare(f, prefix, k, mo, (size_t)mn, st);
+        }
+        snprintf(k, sizeof k, "variance_noise_%02lld", (long long)i);
+        int want_noise = has_key(stored, k) && cfg.kind == PX_SCHED_DDIM && eta > 0;
+        args.variance_noise_out = want_noise ? noise : NULL;
+        int rc = px_scheduler_step(&s, mo, mc, s.timesteps[i], x, dims, &args, next,
+                                   cfg.kind == PX_SCHED_DDIM ? x0 : NULL);
+        ck_assert_msg(rc == 0, "%s step %lld: %s", name, (long long)i, px_last_error());
+        if (want_noise) compare(f, prefix, k, noise, (size_t)n, st);
+        snprintf(k, sizeof k, "prev_sample_%02lld", (long long)i);
+        if (has_key(stored, k)) compare(f, prefix, k, next, (size_t)n, st);
+        snprintf(k, sizeof k, "pred_original_sample_%02lld", (long long)i);
+        if (cfg.kind == PX_SCHED_DDIM && has_key(stored, k)) compare(f, prefix, k, x0, (size_t)n, st);
+        float *tmp = x;
+        x = next;
+        next = tmp;
+    }
+    free(x);
+    free(next);
+    free(x0);
+    free(noise);
+    free(mo);
+    px_scheduler_free(&s);
+    px_sched_config_free(&cfg);
+}
+
+static void run_trace_file(const char *json_path, const char *st_path, size_t expect)
+{
+    px_json *meta = px_json_load_file(json_path);
+    ck_assert_msg(meta, "%s", px_last_error());
+    const px_json *traces = px_json_get(meta, "traces");
+    ck_assert(traces && traces->type == PX_JSON_ARRAY);
+    ck_assert_uint_eq(traces->count, expect);
+    px_st_file *f = px_test_open(st_path);
+    trace_stats st = { 0 };
+    for (size_t i = 0; i < traces->count; i++) {
+        char prefix[160];
+        snprintf(prefix, sizeof prefix, "%s/", px_json_get(traces->items[i], "name")->string);
+        run_trace(traces->items[i], f, prefix, 0, &st);
+    }
+    fprintf(stderr, "%s: %zu traces, %zu tensors, %zu not bit-identical, max rel err %.3g\n", json_path,
+            traces->count, st.tensors, st.not_bitexact, st.max_rel);
+    ck_assert_uint_eq(st.out_of_tol, 0);
+    ck_assert_uint_eq(st.not_bitexact, 0);
+    px_st_close(f);
+    px_json_free(meta);
+}
+
+START_TEST(test_reference_traces_fixture)
+{
+    run_trace_file(px_test_data("sched/traces.json"), px_test_data("sched/traces.safetensors"), 28);
+}
+END_TEST
+
+START_TEST(test_extra_traces_fixture)
+{
+    run_trace_file(px_test_data("sched/extra.json"), px_test_data("sched/extra.safetensors"), 24);
+}
+END_TEST
+
+/* The full reference set: every stored tensor incl. model outputs and samples. */
+START_TEST(test_reference_traces_full)
+{
+    if (!px_test_have_ref("sched/index.json", "full scheduler reference traces")) return;
+    px_json *index = px_json_load_file(px_test_ref("sched/index.json"));
+    ck_assert_msg(index && index->type == PX_JSON_ARRAY, "%s", px_last_error());
+    trace_stats st = { 0 };
+    for (size_t i = 0; i < index->count; i++) {
+        const char *name = px_json_get(index->items[i], "name")->string;
+        char rel[256];
+        snprintf(rel, sizeof rel, "sched/%s.json", name);
+        px_json *t = px_json_load_file(px_test_ref(rel));
+        ck_assert_msg(t, "%s", px_last_error());
+        snprintf(rel, sizeof rel, "sched/%s.safetensors", name);
+        px_st_file *f = px_test_open(px_test_ref(rel));
+        run_trace(t, f, "", 1, &st);
+        px_st_close(f);
+        px_json_free(t);
+    }
+    fprintf(stderr, "reference sched/: %zu traces, %zu tensors, %zu not bit-identical, max rel err %.3g\n",
+            index->count, st.tensors, st.not_bitexact, st.max_rel);
+    ck_assert_uint_ge(index->count, 28);
+    ck_assert_uint_eq(st.out_of_tol, 0);
+    ck_assert_uint_eq(st.not_bitexact, 0);
+    px_json_free(index);
+}
+END_TEST
+
+// ---------------------------------------------------------------------------
+// pipeline cases: initial latents, timesteps and every latents_stepNN of the
+// reference pipeline calls, replayed from the stored transformer outputs
+// (CFG and learned-sigma split as PixArtAlphaPipeline does them). This pins
+// the generator(s) and scheduler inside a real diffusers run, independent of
+// the model's own numerics.
+
+static void replay_case(const char *name, trace_stats *st)
+{
+    char rel[256];
+    snprintf(rel, sizeof rel, "cases/%s.json", name);
+    px_json *cj = px_json_load_file(px_test_data(rel));
+    ck_assert_msg(cj, "%s", px_last_error());
+    snprintf(rel, sizeof rel, "cases/%s.safetensors", name);
+    px_st_file *f = px_test_open(px_test_data(rel));
+
+    const px_json *call = px_json_get(cj, "call"), *derived = px_json_get(cj, "derived");
+    px_sched_config cfg;
+    ck_assert_msg(!px_sched_config_from_json(&cfg, px_json_get(px_json_get(cj, "scheduler"), "config"), -1, name),
+                  "%s", px_last_error());
+    px_scheduler s;
+    ck_assert(!px_scheduler_init(&s, &cfg));
+    const px_json *custom = px_json_get(call, "timesteps");
+    if (custom && custom->type == PX_JSON_ARRAY) {
+        int64_t ts[64];
+        for (size_t i = 0; i < custom->count && i < 64; i++) ts[i] = custom->items[i]->integer;
+        ck_assert(!px_scheduler_set_timesteps(&s, 0, ts, custom->count));
+    } else {
+        ck_assert(!px_scheduler_set_timesteps(&s, px_json_get(call, "num_inference_steps")->integer, NULL, 0));
+    }
+    size_t nts;
+    int64_t *want_ts = px_test_get_i64(f, "pipeline/timesteps", &nts);
+    ck_assert_int_eq((int64_t)nts, s.n_timesteps);
+    for (size_t i = 0; i < nts; i++) ck_assert_int_eq(s.timesteps[i], want_ts[i]);
+    free(want_ts);
+
+    /* generators: one seed, or a list (one generator per image) */
+    px_rng gens[8];
+    size_t ngens = 0;
+    const px_json *seed = px_json_get(call, "seed");
+    if (seed->type == PX_JSON_ARRAY) {
+        for (size_t i = 0; i < seed->count && i < 8; i++)
+            px_rng_seed(&gens[ngens++], strtoull(px_json_get(seed->items[i], "u64")->string, NULL, 10));
+    } else {
+        px_rng_seed(&gens[ngens++], strtoull(px_json_get(seed, "u64")->string, NULL, 10));
+    }
+    int64_t shape[4];
+    const px_json *ls = px_json_get(derived, "latents_shape");
+    size_t n = 1;
+    for (int i = 0; i < 4; i++) n *= (size_t)(shape[i] = ls->items[i]->integer);
+    const int64_t B = shape[0], C = shape[1], S = shape[2] * shape[3];
+    float *lat = malloc(n * 4), *next = malloc(n * 4), *eps = malloc(n * 4), *noise = malloc(n * 4);
+    float *x0 = malloc(n * 4);
+    ck_assert(lat && next && eps && noise && x0);
+    ck_assert(!px_randn_tensor(gens, ngens, lat, 4, shape));
+    compare(f, "", "pipeline/initial_latents", lat, n, st);
+
+    double g = 1.0, eta = 0.0;
+    px_json_opt_number(call, "guidance_scale", &g, name);
+    px_json_opt_number(call, "eta", &eta, name);
+    int cfg_on = px_json_get(derived, "do_classifier_free_guidance")->boolean;
+    px_step_args args = { .eta = eta, .generators = gens, .n_generators = ngens, .variance_noise_out = noise };
+    px_sched_dims dims = { B, C, S };
+    for (int64_t i = 0; i < s.n_timesteps; i++) {
+        char k[64];
+        snprintf(k, sizeof k, "pipeline/transformer_out_step%02lld", (long long)i);
+        if (!px_st_find(f, k)) break; /* large latents: only step 00 is stored */
+        size_t no;
+        float *out = px_test_get_f32(f, k, &no);
+        const int64_t OC = (int64_t)no / ((cfg_on ? 2 : 1) * B * S); /* 8: learned sigma */
+        ck_assert_int_eq(OC, 2 * C);
+        /* noise_pred_uncond + guidance_scale * (noise_pred_text - noise_pred_uncond), then chunk(2, dim=1)[0] */
+        for (int64_t b = 0; b < B; b++)
+            for (int64_t c = 0; c < C; c++)
+                for (int64_t p = 0; p < S; p++) {
+                    float u = out[(b * OC + c) * S + p];
+                    if (cfg_on) {
+                        float t = out[((B + b) * OC + c) * S + p];
+                        u = u + (float)g * (t - u);
+                    }
+                    eps[(b * C + c) * S + p] = u;
+                }
+        free(out);
+        int one_step = s.n_timesteps == 1;
+        ck_assert_msg(!px_scheduler_step(&s, eps, C, s.timesteps[i], lat, dims, &args, next, one_step ? x0 : NULL),
+                      "%s: %s", name, px_last_error());
+        if (eta > 0) {
+            snprintf(k, sizeof k, "pipeline/ddim_variance_noise_step%02lld", (long long)i);
+            compare(f, "", k, noise, n, st);
+        }
+        /* the 1-step pipeline keeps pred_original_sample */
+        memcpy(lat, one_step ? x0 : next, n * 4);
+        snprintf(k, sizeof k, "pipeline/latents_step%02lld", (long long)i);
+        compare(f, "", k, lat, n, st);
+    }
+    free(lat);
+    free(next);
+    free(eps);
+    free(noise);
+    free(x0);
+    px_scheduler_free(&s);
+    px_sched_config_free(&cfg);
+    px_st_close(f);
+    px_json_free(cj);
+}
+
+START_TEST(test_pipeline_cases)
+{
+    px_json *index = px_json_load_file(px_test_data("cases/index.json"));
+    ck_assert_msg(index && index->type == PX_JSON_ARRAY, "%s", px_last_error());
+    trace_stats st = { 0 };
+    for (size_t i = 0; i < index->count; i++) replay_case(px_json_get(index->items[i], "name")->string, &st);
+    fprintf(stderr, "pipeline cases: %zu calls, %zu tensors, %zu not bit-identical, max rel err %.3g\n",
+            index->count, st.tensors, st.not_bitexact, st.max_rel);
+    ck_assert_uint_ge(index->count, 17);
+    ck_assert_uint_eq(st.out_of_tol, 0);
+    ck_assert_uint_eq(st.not_bitexact, 0);
+    px_json_free(index);
+}
+END_TEST
+
+// ---------------------------------------------------------------------------
+// config reader
+
+static int parse(px_sched_config *c, const char *text, int kind)
+{
+    px_json *j = px_json_parse(text, strlen(text), "test.json");
+    ck_assert_msg(j, "%s", px_last_error());
+    int rc = px_sched_config_from_json(c, j, kind, "sched/scheduler_config.json");
+    px_json_free(j);
+    return rc;
+}
+
+static void expect_error(const char *text, int kind, const char *needle)
+{
+    px_sched_config c;
+    ck_assert_int_eq(parse(&c, text, kind), -1);
+    ck_assert_msg(strstr(px_last_error(), needle), "message '%s' lacks '%s'", px_last_error(), needle);
+    ck_assert_msg(strstr(px_last_error(), "sched/scheduler_config.json"), "message '%s' lacks the file",
+                  px_last_error());
+}
+
+/* The PixArt checkpoints' scheduler_config.json (DPMSolverMultistepScheduler
+ * defaults, with -Infinity and bookkeeping keys). */
+static const char *pixart_cfg =
+    "{\"_class_name\": \"DPMSolverMultistepScheduler\", \"_diffusers_version\": \"0.30.3\","
+    " \"algorithm_type\": \"dpmsolver++\", \"beta_end\": 0.02, \"beta_schedule\": \"linear\","
+    " \"beta_start\": 0.0001, \"dynamic_thresholding_ratio\": 0.995, \"euler_at_final\": false,"
+    " \"final_sigmas_type\": \"zero\", \"lambda_min_clipped\": -Infinity, \"lower_order_final\": true,"
+    " \"num_train_timesteps\": 1000, \"prediction_type\": \"epsilon\", \"rescale_betas_zero_snr\": false,"
+    " \"sample_max_value\": 1.0, \"solver_order\": 2, \"solver_type\": \"midpoint\", \"steps_offset\": 0,"
+    " \"thresholding\": false, \"timestep_spacing\": \"linspace\", \"trained_betas\": null,"
+    " \"use_karras_sigmas\": false, \"use_lu_lambdas\": false, \"variance_type\": null}";
+
+START_TEST(test_config_pixart)
+{
+    px_sched_config c;
+    ck_assert_msg(!parse(&c, pixart_cfg, -1), "%s", px_last_error());
+    ck_assert_int_eq(c.kind, PX_SCHED_DPM);
+    ck_assert_int_eq(c.solver_order, 2);
+    ck_assert(isinf(c.lambda_min_clipped) && c.lambda_min_clipped < 0);
+    ck_assert_int_eq(c.timestep_spacing, PX_SPACING_LINSPACE);
+    px_sched_config_free(&c);
+
+    /* the shared reference copy, when present */
+    const char *rel = "configs/PixArt-XL-2-1024-MS/scheduler/scheduler_config.json";
+    if (px_test_have_ref(rel, "PixArt scheduler config")) {
+        ck_assert_msg(!px_sched_config_load(&c, px_test_ref(rel), -1), "%s", px_last_error());
+        ck_assert_int_eq(c.kind, PX_SCHED_DPM);
+        px_sched_config_free(&c);
+    }
+}
+END_TEST
+
+/* DDIMScheduler.from_config(dpm_config): shared keys kept (timestep_spacing
+ * 'linspace' from the file!), DDIM-only keys take DDIM defaults, DPM-only
+ * keys ignored. */
+START_TEST(test_config_from_other_class)
+{
+    px_sched_config c;
+    ck_assert_msg(!parse(&c, pixart_cfg, PX_SCHED_DDIM), "%s", px_last_error());
+    ck_assert_int_eq(c.kind, PX_SCHED_DDIM);
+    ck_assert_int_eq(c.timestep_spacing, PX_SPACING_LINSPACE);
+    ck_assert_int_eq(c.clip_sample, 1);
+    ck_assert_int_eq(c.set_alpha_to_one, 1);
+    ck_assert(c.clip_sample_range == 1.0);
+    ck_assert(c.beta_end == 0.02 && c.num_train_timesteps == 1000);
+    px_sched_config_free(&c);
+
+    /* DDIM keys a DPM scheduler does not know are ignored, even odd values */
+    ck_assert_msg(!parse(&c, "{\"_class_name\": \"DDIMScheduler\", \"clip_sample\": \"weird\","
+                             " \"set_alpha_to_one\": 3, \"beta_end\": 0.012}", PX_SCHED_DPM),
+                  "%s", px_last_error());
+    ck_assert_int_eq(c.kind, PX_SCHED_DPM);
+    ck_assert(c.beta_end == 0.012);
+    ck_assert_int_eq(c.timestep_spacing, PX_SPACING_LINSPACE); /* DPM default */
+    px_sched_config_free(&c);
+
+    /* _use_default_values: those keys fall back to the defaults */
+    ck_assert_msg(!parse(&c, "{\"_class_name\": \"DDIMScheduler\", \"timestep_spacing\": \"trailing\","
+                             " \"steps_offset\": 1, \"_use_default_values\": [\"timestep_spacing\"]}", -1),
+                  "%s", px_last_error());
+    ck_assert_int_eq(c.timestep_spacing, PX_SPACING_LEADING);
+    ck_assert_int_eq(c.steps_offset, 1);
+    px_sched_config_free(&c);
+
+    /* unknown keys are ignored; deis / logrho map like diffusers */
+    ck_assert_msg(!parse(&c, "{\"_class_name\": \"DPMSolverMultistepScheduler\", \"foo\": [1, {}],"
+                             " \"algorithm_type\": \"deis\", \"solver_type\": \"logrho\","
+                             " \"variance_type\": \"fixed_small\", \"sigma_min\": null}", -1),
+                  "%s", px_last_error());
+    ck_assert_int_eq(c.algorithm_type, PX_DPM_DPMSOLVER_PP);
+    ck_assert_int_eq(c.solver_type, PX_DPM_MIDPOINT);
+    ck_assert_int_eq(c.learned_variance, 0);
+    ck_assert_int_eq(c.has_sigma_min, 0);
+    px_sched_config_free(&c);
+
+    ck_assert_int_eq(px_sched_kind_from_name("ddim"), PX_SCHED_DDIM);
+    ck_assert_int_eq(px_sched_kind_from_name("DPMSolverMultistepScheduler"), PX_SCHED_DPM);
+    ck_assert_int_eq(px_sched_kind_from_name("euler"), -1);
+}
+END_TEST
+
+START_TEST(test_config_rejects)
+{
+    expect_error("[1, 2]", -1, "not a JSON object");
+    expect_error("{\"beta_end\": 0.02}", -1, "_class_name");
+    expect_error("{\"_class_name\": \"EulerDiscreteScheduler\"}", -1, "_class_name");
+    expect_error("{\"_class_name\": \"DDIMScheduler\", \"beta_schedule\": \"sigmoid\"}", -1, "'beta_schedule'");
+    expect_error("{\"_class_name\": \"DDIMScheduler\", \"prediction_type\": \"flow\"}", -1, "'prediction_type'");
+    expect_error("{\"_class_name\": \"DDIMScheduler\", \"timestep_spacing\": 3}", -1, "'timestep_spacing'");
+    expect_error("{\"_class_name\": \"DDIMScheduler\", \"num_train_timesteps\": 1000.5}", -1, "'num_train_timesteps'");
+    expect_error("{\"_class_name\": \"DDIMScheduler\", \"num_train_timesteps\": 0}", -1, "'num_train_timesteps'");
+    expect_error("{\"_class_name\": \"DDIMScheduler\", \"clip_sample\": 1}", -1, "'clip_sample'");
+    expect_error("{\"_class_name\": \"DDIMScheduler\", \"beta_start\": null}", -1, "'beta_start'");
+    expect_error("{\"_class_name\": \"DDIMScheduler\", \"beta_end\": Infinity}", -1, "'beta_end'");
+    expect_error("{\"_class_name\": \"DDIMScheduler\", \"trained_betas\": [0.1, \"x\"]}", -1, "'trained_betas'");
+    expect_error("{\"_class_name\": \"DDIMScheduler\", \"trained_betas\": [0.1, 0.2]}", -1, "'trained_betas'");
+    expect_error("{\"_class_name\": \"DPMSolverMultistepScheduler\", \"solver_order\": 4}", -1, "'solver_order'");
+    expect_error("{\"_class_name\": \"DPMSolverMultistepScheduler\", \"algorithm_type\": \"unipc\"}", -1,
+                 "'algorithm_type'");
+    expect_error("{\"_class_name\": \"DPMSolverMultistepScheduler\", \"solver_type\": \"euler\"}", -1, "'solver_type'");
+    expect_error("{\"_class_name\": \"DPMSolverMultistepScheduler\", \"algorithm_type\": \"dpmsolver\"}", -1,
+                 "'final_sigmas_type'");
+    expect_error("{\"_class_name\": \"DPMSolverMultistepScheduler\", \"final_sigmas_type\": \"one\"}", -1,
+                 "'final_sigmas_type'");
+    expect_error("{\"_class_name\": \"DPMSolverMultistepScheduler\", \"use_lu_lambdas\": true}", -1,
+                 "'use_lu_lambdas'");
+    expect_error("{\"_class_name\": \"DPMSolverMultistepScheduler\", \"lambda_min_clipped\": NaN}", -1,
+                 "'lambda_min_clipped'");
+    expect_error("{\"_class_name\": \"DPMSolverMultistepScheduler\", \"variance_type\": 1}", -1, "'variance_type'");
+    expect_error("{\"_class_name\": \"DPMSolverMultistepScheduler\", \"solver_order\": 3,"
+                 " \"algorithm_type\": \"sde-dpmsolver++\"}", -1, "'solver_order'");
+}
+END_TEST
+
+/* set_timesteps / step argument errors */
+START_TEST(test_scheduler_errors)
+{
+    px_sched_config c;
+    px_sched_config_defaults(&c, PX_SCHED_DDIM);
+    px_scheduler s;
+    ck_assert(!px_scheduler_init(&s, &c));
+    float x[4] = { 0 }, y[4];
+    px_sched_dims dims = { 1, 1, 4 };
+    ck_assert_int_eq(px_scheduler_step(&s, x, 1, 0, x, dims, NULL, y, NULL), -1); /* before set_timesteps */
+    ck_assert_int_eq(px_scheduler_set_timesteps(&s, 1001, NULL, 0), -1);
+    ck_assert_int_eq(px_scheduler_set_timesteps(&s, 0, NULL, 0), -1);
+    int64_t ts[2] = { 999, 500 };
+    ck_assert_int_eq(px_scheduler_set_timesteps(&s, 0, ts, 2), -1);
+    ck_assert(strstr(px_last_error(), "custom timesteps"));
+    ck_assert(!px_scheduler_set_timesteps(&s, 4, NULL, 0));
+    ck_assert_int_eq(px_scheduler_step(&s, x, 1, 1000, x, dims, NULL, y, NULL), -1); /* t out of range */
+    px_step_args a = { .eta = 0.5 };
+    ck_assert_int_eq(px_scheduler_step(&s, x, 1, 750, x, dims, &a, y, NULL), -1); /* eta without generator */
+    ck_assert(strstr(px_last_error(), "generator"));
+    ck_assert_int_eq(px_scheduler_step(&s, x, 2, 750, x, dims, NULL, y, NULL), -1); /* channel mismatch */
+    px_scheduler_free(&s);
+
+    px_sched_config_defaults(&c, PX_SCHED_DPM);
+    ck_assert(!px_scheduler_init(&s, &c));
+    ck_assert(!px_scheduler_set_timesteps(&s, 2, NULL, 0));
+    ck_assert_int_eq(px_scheduler_step(&s, x, 1, 999, x, dims, NULL, y, y), -1); /* no pred_original for DPM */
+    ck_assert(strstr(px_last_error(), "pred_original_sample"));
+    ck_assert(!px_scheduler_step(&s, x, 1, 999, x, dims, NULL, y, NULL));
+    ck_assert(!px_scheduler_step(&s, x, 1, 500, y, dims, NULL, x, NULL));
+    ck_assert_int_eq(px_scheduler_step(&s, x, 1, 500, x, dims, NULL, y, NULL), -1); /* one step too many */
+    px_scheduler_free(&s);
+
+    c.use_karras_sigmas = 1;
+    ck_assert(!px_scheduler_init(&s, &c));
+    ck_assert_int_eq(px_scheduler_set_timesteps(&s, 0, ts, 2), -1);
+    px_scheduler_free(&s);
+}
+END_TEST
+
+// ---------------------------------------------------------------------------
+// toy denoising loop
+
+/* A perfect denoiser for a known clean sample x0: at timestep t it returns
+ * eps = (x_t - sqrt(ac[t]) x0) / sqrt(1 - ac[t]). With it every DDIM (eta 0)
+ * and DPM-Solver(++) step is exact along x_t = alpha_t x0 + sigma_t eps*,
+ * eps* = (x_T - alpha_T x0) / sigma_T, so the loop must end at
+ * alpha_final x0 + sigma_final eps* (= x0 when the final sigma is 0) up to
+ * float rounding -- an independent check of the loop plumbing, the
+ * timestep -> sigma mapping and the final-step handling. */
+typedef struct {
+    const float *x0;
+    const float *ac;
+    size_t n;
+} toy_model;
+
+static void toy_eps(const toy_model *m, const float *x, int64_t t, float *eps)
+{
+    double a = m->ac[t];
+    for (size_t i = 0; i < m->n; i++) eps[i] = (float)((x[i] - sqrt(a) * m->x0[i]) / sqrt(1 - a));
+}
+
+/* alpha, sigma of a DPM sigma (sigma_to_alpha_sigma_t) */
+static void dpm_as(double sig, double *a, double *s)
+{
+    *a = 1 / sqrt(sig * sig + 1);
+    *s = sig * *a;
+}
+
+static double run_toy_loop(px_sched_config *c, int64_t steps)
+{
+    enum { B = 2, C = 4, S = 16, N = B * C * S };
+    float x0[N], lat[N], next[N], eps[N], xT[N];
+    px_rng gens[B];
+    px_rng_seed(&gens[0], 1);
+    px_rng_seed(&gens[1], 2);
+    px_test_fill_uniform(x0, N, 7, -1.0f, 1.0f);
+    int64_t shape[4] = { B, C, 4, 4 };
+    ck_assert(!px_randn_tensor(gens, B, lat, 4, shape));
+
+    px_scheduler s;
+    ck_assert_msg(!px_scheduler_init(&s, c), "%s", px_last_error());
+    ck_assert(!px_scheduler_set_timesteps(&s, steps, NULL, 0));
+    for (int i = 0; i < N; i++) lat[i] *= s.init_noise_sigma;
+    memcpy(xT, lat, sizeof xT);
+    const float *ac = c->kind == PX_SCHED_DDIM ? s.ddim.alphas_cumprod : s.dpm.alphas_cumprod;
+    toy_model m = { x0, ac, N };
+    double aT, sT, af, sf;
+    if (c->kind == PX_SCHED_DDIM) {
+        aT = sqrt(ac[s.timesteps[0]]), sT = sqrt(1 - ac[s.timesteps[0]]);
+        af = sqrt(s.ddim.final_alpha_cumprod), sf = sqrt(1 - s.ddim.final_alpha_cumprod);
+    } else {
+        dpm_as(s.dpm.sigmas[0], &aT, &sT);
+        dpm_as(s.dpm.sigmas[s.n_timesteps], &af, &sf);
+    }
+    px_sched_dims dims = { B, C, S };
+    px_step_args args = { .generators = gens, .n_generators = B };
+    for (int64_t i = 0; i < s.n_timesteps; i++) {
+        toy_eps(&m, lat, s.timesteps[i], eps); /* the model callback */
+        ck_assert_msg(!px_scheduler_step(&s, eps, C, s.timesteps[i], lat, dims, &args, next, NULL), "%s",
+                      px_last_error());
+        memcpy(lat, next, sizeof lat);
+    }
+    px_scheduler_free(&s);
+    double err = 0;
+    for (int i = 0; i < N; i++) {
+        double want = af * x0[i] + sf * (xT[i] - aT * x0[i]) / sT;
+        err = fmax(err, fabs(lat[i] - want));
+    }
+    return err;
+}
+
+START_TEST(test_toy_loop)
+{
+    px_sched_config c;
+    /* DPM-Solver++ order 2 (PixArt's default), 20 and 5 steps; order 3; dpmsolver; sde-dpmsolver++ */
+    px_sched_config_defaults(&c, PX_SCHED_DPM);
+    ck_assert_double_lt(run_toy_loop(&c, 20), 1e-4);
+    ck_assert_double_lt(run_toy_loop(&c, 5), 1e-4);
+    c.solver_order = 3;
+    ck_assert_double_lt(run_toy_loop(&c, 25), 1e-4);
+    c.solver_type = PX_DPM_HEUN;
+    ck_assert_double_lt(run_toy_loop(&c, 8), 1e-4);
+    c.solver_order = 2;
+    c.algorithm_type = PX_DPM_DPMSOLVER;
+    c.final_sigmas_type = PX_FINAL_SIGMA_MIN; /* ends at sigma_min, with the eps* part */
+    ck_assert_double_lt(run_toy_loop(&c, 10), 1e-4);
+    c.algorithm_type = PX_DPM_SDE_DPMSOLVER_PP; /* noise drawn each step, gone at sigma 0 */
+    c.final_sigmas_type = PX_FINAL_SIGMA_ZERO;
+    ck_assert_double_lt(run_toy_loop(&c, 10), 1e-4);
+    /* DDIM eta 0: ends at the final alpha (1 with set_alpha_to_one) */
+    px_sched_config_defaults(&c, PX_SCHED_DDIM);
+    ck_assert_double_lt(run_toy_loop(&c, 10), 1e-4);
+    c.set_alpha_to_one = 0; /* ends at alphas_cumprod[0] */
+    ck_assert_double_lt(run_toy_loop(&c, 7), 1e-4);
+    /* (not 'trailing' / 'linspace': DDIM's prev_t = t - N // steps is not the
+     * next timestep there, so even a perfect denoiser drifts -- diffusers too) */
+}
+END_TEST
+
+// ---------------------------------------------------------------------------
+// torch/numpy helpers against values computed independently
+
+START_TEST(test_tmath)
+{
+    /* torch.log / torch.exp are exact at these points */
+    ck_assert(px_t_logf(1.0f) == 0.0f);
+    ck_assert(px_t_expf(0.0f) == 1.0f);
+    ck_assert(isinf(px_t_logf(0.0f)) && px_t_logf(0.0f) < 0);
+    ck_assert(isnan(px_t_logf(-1.0f)));
+    ck_assert(px_t_expf(-200.0f) == 0.0f && isinf(px_t_expf(200.0f)));
+    /* within 1 ulp of the correctly rounded value (SLEEF u10) on a sweep */
+    for (float v = 1e-6f; v < 1e6f; v *= 1.37f) {
+        float l = px_t_logf(v);
+        double want = log((double)v);
+        ck_assert_msg(fabs(l - want) <= 1.0 * fabs(nextafterf((float)want, INFINITY) - (float)want) + 1e-12,
+                      "log(%g)", v);
+    }
+    for (float v = -80.0f; v < 80.0f; v += 0.731f) {
+        float e = px_t_expf(v);
+        double want = exp((double)v);
+        ck_assert_msg(fabs(e - want) <= fabs(nextafterf((float)want, INFINITY) - (float)want), "exp(%g)", v);
+    }
+    /* torch.linspace: exact ends, two-sided fill */
+    float ls[1000];
+    px_t_linspace_f32(ls, 0.0001, 0.02, 1000);
+    ck_assert(ls[0] == 0.0001f && ls[999] == 0.02f);
+    float one[1];
+    px_t_linspace_f32(one, 0.5, 0.7, 1);
+    ck_assert(one[0] == 0.5f);
+    /* numpy: linspace endpoint exact, arange fill, round half to even */
+    double d[5];
+    px_np_linspace(d, 0.0, 999.0, 5);
+    ck_assert(d[0] == 0 && d[1] == 249.75 && d[2] == 499.5 && d[4] == 999.0);
+    ck_assert(px_np_round(0.5) == 0 && px_np_round(1.5) == 2 && px_np_round(2.5) == 2 && px_np_round(-0.5) == 0);
+    ck_assert_int_eq(px_np_arange_len(1000, 0, -200), 5);
+    ck_assert_int_eq(px_np_arange_len(1000, 0, -1000.0 / 61), 62); /* numpy: 62 (the trailing quirk) */
+    px_np_arange(d, 1000, 0, -200);
+    ck_assert(d[0] == 1000 && d[4] == 200);
+    /* cumprod accumulates in double */
+    float a[3] = { 0.9999f, 0.9998f, 0.9997f }, cp[3];
+    px_t_cumprod_f32(cp, a, 3);
+    ck_assert(cp[2] == (float)((double)a[0] * (double)a[1] * (double)a[2]));
+}
+END_TEST
+
+static Suite *sched_suite(void)
+{
+    Suite *s = suite_create("sched");
+    TCase *tc = tcase_create("traces");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_reference_traces_fixture);
+    tcase_add_test(tc, test_extra_traces_fixture);
+    tcase_add_test(tc, test_reference_traces_full);
+    tcase_add_test(tc, test_pipeline_cases);
+    suite_add_tcase(s, tc);
+    TCase *cfg = tcase_create("config");
+    tcase_add_test(cfg, test_config_pixart);
+    tcase_add_test(cfg, test_config_from_other_class);
+    tcase_add_test(cfg, test_config_rejects);
+    tcase_add_test(cfg, test_scheduler_errors);
+    suite_add_tcase(s, cfg);
+    TCase *loop = tcase_create("loop");
+    tcase_set_timeout(loop, 60);
+    tcase_add_test(loop, test_toy_loop);
+    tcase_add_test(loop, test_tmath);
+    suite_add_tcase(s, loop);
+    return s;
+}
+
+int main(void)
+{
+    return px_test_run(sched_suite());
+}
