@@ -46,6 +46,19 @@ static void encode_usage(FILE *f)
             "  -h, --help                show this help\n");
 }
 
+static int parse_int(const char *opt, const char *s, long long lo, long long hi, long long *out)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || end == s || *end || v < lo || v > hi) {
+        fprintf(stderr, "pixart encode: %s: '%s' is not an integer in [%lld, %lld]\n", opt, s, lo, hi);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
 int cmd_encode(int argc, char **argv)
 {
     const char *model = NULL, *out = NULL, *variant = NULL;
@@ -101,7 +114,7 @@ int cmd_encode(int argc, char **argv)
             if (nn >= MAX_LIST) goto end;
             negs[nn++] = val;
         } else if (!strcmp(name, "--max-sequence-length")) {
-            if (px_cli_parse_int("--max-sequence-length", val, 2, 4096, &max_seq)) goto end;
+            if (parse_int("--max-sequence-length", val, 2, 4096, &max_seq)) goto end;
         } else if (!strcmp(name, "-o") || !strcmp(name, "--output")) out = val;
         else if (!strcmp(name, "--variant")) {
             if (strcmp(val, "fp16") && strcmp(val, "bf16")) {
@@ -110,7 +123,7 @@ int cmd_encode(int argc, char **argv)
             }
             variant = val;
         } else if (!strcmp(name, "--threads")) {
-            if (px_cli_parse_int("--threads", val, 1, 4096, &threads)) goto end;
+            if (parse_int("--threads", val, 1, 4096, &threads)) goto end;
         }
     }
     if (!model || !out || !np) {

@@ -100,6 +100,19 @@ static int err_usage(const char *fmt, const char *a, const char *b)
     return 2;
 }
 
+static int parse_int(const char *opt, const char *s, long long lo, long long hi, long long *out)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || end == s || *end || v < lo || v > hi) {
+        fprintf(stderr, "pixart generate: %s: '%s' is not an integer in [%lld, %lld]\n", opt, s, lo, hi);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
 static int parse_double(const char *opt, const char *s, double lo, double hi, double *out)
 {
     char *end;
@@ -223,18 +236,18 @@ static int parse_args(int argc, char **argv, gen_opts *o)
             if (o->nnegs >= MAX_LIST) return err_usage("too many negative prompts%s%s", "", "");
             o->negs[o->nnegs++] = val;
         } else if (!strcmp(name, "--steps")) {
-            if (px_cli_parse_int("--steps", val, 1, 1000, &o->steps)) return 2;
+            if (parse_int("--steps", val, 1, 1000, &o->steps)) return 2;
             o->steps_set = 1;
         } else if (!strcmp(name, "--guidance-scale")) {
             if (parse_double("--guidance-scale", val, -1e6, 1e6, &o->guidance)) return 2;
         } else if (!strcmp(name, "--height")) {
-            if (px_cli_parse_int("--height", val, 8, 65536, &o->height)) return 2;
+            if (parse_int("--height", val, 8, 65536, &o->height)) return 2;
         } else if (!strcmp(name, "--width")) {
-            if (px_cli_parse_int("--width", val, 8, 65536, &o->width)) return 2;
+            if (parse_int("--width", val, 8, 65536, &o->width)) return 2;
         } else if (!strcmp(name, "--seed")) {
             if (parse_seeds(val, o)) return 2;
         } else if (!strcmp(name, "--num-images-per-prompt")) {
-            if (px_cli_parse_int("--num-images-per-prompt", val, 1, 1024, &o->nipp)) return 2;
+            if (parse_int("--num-images-per-prompt", val, 1, 1024, &o->nipp)) return 2;
         } else if (!strcmp(name, "--scheduler")) {
             if (strcmp(val, "dpm") && strcmp(val, "ddim"))
                 return err_usage("--scheduler: '%s' is not dpm or ddim%s", val, "");
@@ -253,14 +266,14 @@ static int parse_args(int argc, char **argv, gen_opts *o)
             o->output_type = val;
         } else if (!strcmp(name, "-o") || !strcmp(name, "--output")) o->out = val;
         else if (!strcmp(name, "--threads")) {
-            if (px_cli_parse_int("--threads", val, 1, 4096, &o->threads)) return 2;
+            if (parse_int("--threads", val, 1, 4096, &o->threads)) return 2;
         } else if (!strcmp(name, "--dump")) o->dump = val;
         else if (!strcmp(name, "--variant")) {
             if (strcmp(val, "fp16") && strcmp(val, "bf16"))
                 return err_usage("--variant: '%s' is not fp16 or bf16%s", val, "");
             o->variant = val;
         } else if (!strcmp(name, "--max-sequence-length")) {
-            if (px_cli_parse_int("--max-sequence-length", val, 2, 4096, &o->max_seq)) return 2;
+            if (parse_int("--max-sequence-length", val, 2, 4096, &o->max_seq)) return 2;
         }
     }
     if (!o->model) return err_usage("--model DIR is required%s%s", "", "");

@@ -35,4 +35,9 @@ TESTS += tests/test_pipeline
 tests_test_pipeline_SOURCES = tests/test_pipeline.c tests/testutil.c tests/testutil.h
 tests_test_pipeline_CFLAGS = $(PX_TEST_CFLAGS)
 tests_test_pipeline_LDADD = $(PX_TEST_LIBS)
+check_PROGRAMS += tests/test_cli
+TESTS += tests/test_cli
+tests_test_cli_SOURCES = tests/test_cli.c tests/testutil.c tests/testutil.h src/progress.c src/progress.h
+tests_test_cli_CFLAGS = $(PX_TEST_CFLAGS)
+tests_test_cli_LDADD = $(PX_TEST_LIBS)
 endif

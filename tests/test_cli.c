@@ -1,0 +1,691 @@
+/* `pixart generate` and `pixart encode` as a user runs them ($PIXART_BIN):
+ * the happy paths reproduce reference cases (from embeddings always, from the
+ * prompt text when $PIXART_REFERENCE/t5/spiece.model is there), and every bad
+ * input ends with one clear line on stderr, a non-zero exit status and no
+ * output file. Also the progress output (src/progress.c). */
+#include "testutil.h"
+#include "src/png.h"
+#include "src/progress.h"
+#include "tensor/error.h"
+#include "tensor/npy.h"
+#include "tensor/safetensors.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static char tmp[256];
+static char out_txt[300], err_txt[300];
+
+static void setup(void)
+{
+    snprintf(tmp, sizeof tmp, "/tmp/pxtest_cli_XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(tmp));
+    snprintf(out_txt, sizeof out_txt, "%s/stdout.txt", tmp);
+    snprintf(err_txt, sizeof err_txt, "%s/stderr.txt", tmp);
+}
+
+static void teardown(void)
+{
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
+    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmp);
+}
+
+static const char *bin(void)
+{
+    const char *b = getenv("PIXART_BIN");
+    ck_assert_msg(b && *b, "PIXART_BIN is not set to the built pixart program");
+    return b;
+}
+
+/* Runs "$PIXART_BIN ARGS" (ARGS is shell text) with stdout/stderr captured;
+ * returns the exit status. */
+static int run(const char *fmt, ...)
+{
+    char args[8192], cmd[9000];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(args, sizeof args, fmt, ap);
+    va_end(ap);
+    snprintf(cmd, sizeof cmd, "PIXART_NUM_THREADS=1 '%s' %s >'%s' 2>'%s'", bin(), args, out_txt, err_txt);
+    int st = system(cmd);
+    ck_assert_msg(st != -1 && WIFEXITED(st), "could not run: %s", cmd);
+    return WEXITSTATUS(st);
+}
+
+static char *slurp(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return strdup("");
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *s = malloc((size_t)n + 1);
+    size_t got = fread(s, 1, (size_t)n, f);
+    s[got] = 0;
+    fclose(f);
+    return s;
+}
+
+static int exists(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+static int count_files(const char *dir)
+{
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "ls -A '%s' | wc -l", dir);
+    FILE *p = popen(cmd, "r");
+    int n = -1;
+    ck_assert_int_eq(fscanf(p, "%d", &n), 1);
+    pclose(p);
+    return n;
+}
+
+/* The last run failed with exactly one line on stderr, starting with
+ * "pixart CMD: " and containing `what`, and wrote nothing into the output
+ * folder `outdir` (which held `files_before` entries). */
+static void expect_error(int status, const char *cmd, const char *what, const char *outdir, int files_before)
+{
+    char *e = slurp(err_txt);
+    ck_assert_msg(status != 0, "expected a failure mentioning '%s', got exit 0", what);
+    size_t lines = 0;
+    for (char *p = e; *p; p++) lines += *p == '\n';
+    char prefix[64];
+    snprintf(prefix, sizeof prefix, "pixart %s: ", cmd);
+    ck_assert_msg(lines == 1 && !strncmp(e, prefix, strlen(prefix)), "expected one line '%s...', got:\n%s", prefix, e);
+    ck_assert_msg(strstr(e, what), "error message lacks '%s':\n%s", what, e);
+    if (outdir) ck_assert_int_eq(count_files(outdir), files_before);
+    free(e);
+}
+
+// ---------------------------------------------------------------------------
+// Fixtures made from the reference cases
+
+/* A --prompt-embeds file from a case's encode_prompt outputs (first image of
+ * each prompt: the reference repeats them per image). */
+static void write_embeds(const char *case_name, const char *path, int with_negative)
+{
+    char rel[256];
+    snprintf(rel, sizeof rel, "cases/%s.safetensors", case_name);
+    px_st_file *f = px_test_open(px_test_data(rel));
+    px_st_writer *w = px_st_writer_new();
+    const char *keys[4][2] = {{"pipeline/prompt_embeds", "prompt_embeds"},
+                              {"pipeline/prompt_attention_mask", "prompt_attention_mask"},
+                              {"pipeline/negative_prompt_embeds", "negative_prompt_embeds"},
+                              {"pipeline/negative_prompt_attention_mask", "negative_prompt_attention_mask"}};
+    for (int k = 0; k < (with_negative ? 4 : 2); k++) {
+        const px_tensor *t = px_st_find(f, keys[k][0]);
+        ck_assert_ptr_nonnull(t);
+        size_t n;
+        float *v = px_test_get_f32(f, keys[k][0], &n);
+        ck_assert_int_eq(px_st_writer_add(w, keys[k][1], PX_F32, t->ndim, t->shape, v), 0);
+        free(v);
+    }
+    ck_assert_int_eq(px_st_writer_save(w, path), 0);
+    px_st_writer_free(w);
+    px_st_close(f);
+}
+
+static float *ref_tensor(const char *case_name, const char *key, size_t *n)
+{
+    char rel[256];
+    snprintf(rel, sizeof rel, "cases/%s.safetensors", case_name);
+    px_st_file *f = px_test_open(px_test_data(rel));
+    float *v = px_test_get_f32(f, key, n);
+    px_st_close(f);
+    return v;
+}
+
+/* A PNG written by the command holds the reference image rounded (pixels that
+ * sit within 2e-5 of a rounding boundary may differ by one: doc/pipeline.md). */
+static void check_png(const char *path, const float *img, int h, int w)
+{
+    uint8_t *rgb;
+    int pw, ph;
+    if (px_png_read(path, &rgb, &pw, &ph, NULL, NULL)) ck_abort_msg("%s", px_last_error());
+    ck_assert_int_eq(pw, w);
+    ck_assert_int_eq(ph, h);
+    size_t n = (size_t)h * w * 3;
+    uint8_t *want = malloc(n);
+    px_image_to_u8(want, img, n);
+    for (size_t i = 0; i < n; i++)
+        if (rgb[i] != want[i]) {
+            double v = img[i] * 255.0, frac = v - floor(v);
+            ck_assert_msg(abs(rgb[i] - want[i]) == 1 && fabs(frac - 0.5) <= 255 * 2e-5,
+                          "%s: pixel %zu is %d, reference %d", path, i, rgb[i], want[i]);
+        }
+    free(want);
+    free(rgb);
+}
+
+static void check_npy_image(const char *path, const char *case_name, double atol)
+{
+    px_tensor *t = px_npy_load(path);
+    if (!t) ck_abort_msg("%s", px_last_error());
+    size_t n;
+    float *want = ref_tensor(case_name, "pipeline/image", &n);
+    ck_assert_int_eq(t->ndim, 4);
+    ck_assert_uint_eq((size_t)px_numel(t), n);
+    assert_close((const float *)t->data, want, n, atol, 0, path);
+    free(want);
+    px_tensor_free(t);
+}
+
+// ---------------------------------------------------------------------------
+// Happy paths (always on: from reference embeddings)
+
+START_TEST(generate_from_embeds)
+{
+    char emb[300], npy[300], png[300];
+    snprintf(emb, sizeof emb, "%s/emb.safetensors", tmp);
+    snprintf(npy, sizeof npy, "%s/img.npy", tmp);
+    snprintf(png, sizeof png, "%s/img.png", tmp);
+    write_embeds("small_dpm2_cfg", emb, 1);
+    // small_dpm2_cfg: DPM-Solver++ 2 steps, guidance 4.5, 16x16, seed 0
+    int st = run("generate --model '%s' --prompt-embeds '%s' --steps 2 --seed 0 --no-resolution-binning "
+                 "--output-type npy -o '%s' --quiet",
+                 px_test_data("pipe_small"), emb, npy);
+    char *e = slurp(err_txt);
+    ck_assert_msg(st == 0, "generate failed: %s", e);
+    ck_assert_str_eq(e, ""); // --quiet
+    free(e);
+    check_npy_image(npy, "small_dpm2_cfg", 2e-5);
+
+    // the same call as PNG, with the parameters in text chunks and progress lines on stderr
+    st = run("generate --model '%s' --prompt-embeds '%s' --steps 2 --seed 0 --no-resolution-binning -o '%s'",
+             px_test_data("pipe_small"), emb, png);
+    e = slurp(err_txt);
+    ck_assert_msg(st == 0, "generate failed: %s", e);
+    ck_assert_ptr_nonnull(strstr(e, "step 2/2"));
+    ck_assert_ptr_nonnull(strstr(e, "time:"));
+    ck_assert_ptr_nonnull(strstr(e, "wrote "));
+    free(e);
+    size_t n;
+    float *img = ref_tensor("small_dpm2_cfg", "pipeline/image", &n);
+    check_png(png, img, 16, 16);
+    free(img);
+    uint8_t *rgb;
+    int w, h, nt;
+    px_png_kv *kv;
+    ck_assert_int_eq(px_png_read(png, &rgb, &w, &h, &kv, &nt), 0);
+    int seen = 0;
+    for (int i = 0; i < nt; i++) {
+        if (!strcmp(kv[i].key, "seed")) seen += !strcmp(kv[i].value, "0");
+        if (!strcmp(kv[i].key, "steps")) seen += !strcmp(kv[i].value, "2");
+        if (!strcmp(kv[i].key, "guidance_scale")) seen += !strcmp(kv[i].value, "4.5");
+        if (!strcmp(kv[i].key, "scheduler")) seen += !strcmp(kv[i].value, "DPMSolverMultistepScheduler");
+        if (!strcmp(kv[i].key, "size")) seen += !strcmp(kv[i].value, "16x16");
+    }
+    ck_assert_int_eq(seen, 5);
+    px_png_text_free(kv, nt);
+    free(rgb);
+}
+END_TEST
+
+START_TEST(generate_batch_ddim_seed_list)
+{
+    // small_ddim2_batch2_genlist_eta1: two prompts, DDIMScheduler() (from a config file),
+    // eta 1, one generator per image, guidance 3
+    char emb[300], cfgp[300], png[300], p0[300], p1[300];
+    snprintf(emb, sizeof emb, "%s/emb.safetensors", tmp);
+    snprintf(cfgp, sizeof cfgp, "%s/ddim.json", tmp);
+    snprintf(png, sizeof png, "%s/pair.png", tmp);
+    snprintf(p0, sizeof p0, "%s/pair-0.png", tmp);
+    snprintf(p1, sizeof p1, "%s/pair-1.png", tmp);
+    write_embeds("small_ddim2_batch2_genlist_eta1", emb, 1);
+    FILE *f = fopen(cfgp, "w");
+    fputs("{\"_class_name\": \"DDIMScheduler\", \"_diffusers_version\": \"0.30.3\"}\n", f);
+    fclose(f);
+    int st = run("generate --model '%s' --prompt-embeds '%s' --steps 2 --seed 7,8 --eta 1 --guidance-scale 3 "
+                 "--scheduler-config '%s' --no-resolution-binning -o '%s' --quiet",
+                 px_test_data("pipe_small"), emb, cfgp, png);
+    char *e = slurp(err_txt);
+    ck_assert_msg(st == 0, "generate failed: %s", e);
+    free(e);
+    ck_assert(!exists(png));
+    size_t n;
+    float *img = ref_tensor("small_ddim2_batch2_genlist_eta1", "pipeline/image", &n);
+    check_png(p0, img, 16, 16);
+    check_png(p1, img + 16 * 16 * 3, 16, 16);
+    free(img);
+}
+END_TEST
+
+START_TEST(generate_latents_dump_and_latent_output)
+{
+    // ms_dpm2_cfg_32x80 (1024-MS micro-conditioning) from --latents instead of a seed
+    char emb[300], lat[300], out[300], dump[300];
+    snprintf(emb, sizeof emb, "%s/emb.safetensors", tmp);
+    snprintf(lat, sizeof lat, "%s/lat.safetensors", tmp);
+    snprintf(out, sizeof out, "%s/final.npy", tmp);
+    snprintf(dump, sizeof dump, "%s/dump.safetensors", tmp);
+    write_embeds("ms_dpm2_cfg_32x80", emb, 1);
+    size_t n;
+    float *l0 = ref_tensor("ms_dpm2_cfg_32x80", "pipeline/initial_latents", &n);
+    px_st_writer *w = px_st_writer_new();
+    ck_assert_int_eq(px_st_writer_add(w, "latents", PX_F32, 4, (int64_t[]){1, 4, 4, 10}, l0), 0);
+    ck_assert_int_eq(px_st_writer_save(w, lat), 0);
+    px_st_writer_free(w);
+    free(l0);
+    int st = run("generate --model '%s' --prompt-embeds '%s' --steps 2 --latents '%s' --height 32 --width 80 "
+                 "--no-resolution-binning --output-type latent --dump '%s' -o '%s' --quiet",
+                 px_test_data("pipe_ms"), emb, lat, dump, out);
+    char *e = slurp(err_txt);
+    ck_assert_msg(st == 0, "generate failed: %s", e);
+    free(e);
+    px_tensor *t = px_npy_load(out);
+    ck_assert_ptr_nonnull(t);
+    float *want = ref_tensor("ms_dpm2_cfg_32x80", "pipeline/latents_step01", &n);
+    ck_assert_uint_eq((size_t)px_numel(t), n);
+    double scale = 0;
+    for (size_t i = 0; i < n; i++) scale = fmax(scale, fabs(want[i]));
+    assert_close((const float *)t->data, want, n, 3e-5 + 5e-6 * scale, 0, "final latents");
+    free(want);
+    px_tensor_free(t);
+    // the dump holds the pipeline's and the transformer's intermediates under reference names
+    px_st_file *f = px_test_open(dump);
+    ck_assert_ptr_nonnull(px_st_find(f, "pipeline/initial_latents"));
+    ck_assert_ptr_nonnull(px_st_find(f, "pipeline/latents_step00"));
+    ck_assert_ptr_nonnull(px_st_find(f, "pipeline/latents_step01"));
+    ck_assert_ptr_nonnull(px_st_find(f, "pipeline/prompt_embeds"));
+    ck_assert_ptr_nonnull(px_st_find(f, "transformer/transformer_blocks.0#0"));
+    ck_assert_ptr_nonnull(px_st_find(f, "transformer/transformer_blocks.1#0"));
+    ck_assert_ptr_null(px_st_find(f, "vae/decoder.conv_out#0")); // latent output: no decode
+    px_st_close(f);
+}
+END_TEST
+
+START_TEST(generate_variant_fp16)
+{
+    // a copy of pipe_small whose transformer also has *.fp16.safetensors (F16 weights):
+    // --variant fp16 must load those, the default the F32 ones
+    char model[300], cmd[1200], emb[300], a[300], b[300];
+    snprintf(model, sizeof model, "%s/model", tmp);
+    snprintf(cmd, sizeof cmd, "cp -r '%s' '%s'", px_test_data("pipe_small"), model);
+    ck_assert_int_eq(system(cmd), 0);
+    static const char *comps[] = {"transformer/diffusion_pytorch_model", "vae/diffusion_pytorch_model",
+                                  "text_encoder/model"};
+    for (int c = 0; c < 3; c++) {
+        char src[400], dst[400];
+        snprintf(src, sizeof src, "%s/%s.safetensors", model, comps[c]);
+        snprintf(dst, sizeof dst, "%s/%s.fp16.safetensors", model, comps[c]);
+        px_st_file *f = px_test_open(src);
+        px_st_writer *w = px_st_writer_new();
+        for (size_t i = 0; i < f->n; i++) {
+            const px_tensor *t = &f->entries[i].t;
+            float *v = px_tensor_to_f32_alloc(t, "test");
+            ck_assert_int_eq(px_st_writer_add_f32_as(w, f->entries[i].name, PX_F16, t->ndim, t->shape, v), 0);
+            free(v);
+        }
+        ck_assert_int_eq(px_st_writer_save(w, dst), 0);
+        px_st_writer_free(w);
+        px_st_close(f);
+    }
+    snprintf(emb, sizeof emb, "%s/emb.safetensors", tmp);
+    snprintf(a, sizeof a, "%s/a.npy", tmp);
+    snprintf(b, sizeof b, "%s/b.npy", tmp);
+    write_embeds("small_dpm2_cfg", emb, 1);
+    int st = run("generate --model '%s' --prompt-embeds '%s' --steps 2 --seed 0 --no-resolution-binning "
+                 "--output-type npy -o '%s' --quiet --variant fp16",
+                 model, emb, a);
+    char *e = slurp(err_txt);
+    ck_assert_msg(st == 0, "generate --variant fp16 failed: %s", e);
+    free(e);
+    ck_assert_int_eq(run("generate --model '%s' --prompt-embeds '%s' --steps 2 --seed 0 --no-resolution-binning "
+                         "--output-type npy -o '%s' --quiet",
+                         model, emb, b),
+                     0);
+    check_npy_image(b, "small_dpm2_cfg", 2e-5); // the plain files
+    px_tensor *ta = px_npy_load(a), *tb = px_npy_load(b);
+    size_t n = (size_t)px_numel(ta), diff = 0;
+    double ma = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs(((float *)ta->data)[i] - ((float *)tb->data)[i]);
+        diff += d > 0;
+        ma = fmax(ma, d);
+    }
+    ck_assert_msg(diff > 0, "--variant fp16 gave the float32 result: the fp16 files were not used");
+    ck_assert_msg(ma < 0.05, "fp16 weights moved the image by %g", ma);
+    px_tensor_free(ta);
+    px_tensor_free(tb);
+    // a variant the checkpoint does not have is an error naming the file
+    snprintf(cmd, sizeof cmd, "rm '%s/vae/diffusion_pytorch_model.fp16.safetensors'", model);
+    ck_assert_int_eq(system(cmd), 0);
+    int before = count_files(tmp);
+    st = run("generate --model '%s' --prompt-embeds '%s' --steps 2 --seed 0 --no-resolution-binning -o '%s/c.png' "
+             "--quiet --variant fp16",
+             model, emb, tmp);
+    expect_error(st, "generate", "fp16", tmp, before);
+}
+END_TEST
+
+// ---------------------------------------------------------------------------
+// From the prompt text (optional: needs the real T5 vocabulary)
+
+static int model_with_vocab(char *model, size_t size, const char *pipe)
+{
+    if (!px_test_have_ref("t5/spiece.model", "CLI from prompt text (needs the T5 spiece.model)")) return 0;
+    snprintf(model, size, "%s/%s", tmp, pipe);
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd, "cp -r '%s' '%s' && cp '%s' '%s/tokenizer/spiece.model'", px_test_data(pipe), model,
+             px_test_ref("t5/spiece.model"), model);
+    ck_assert_int_eq(system(cmd), 0);
+    return 1;
+}
+
+START_TEST(generate_from_text)
+{
+    char model[300], png[300], npy[300];
+    if (!model_with_vocab(model, sizeof model, "pipe_small")) return;
+    snprintf(png, sizeof png, "%s/neg.png", tmp);
+    snprintf(npy, sizeof npy, "%s/neg.npy", tmp);
+    // small_dpm5_negprompt
+    const char *args = "--prompt 'a small cactus with a happy face in the Sahara desert' "
+                       "--negative-prompt 'low quality, blurry, watermark' --steps 5 --seed 1 --no-resolution-binning";
+    int st = run("generate --model '%s' %s --output-type npy -o '%s' --quiet", model, args, npy);
+    char *e = slurp(err_txt);
+    ck_assert_msg(st == 0, "generate failed: %s", e);
+    free(e);
+    check_npy_image(npy, "small_dpm5_negprompt", 2e-5);
+    ck_assert_int_eq(run("generate --model '%s' %s -o '%s' --quiet", model, args, png), 0);
+    size_t n;
+    float *img = ref_tensor("small_dpm5_negprompt", "pipeline/image", &n);
+    check_png(png, img, 16, 16);
+    free(img);
+
+    // small_dpm2_nipp2_long: two images of one (truncated) prompt
+    px_json *j = px_json_load_file(px_test_data("cases/small_dpm2_nipp2_long.json"));
+    const char *prompt = px_json_get(px_json_get(j, "call"), "prompt")->string;
+    ck_assert_ptr_null(strchr(prompt, '\''));
+    snprintf(npy, sizeof npy, "%s/long.npy", tmp);
+    st = run("generate --model '%s' --prompt '%s' --num-images-per-prompt 2 --steps 2 --seed 5 "
+             "--no-resolution-binning --output-type npy -o '%s' --quiet",
+             model, prompt, npy);
+    px_json_free(j);
+    e = slurp(err_txt);
+    ck_assert_msg(st == 0, "generate failed: %s", e);
+    free(e);
+    check_npy_image(npy, "small_dpm2_nipp2_long", 2e-5);
+}
+END_TEST
+
+START_TEST(encode_then_generate)
+{
+    char model[300], emb[300], a[300], b[300];
+    if (!model_with_vocab(model, sizeof model, "pipe_ms")) return;
+    snprintf(emb, sizeof emb, "%s/emb.safetensors", tmp);
+    snprintf(a, sizeof a, "%s/a.npy", tmp);
+    snprintf(b, sizeof b, "%s/b.npy", tmp);
+    // ms_dpm3_batch2_neg_48x80: two prompts and a negative prompt
+    const char *prompts = "--prompt 'a blue bird on a branch' --prompt 'two robots playing chess in a park' "
+                          "--negative-prompt 'cartoon, low resolution'";
+    int st = run("encode --model '%s' %s -o '%s' --quiet", model, prompts, emb);
+    char *e = slurp(err_txt);
+    ck_assert_msg(st == 0, "encode failed: %s", e);
+    free(e);
+    // the file holds encode_prompt's outputs
+    px_st_file *f = px_test_open(emb);
+    size_t n;
+    float *want = ref_tensor("ms_dpm3_batch2_neg_48x80", "pipeline/prompt_embeds", &n);
+    const px_tensor *t = px_st_find(f, "prompt_embeds");
+    ck_assert_ptr_nonnull(t);
+    ck_assert_uint_eq((size_t)px_numel(t), n);
+    assert_close((const float *)t->data, want, n, 1e-5, 0, "prompt_embeds");
+    free(want);
+    want = ref_tensor("ms_dpm3_batch2_neg_48x80", "pipeline/negative_prompt_attention_mask", &n);
+    t = px_st_find(f, "negative_prompt_attention_mask");
+    ck_assert_ptr_nonnull(t);
+    assert_close((const float *)t->data, want, n, 0, 0, "negative_prompt_attention_mask");
+    free(want);
+    px_st_close(f);
+    const char *call = "--steps 3 --seed 24 --height 48 --width 80 --no-resolution-binning --output-type npy --quiet";
+    ck_assert_int_eq(run("generate --model '%s' --prompt-embeds '%s' %s -o '%s'", model, emb, call, a), 0);
+    ck_assert_int_eq(run("generate --model '%s' %s %s -o '%s'", model, prompts, call, b), 0);
+    check_npy_image(a, "ms_dpm3_batch2_neg_48x80", 2e-5);
+    check_npy_image(b, "ms_dpm3_batch2_neg_48x80", 2e-5);
+}
+END_TEST
+
+// ---------------------------------------------------------------------------
+// Error paths: one line, non-zero status, no output file
+
+START_TEST(generate_errors)
+{
+    char emb[300], outdir[300], model[300], cmd[1200];
+    snprintf(emb, sizeof emb, "%s/emb.safetensors", tmp);
+    write_embeds("small_dpm2_cfg", emb, 1);
+    snprintf(outdir, sizeof outdir, "%s/out", tmp);
+    ck_assert_int_eq(mkdir(outdir, 0755), 0);
+    const char *ok = "--steps 2 --seed 0 --no-resolution-binning --quiet";
+    const char *small = px_test_data("pipe_small");
+    int st;
+
+    // bad option values
+    static const struct {
+        const char *args, *what;
+    } bad[] = {
+        {"--steps 0", "--steps"},
+        {"--steps abc", "--steps"},
+        {"--guidance-scale x", "--guidance-scale"},
+        {"--seed -1", "--seed"},
+        {"--seed 1,,2", "--seed"},
+        {"--seed 99999999999999999999999", "--seed"},
+        {"--eta -0.5", "--eta"},
+        {"--timesteps 999,abc", "--timesteps"},
+        {"--timesteps 100,900", "descending"},
+        {"--output-type jpg", "--output-type"},
+        {"--scheduler euler", "--scheduler"},
+        {"--variant fp8", "--variant"},
+        {"--frobnicate 3", "unknown option"},
+        {"--height 12 --width 16", "divisible by 8"},
+        {"--num-images-per-prompt 0", "--num-images-per-prompt"},
+        {"--threads 0", "--threads"},
+        {"--steps 2 --timesteps 999,500", "not both"},
+        {"--scheduler ddim --scheduler-config x.json", "not both"},
+        {"--seed 1,2,3", "3 seeds for 1 images"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        st = run("generate --model '%s' --prompt-embeds '%s' --no-resolution-binning --quiet %s -o '%s/x.png'", small,
+                 emb, bad[i].args, outdir);
+        expect_error(st, "generate", bad[i].what, outdir, 0);
+    }
+    // required options
+    st = run("generate --prompt-embeds '%s' -o '%s/x.png'", emb, outdir);
+    expect_error(st, "generate", "--model", outdir, 0);
+    st = run("generate --model '%s' --prompt-embeds '%s'", small, emb);
+    expect_error(st, "generate", "-o", outdir, 0);
+    st = run("generate --model '%s' -o '%s/x.png'", small, outdir);
+    expect_error(st, "generate", "--prompt", outdir, 0);
+    st = run("generate --model '%s' --prompt a --prompt-embeds '%s' -o '%s/x.png'", small, emb, outdir);
+    expect_error(st, "generate", "not both", outdir, 0);
+
+    // the model folder
+    st = run("generate --model '%s/nowhere' --prompt-embeds '%s' %s -o '%s/x.png'", tmp, emb, ok, outdir);
+    expect_error(st, "generate", "model_index.json", outdir, 0);
+    snprintf(model, sizeof model, "%s/novae", tmp);
+    snprintf(cmd, sizeof cmd, "cp -r '%s' '%s' && rm -r '%s/vae'", small, model, model);
+    ck_assert_int_eq(system(cmd), 0);
+    st = run("generate --model '%s' --prompt-embeds '%s' %s -o '%s/x.png'", model, emb, ok, outdir);
+    expect_error(st, "generate", "vae", outdir, 0);
+    snprintf(model, sizeof model, "%s/wrongclass", tmp);
+    snprintf(cmd, sizeof cmd,
+             "cp -r '%s' '%s' && sed -i 's/PixArtTransformer2DModel/UNet2DConditionModel/' '%s/model_index.json'",
+             small, model, model);
+    ck_assert_int_eq(system(cmd), 0);
+    st = run("generate --model '%s' --prompt-embeds '%s' %s -o '%s/x.png'", model, emb, ok, outdir);
+    expect_error(st, "generate", "UNet2DConditionModel", outdir, 0);
+    snprintf(model, sizeof model, "%s/sdxl", tmp);
+    snprintf(cmd, sizeof cmd,
+             "cp -r '%s' '%s' && sed -i 's/PixArtAlphaPipeline/StableDiffusionXLPipeline/' '%s/model_index.json'",
+             small, model, model);
+    ck_assert_int_eq(system(cmd), 0);
+    st = run("generate --model '%s' --prompt-embeds '%s' %s -o '%s/x.png'", model, emb, ok, outdir);
+    expect_error(st, "generate", "StableDiffusionXLPipeline", outdir, 0);
+    snprintf(model, sizeof model, "%s/badweights", tmp);
+    snprintf(cmd, sizeof cmd,
+             "cp -r '%s' '%s' && head -c 1000 '%s/transformer/diffusion_pytorch_model.safetensors' > "
+             "'%s/transformer/diffusion_pytorch_model.safetensors'",
+             small, model, small, model);
+    ck_assert_int_eq(system(cmd), 0);
+    st = run("generate --model '%s' --prompt-embeds '%s' %s -o '%s/x.png'", model, emb, ok, outdir);
+    expect_error(st, "generate", "diffusion_pytorch_model.safetensors", outdir, 0);
+
+    // pipe_small has no spiece.model (and sample_size 8: no binning table)
+    st = run("generate --model '%s' --prompt 'a cat' %s -o '%s/x.png'", small, ok, outdir);
+    expect_error(st, "generate", "spiece.model", outdir, 0);
+    st = run("generate --model '%s' --prompt-embeds '%s' --steps 2 --seed 0 --quiet -o '%s/x.png'", small, emb,
+             outdir);
+    expect_error(st, "generate", "--no-resolution-binning", outdir, 0);
+
+    // unreadable / wrong input files
+    st = run("generate --model '%s' --prompt-embeds '%s/none.safetensors' %s -o '%s/x.png'", small, tmp, ok, outdir);
+    expect_error(st, "generate", "none.safetensors", outdir, 0);
+    st = run("generate --model '%s' --prompt-embeds '%s' --latents '%s' --steps 2 --no-resolution-binning --quiet "
+             "-o '%s/x.png'",
+             small, emb, emb, outdir);
+    expect_error(st, "generate", "'latents'", outdir, 0);
+    st = run("generate --model '%s' --prompt-embeds '%s' %s --scheduler-config '%s/none.json' -o '%s/x.png'", small,
+             emb, ok, tmp, outdir);
+    expect_error(st, "generate", "none.json", outdir, 0);
+    char sch[300];
+    snprintf(sch, sizeof sch, "%s/euler.json", tmp);
+    FILE *f = fopen(sch, "w");
+    fputs("{\"_class_name\": \"EulerDiscreteScheduler\"}", f);
+    fclose(f);
+    st = run("generate --model '%s' --prompt-embeds '%s' %s --scheduler-config '%s' -o '%s/x.png'", small, emb, ok,
+             sch, outdir);
+    expect_error(st, "generate", "EulerDiscreteScheduler", outdir, 0);
+    // DPM-Solver cannot do diffusers' 1-step path; DDIM cannot take custom timesteps
+    st = run("generate --model '%s' --prompt-embeds '%s' --steps 1 --seed 0 --no-resolution-binning --quiet "
+             "-o '%s/x.png'",
+             small, emb, outdir);
+    expect_error(st, "generate", "pred_original_sample", outdir, 0);
+    st = run("generate --model '%s' --prompt-embeds '%s' --timesteps 999,500 --scheduler ddim --seed 0 "
+             "--no-resolution-binning --quiet -o '%s/x.png'",
+             small, emb, outdir);
+    expect_error(st, "generate", "timesteps", outdir, 0);
+    // output place
+    st = run("generate --model '%s' --prompt-embeds '%s' %s -o '%s/no/such/dir/x.png'", small, emb, ok, tmp);
+    expect_error(st, "generate", "no/such/dir", NULL, 0);
+    ck_assert_int_eq(count_files(outdir), 0);
+}
+END_TEST
+
+START_TEST(encode_errors)
+{
+    char outdir[300];
+    snprintf(outdir, sizeof outdir, "%s/out", tmp);
+    ck_assert_int_eq(mkdir(outdir, 0755), 0);
+    int st = run("encode --model '%s' -o '%s/e.safetensors'", px_test_data("pipe_small"), outdir);
+    expect_error(st, "encode", "--prompt", outdir, 0);
+    st = run("encode --model '%s' --prompt a --prompt b --negative-prompt x --negative-prompt y --negative-prompt z "
+             "-o '%s/e.safetensors'",
+             px_test_data("pipe_small"), outdir);
+    expect_error(st, "encode", "once per --prompt", outdir, 0);
+    st = run("encode --model '%s' --prompt a -o '%s/e.safetensors' --quiet", px_test_data("pipe_small"), outdir);
+    expect_error(st, "encode", "spiece.model", outdir, 0);
+    st = run("encode --model '%s' --prompt a --max-sequence-length 1 -o '%s/e.safetensors'", px_test_data("pipe_small"),
+             outdir);
+    expect_error(st, "encode", "--max-sequence-length", outdir, 0);
+    ck_assert_int_eq(run("encode --help"), 0);
+    ck_assert_int_eq(run("generate --help"), 0);
+    char *o = slurp(out_txt);
+    ck_assert_ptr_nonnull(strstr(o, "--num-images-per-prompt"));
+    free(o);
+}
+END_TEST
+
+// ---------------------------------------------------------------------------
+// Progress output
+
+START_TEST(progress_lines)
+{
+    char b[32];
+    ck_assert_str_eq(px_format_seconds(0.4213, b, sizeof b), "0.42 s");
+    ck_assert_str_eq(px_format_seconds(12.34, b, sizeof b), "12.3 s");
+    ck_assert_str_eq(px_format_seconds(185, b, sizeof b), "3 min 05 s");
+    ck_assert_str_eq(px_format_seconds(7300, b, sizeof b), "2 h 01 min");
+
+    for (int tty = 0; tty < 2; tty++) {
+        char *buf = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&buf, &len);
+        px_progress *p = px_progress_new(f, 0, tty);
+        px_progress_event ev = {0};
+        ev.kind = PX_EVENT_BEGIN;
+        ev.stage = PX_STAGE_DENOISE;
+        px_progress_callback(p, &ev);
+        for (int i = 0; i < 3; i++) {
+            ev.kind = PX_EVENT_STEP;
+            ev.step = i;
+            ev.num_steps = 3;
+            ev.seconds = 0.5;
+            ev.timestep = 999 - 333 * i;
+            px_progress_callback(p, &ev);
+        }
+        ev.kind = PX_EVENT_END;
+        ev.seconds = 1.5;
+        px_progress_callback(p, &ev);
+        double secs[PX_STAGE_COUNT] = {0};
+        secs[PX_STAGE_DENOISE] = 1.5;
+        secs[PX_STAGE_DECODE] = 0.25;
+        px_progress_summary(p, secs);
+        px_progress_free(p);
+        fclose(f);
+        if (!tty) { // a log: one line per step
+            ck_assert_ptr_nonnull(strstr(buf, "step 1/3  t=999  0.50 s/step  ETA 1.00 s\n"));
+            ck_assert_ptr_nonnull(strstr(buf, "step 3/3  t=333  0.50 s/step  ETA 0.00 s\n"));
+            ck_assert_ptr_null(strchr(buf, '\r'));
+        } else { // a terminal: the bar is redrawn in place
+            ck_assert_ptr_nonnull(strstr(buf, "\rdenoise [##########....................] 1/3  0.50 s/step  ETA 1.00 s"));
+            ck_assert_ptr_nonnull(strstr(buf, "3/3  0.50 s/step  ETA 0.00 s"));
+        }
+        ck_assert_ptr_nonnull(strstr(buf, "time: denoise 1.50 s, decode 0.25 s; total 1.75 s\n"));
+        free(buf);
+    }
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    px_progress *p = px_progress_new(f, 1, 0); // --quiet
+    px_progress_event ev = {0};
+    ev.kind = PX_EVENT_STEP;
+    ev.num_steps = 1;
+    px_progress_callback(p, &ev);
+    double secs[PX_STAGE_COUNT] = {1};
+    px_progress_summary(p, secs);
+    px_progress_free(p);
+    fclose(f);
+    ck_assert_uint_eq(len, 0);
+    free(buf);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+    Suite *s = suite_create("cli");
+    TCase *tc = tcase_create("generate");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 300);
+    tcase_add_test(tc, generate_from_embeds);
+    tcase_add_test(tc, generate_batch_ddim_seed_list);
+    tcase_add_test(tc, generate_latents_dump_and_latent_output);
+    tcase_add_test(tc, generate_variant_fp16);
+    tcase_add_test(tc, generate_from_text);
+    tcase_add_test(tc, encode_then_generate);
+    tcase_add_test(tc, generate_errors);
+    tcase_add_test(tc, encode_errors);
+    tcase_add_test(tc, progress_lines);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void) { return px_test_run(suite()); }
