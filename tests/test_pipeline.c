@@ -535,6 +535,200 @@ START_TEST(all_cases_listed)
 }
 END_TEST
 
+// ---------------------------------------------------------------------------
+// The loop's pieces on their own
+
+START_TEST(guidance_and_learned_sigma)
+{
+    // N = 1 image, 1 latent channel, 2 pixels; the model predicts 2 channels (learned sigma)
+    // [uncond: ch0 {1, 2}, ch1 {9, 9}; cond: ch0 {3, 1}, ch1 {7, 7}]
+    const float out[8] = {1, 2, 9, 9, 3, 1, 7, 7};
+    float eps[2];
+    px_guidance_combine(eps, out, 1, 2, 1, 2, 1, 4.5f);
+    // uncond + 4.5 * (cond - uncond), channel 0 only
+    ck_assert_float_eq(eps[0], 1 + 4.5f * 2);
+    ck_assert_float_eq(eps[1], 2 + 4.5f * -1);
+    px_guidance_combine(eps, out, 1, 2, 1, 2, 0, 4.5f); // no CFG: batch is just the images
+    ck_assert_float_eq(eps[0], 1);
+    ck_assert_float_eq(eps[1], 2);
+    float all[4];
+    px_guidance_combine(all, out, 1, 2, 2, 2, 0, 1.f); // out_channels == in_channels: nothing dropped
+    for (int i = 0; i < 4; i++) ck_assert_float_eq(all[i], out[i]);
+
+    // repetition for num_images_per_prompt: p0,p0,p1,p1 (and the masks alike)
+    const float rows[2] = {10, 20};
+    float rep[6];
+    px_repeat_rows(rep, rows, 2, 3, 1);
+    const float want[6] = {10, 10, 10, 20, 20, 20};
+    for (int i = 0; i < 6; i++) ck_assert_float_eq(rep[i], want[i]);
+    const int32_t m[4] = {1, 0, 1, 1};
+    int32_t mr[8];
+    px_repeat_rows_i32(mr, m, 2, 2, 2);
+    const int32_t mw[8] = {1, 0, 1, 0, 1, 1, 1, 1};
+    for (int i = 0; i < 8; i++) ck_assert_int_eq(mr[i], mw[i]);
+
+    // postprocess: (x / 2 + 0.5).clamp(0, 1), NCHW -> NHWC
+    const float x[8] = {-3, -1, 0, 1, 0.5f, 3, -0.25f, 0.75f}; // (1, 2, 2, 2)
+    float img[8];
+    px_postprocess_image(img, x, 1, 2, 2, 2);
+    const float iw[8] = {0, 0.75f, 0, 1, 0.5f, 0.375f, 1, 0.875f};
+    for (int i = 0; i < 8; i++) ck_assert_float_eq(img[i], iw[i]);
+}
+END_TEST
+
+/* A toy denoiser: eps = 0.1 * x + 0.01 * t (+ 1 on the cond half of a CFG batch), and it
+ * records what the loop passed. */
+typedef struct {
+    int calls, batch;
+    float t[8];
+    int halves_equal;
+} toy_t;
+
+static int toy_model(void *user, float *out, const float *x, const float *timestep, int batch, int step)
+{
+    toy_t *u = user;
+    u->calls++;
+    u->batch = batch;
+    u->t[step] = timestep[0];
+    const int per = 2 * 4; // channels 2 x 2x2 pixels, out_channels 4
+    for (int b = 0; b < batch; b++)
+        for (int c = 0; c < 4; c++)
+            for (int i = 0; i < 4; i++)
+                out[(b * 4 + c) * 4 + i] = 0.1f * x[(b * 2 + c % 2) * 4 + i] + 0.01f * timestep[b] + (batch == 2 && b == 1);
+    if (batch == 2) u->halves_equal = !memcmp(x, x + per, sizeof(float) * per);
+    return 0;
+}
+
+static int stop_at_second(void *user, const px_progress_event *ev)
+{
+    (void)user;
+    return ev->kind == PX_EVENT_STEP && ev->step == 1;
+}
+
+START_TEST(denoise_loop_wiring)
+{
+    // DDIMScheduler() with eta 0.5: the loop must equal the hand-written diffusers loop
+    px_sched_config cfg;
+    px_sched_config_defaults(&cfg, PX_SCHED_DDIM);
+    px_scheduler s;
+    ck_assert_int_eq(px_scheduler_init(&s, &cfg), 0);
+    ck_assert_int_eq(px_scheduler_set_timesteps(&s, 3, NULL, 0), 0);
+    float lat[8], ref[8];
+    px_rng g1, g2;
+    px_rng_seed(&g1, 42);
+    px_randn(&g1, lat, 8);
+    memcpy(ref, lat, sizeof lat);
+    g2 = g1; // the same generator state for the reference loop
+    toy_t toy = {0};
+    px_denoise_args a = {0};
+    a.model = toy_model;
+    a.model_user = &toy;
+    a.model_out_channels = 4;
+    a.num_images = 1;
+    a.channels = 2;
+    a.height = 2;
+    a.width = 2;
+    a.cfg = 1;
+    a.guidance_scale = 2.0f;
+    a.eta = 0.5;
+    a.generators = &g1;
+    a.n_generators = 1;
+    ck_assert_int_eq(px_denoise_loop(&s, &a, lat), 0);
+    ck_assert_int_eq(toy.calls, 3);
+    ck_assert_int_eq(toy.batch, 2); // [uncond; cond]
+    ck_assert(toy.halves_equal);
+    for (int i = 0; i < 3; i++) ck_assert_float_eq(toy.t[i], (float)s.timesteps[i]);
+    // by hand: eps = uncond + 2 * (cond - uncond) = uncond + 2 on channels 0..1
+    for (int i = 0; i < 3; i++) {
+        float eps[8], next[8];
+        for (int c = 0; c < 2; c++)
+            for (int k = 0; k < 4; k++) {
+                float u = 0.1f * ref[c * 4 + k] + 0.01f * (float)s.timesteps[i];
+                float cnd = u + 1;
+                eps[c * 4 + k] = u + 2.0f * (cnd - u);
+            }
+        px_step_args sa = {0};
+        sa.eta = 0.5;
+        sa.generators = &g2;
+        sa.n_generators = 1;
+        ck_assert_int_eq(px_scheduler_step(&s, eps, 2, s.timesteps[i], ref, (px_sched_dims){1, 2, 4}, &sa, next, NULL),
+                         0);
+        memcpy(ref, next, sizeof next);
+    }
+    assert_close(lat, ref, 8, 0, 0, "loop vs hand-written loop");
+    ck_assert_int_eq(memcmp(&g1, &g2, sizeof g1), 0); // the noise came from the same draws
+
+    // one step: the result is pred_original_sample (the DMD path)
+    ck_assert_int_eq(px_scheduler_set_timesteps(&s, 1, NULL, 0), 0);
+    px_rng_seed(&g1, 1);
+    px_randn(&g1, lat, 8);
+    memcpy(ref, lat, sizeof lat);
+    a.cfg = 0;
+    a.eta = 0;
+    toy.calls = 0;
+    ck_assert_int_eq(px_denoise_loop(&s, &a, lat), 0);
+    ck_assert_int_eq(toy.batch, 1);
+    float eps[8], prev[8], x0[8];
+    for (int c = 0; c < 2; c++)
+        for (int k = 0; k < 4; k++) eps[c * 4 + k] = 0.1f * ref[c * 4 + k] + 0.01f * (float)s.timesteps[0];
+    ck_assert_int_eq(px_scheduler_step(&s, eps, 2, s.timesteps[0], ref, (px_sched_dims){1, 2, 4}, NULL, prev, x0), 0);
+    assert_close(lat, x0, 8, 0, 0, "1-step result = pred_original_sample");
+
+    // a progress callback can stop the loop
+    ck_assert_int_eq(px_scheduler_set_timesteps(&s, 3, NULL, 0), 0);
+    a.progress = stop_at_second;
+    ck_assert_int_eq(px_denoise_loop(&s, &a, lat), -1);
+    ck_assert_str_eq(px_last_error(), "interrupted");
+    // a model with a channel count the pipeline cannot split
+    a.progress = NULL;
+    a.model_out_channels = 3;
+    ck_assert_int_eq(px_denoise_loop(&s, &a, lat), -1);
+    px_scheduler_free(&s);
+    px_sched_config_free(&cfg);
+}
+END_TEST
+
+START_TEST(model_index_checks)
+{
+    px_model_index mi;
+    ck_assert_int_eq(px_model_index_check(px_test_data("pipe_small"), &mi), 0);
+    ck_assert_str_eq(mi.scheduler_class, "DPMSolverMultistepScheduler");
+    ck_assert_str_eq(mi.transformer_class, "PixArtTransformer2DModel");
+    ck_assert(mi.has_text_encoder && mi.has_tokenizer);
+    ck_assert_int_eq(px_model_index_check(px_test_data("pipe_ms"), &mi), 0);
+    ck_assert_str_eq(mi.transformer_class, "Transformer2DModel"); // the hub's 1024-MS spelling
+    ck_assert_int_eq(px_model_index_check(px_test_data("cases"), &mi), -1);
+    ck_assert_ptr_nonnull(strstr(px_last_error(), "model_index.json"));
+
+    // facts read from the configs; defaults like diffusers'
+    px_pipeline *p = px_pipeline_open(px_test_data("pipe_ms"), NULL);
+    ck_assert_ptr_nonnull(p);
+    ck_assert_int_eq(px_pipeline_sample_size(p), 128);
+    ck_assert_int_eq(px_pipeline_vae_scale_factor(p), 8);
+    ck_assert_int_eq(px_pipeline_latent_channels(p), 4);
+    int h, w;
+    px_pipeline_default_size(p, &h, &w);
+    ck_assert_int_eq(h, 1024);
+    ck_assert_int_eq(w, 1024);
+    px_generate_params prm;
+    px_generate_params_init(&prm);
+    ck_assert_int_eq(prm.num_inference_steps, 20);
+    ck_assert(prm.guidance_scale == 4.5 && prm.use_resolution_binning && prm.max_sequence_length == 120);
+    prm.num_prompts = 1;
+    prm.num_images_per_prompt = 2;
+    prm.height = 300;
+    prm.width = 400;
+    int64_t shape[4];
+    ck_assert_int_eq(px_pipeline_latent_shape(p, &prm, shape), 0); // binned to 832 x 1152
+    ck_assert(shape[0] == 2 && shape[1] == 4 && shape[2] == 104 && shape[3] == 144);
+    prm.use_resolution_binning = 0;
+    prm.height = 300;
+    ck_assert_int_eq(px_pipeline_latent_shape(p, &prm, shape), -1); // 300 is not a multiple of 8
+    px_pipeline_close(p);
+    ck_assert_ptr_null(px_pipeline_open(px_test_data("pipe_ms"), "fp8"));
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("pipeline");
@@ -542,6 +736,9 @@ static Suite *suite(void)
     tcase_add_checked_fixture(tc, tmp_setup, tmp_teardown);
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, all_cases_listed);
+    tcase_add_test(tc, guidance_and_learned_sigma);
+    tcase_add_test(tc, denoise_loop_wiring);
+    tcase_add_test(tc, model_index_checks);
     tcase_add_loop_test(tc, case_from_ids, 0, NCASES);
     suite_add_tcase(s, tc);
     TCase *tt = tcase_create("text");
