@@ -5,3 +5,9 @@ EXTRA_PROGRAMS += bench/bench_t5
 BENCHES += bench/bench_t5
 bench_bench_t5_SOURCES = bench/bench_t5.c
 bench_bench_t5_LDADD = $(PX_BENCH_LIBS)
+
+# VAE decoder, sd-vae-ft-ema shape with random weights, untiled and tiled.
+EXTRA_PROGRAMS += bench/bench_vae
+BENCHES += bench/bench_vae
+bench_bench_vae_SOURCES = bench/bench_vae.c
+bench_bench_vae_LDADD = $(PX_BENCH_LIBS)
