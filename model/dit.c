@@ -27,7 +27,6 @@ typedef struct {
     int caption_ch;             /* 0: no caption_projection (ctx goes to attn2 as is) */
     int cross_dim;
     int attn_bias;              /* attention_bias: to_q/to_k/to_v have biases */
-    int affine;                 /* norm_elementwise_affine for norm1/norm2 */
     float norm_eps;
     double interp_scale;
     int micro;                  /* use_additional_conditions */
@@ -40,7 +39,6 @@ typedef struct {
 
 typedef struct {
     float *sst;         /* scale_shift_table (6, C) */
-    float *n1w, *n1b, *n2w, *n2b; /* norm1/norm2 affine (NULL unless norm_elementwise_affine) */
     lin q1, k1, v1, o1; /* attn1 */
     lin q2, k2, v2, o2; /* attn2 */
     lin ff1, ff2;       /* ff.net.0.proj, ff.net.2 */
@@ -171,9 +169,12 @@ static int parse_config(dit_config *c, const px_json *j, const char *path)
     if (c->caption_ch && c->cross_dim != c->inner)
         return px_fail("%s: field 'cross_attention_dim' (%d) must equal the hidden size %d when "
                        "'caption_channels' is set", path, c->cross_dim, c->inner);
+    int affine;
     if (cfg_bool(j, "attention_bias", legacy ? 0 : 1, &c->attn_bias, path) < 0 ||
-        cfg_bool(j, "norm_elementwise_affine", legacy ? 1 : 0, &c->affine, path) < 0)
+        cfg_bool(j, "norm_elementwise_affine", legacy ? 1 : 0, &affine, path) < 0)
         return -1;
+    /* PixArt's norm1/norm2 have no affine parameters (the adaLN tables modulate) */
+    if (affine) return px_fail("%s: field 'norm_elementwise_affine' = true is not supported", path);
     double eps = legacy ? 1e-5 : 1e-6;
     if (px_json_opt_number(j, "norm_eps", &eps, path) < 0) return -1;
     if (!(eps >= 0 && eps < 1)) return px_fail("%s: field 'norm_eps' = %g is out of range", path, eps);
@@ -274,12 +275,6 @@ static int load_weights(px_dit *m)
         const char *p = "transformer_blocks";
         const px_tensor *t = px_st_getf(st, (int64_t[]){ 6, C }, 2, "%s.%d.scale_shift_table", p, i);
         if (!t || !(b->sst = px_tensor_to_f32_alloc(t, "scale_shift_table"))) return -1;
-        if (c->affine &&
-            (!(b->n1w = vec_f32(st, C, "%s.%d.norm1.weight", p, i)) ||
-             !(b->n1b = vec_f32(st, C, "%s.%d.norm1.bias", p, i)) ||
-             !(b->n2w = vec_f32(st, C, "%s.%d.norm2.weight", p, i)) ||
-             !(b->n2b = vec_f32(st, C, "%s.%d.norm2.bias", p, i))))
-            return -1;
         const int ab = c->attn_bias;
         if (lin_load(&b->q1, st, C, C, ab, "%s.%d.attn1.to_q", p, i) < 0 ||
             lin_load(&b->k1, st, C, C, ab, "%s.%d.attn1.to_k", p, i) < 0 ||
@@ -316,7 +311,7 @@ void px_dit_free(px_dit *m)
     if (m->blocks) {
         for (int i = 0; i < m->c.num_layers; i++) {
             dit_block *b = &m->blocks[i];
-            free(b->sst); free(b->n1w); free(b->n1b); free(b->n2w); free(b->n2b);
+            free(b->sst);
             lin *ls[] = { &b->q1, &b->k1, &b->v1, &b->o1, &b->q2, &b->k2, &b->v2, &b->o2, &b->ff1, &b->ff2 };
             for (size_t k = 0; k < sizeof ls / sizeof ls[0]; k++) lin_free(ls[k]);
         }
@@ -522,6 +517,10 @@ int px_dit_forward(px_dit *m, float *out, const float *x, const float *timestep,
     if (c->micro && (!resolution || !aspect_ratio))
         return px_fail("transformer: this model is micro-conditioned (sample_size %d): resolution and "
                        "aspect_ratio are required", c->sample_size);
+    for (int64_t i = 0; i < (int64_t)B * L; i++)
+        if (ctx_mask[i] != 0 && ctx_mask[i] != 1)
+            return px_fail("transformer: caption mask value %d at (%lld, %lld) is not 0 or 1", (int)ctx_mask[i],
+                           (long long)(i / L), (long long)(i % L));
     px_ops_init();
     const int64_t C = c->inner, gh = h / p, gw = w / p, N = gh * gw, T = (int64_t)B * N, BL = (int64_t)B * L;
     const int64_t Cx = px_dit_caption_channels(m), PO = (int64_t)p * p * c->out_ch;
@@ -641,7 +640,7 @@ int px_dit_forward(px_dit *m, float *out, const float *x, const float *timestep,
             for (int64_t i = 0; i < 6 * C; i++) ss[b * 6 * C + i] = bk->sst[i] + t6[b * 6 * C + i];
 
         /* norm1 + modulate -> attn1 */
-        px_layernorm(r->xn, r->tok, bk->n1w, bk->n1b, T, C, c->norm_eps);
+        px_layernorm(r->xn, r->tok, NULL, NULL, T, C, c->norm_eps);
         DUMP(BN("norm1"), r->xn, B, N, C);
         for (int64_t b = 0; b < B; b++)
             px_modulate(r->xn + b * N * C, r->xn + b * N * C, ss + b * 6 * C + 0 * C, ss + b * 6 * C + 1 * C,
@@ -675,7 +674,7 @@ int px_dit_forward(px_dit *m, float *out, const float *x, const float *timestep,
 
         /* norm2 + modulate -> ff (tanh-GELU MLP) -> gate_mlp */
         DUMP_IN(BN("norm2"), r->tok, B, N, C);
-        px_layernorm(r->xn, r->tok, bk->n2w, bk->n2b, T, C, c->norm_eps);
+        px_layernorm(r->xn, r->tok, NULL, NULL, T, C, c->norm_eps);
         DUMP(BN("norm2"), r->xn, B, N, C);
         for (int64_t b = 0; b < B; b++)
             px_modulate(r->xn + b * N * C, r->xn + b * N * C, ss + b * 6 * C + 3 * C, ss + b * 6 * C + 4 * C,

@@ -516,6 +516,10 @@ START_TEST(bad_config_field_named)
         { "\"cross_attention_dim\": 24", "\"cross_attention_dim\": 32", "cross_attention_dim" },
         { "\"sample_size\": 8", "\"sample_size\": 1", "sample_size" },
         { "\"attention_head_dim\": 8", "\"attention_head_dim\": 7", "attention_head_dim" },
+        { "\"norm_elementwise_affine\": false", "\"norm_elementwise_affine\": true", "norm_elementwise_affine" },
+        { "\"norm_eps\": 1e-06", "\"norm_eps\": \"tiny\"", "norm_eps" },
+        { "\"interpolation_scale\": null", "\"interpolation_scale\": -1", "interpolation_scale" },
+        { "\"use_additional_conditions\": null", "\"use_additional_conditions\": 1", "use_additional_conditions" },
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         write_config(&t, "pipe_small", bad[i].from, bad[i].to);
@@ -553,6 +557,10 @@ START_TEST(bad_forward_arguments)
     ck_assert_int_eq(px_dit_forward(ms, out, c.x, c.t, c.ctx, c.mask, c.B, c.h, c.w - 1, c.L, c.res, c.ar, NULL),
                      -1);
     ck_assert_ptr_nonnull(strstr(px_last_error(), "patch"));
+    /* a mask value other than 0/1 */
+    c.mask[3] = 2;
+    ck_assert_int_eq(px_dit_forward(ms, out, c.x, c.t, c.ctx, c.mask, c.B, c.h, c.w, c.L, c.res, c.ar, NULL), -1);
+    ck_assert_ptr_nonnull(strstr(px_last_error(), "mask"));
     free(out);
     tcase_free(&c);
     px_dit_free(ms);
