@@ -469,6 +469,19 @@ static void run_case(const char *name, int use_text)
             }
             free(want);
         }
+        // DDIM's variance noise comes from the generator(s) after the initial latents: bit-identical
+        for (int i = 0; i < 64; i++) {
+            char key[64];
+            snprintf(key, sizeof key, "pipeline/ddim_variance_noise_step%02d", i);
+            if (!px_st_find(c.st, key)) continue;
+            size_t m;
+            const float *got = px_dump_get(dump, key, &m);
+            ck_assert_msg(got != NULL, "%s: dump lacks %s", name, key);
+            want = px_test_get_f32(c.st, key, &n);
+            ck_assert_uint_eq(m, n);
+            assert_close(got, want, n, 0, 0, key);
+            free(want);
+        }
         // the first case of each pipeline stores every module's activations
         if (px_st_find(c.st, "transformer/transformer_blocks.0#0")) {
             nact += check_activations(&c, dump, "text_encoder/", &act_rel);
