@@ -46,6 +46,16 @@ typedef struct {
     /* half-precision widening (exact) */
     void (*bf16_to_f32)(float *y, const uint16_t *x, size_t n);
     void (*f16_to_f32)(float *y, const uint16_t *x, size_t n);
+    /* ---- row reductions for the attention softmax and GroupNorm ---- */
+    /* max_i x[i]; NaNs are skipped, -INFINITY when n == 0 */
+    float (*max)(const float *x, size_t n);
+    /* y[i] = exp(x[i] - c), returns sum_i y[i] (float; y may equal x) */
+    float (*exp_sum)(float *y, const float *x, float c, size_t n);
+    /* sum_i x[i] and sum_i (x[i] - mean)^2, accumulated in double */
+    double (*sum)(const float *x, size_t n);
+    double (*sumsq_dev)(const float *x, double mean, size_t n);
+    /* y[i] = (x[i] - mean) * rstd * w + b, evaluated in that order (GroupNorm) */
+    void (*norm_affine)(float *y, const float *x, float mean, float rstd, float w, float b, size_t n);
 } px_kernels;
 
 /* The active table (after px_ops_init). */

@@ -96,6 +96,45 @@ static void f16_to_f32_ref(float *y, const uint16_t *x, size_t n)
     for (size_t i = 0; i < n; i++) y[i] = px_f16_to_f32(x[i]);
 }
 
+static float max_ref(const float *x, size_t n)
+{
+    float mx = -INFINITY;
+    for (size_t i = 0; i < n; i++) mx = x[i] > mx ? x[i] : mx;
+    return mx;
+}
+
+static float exp_sum_ref(float *y, const float *x, float c, size_t n)
+{
+    float s = 0.0f;
+    for (size_t i = 0; i < n; i++) {
+        y[i] = expf(x[i] - c);
+        s += y[i];
+    }
+    return s;
+}
+
+static double sum_ref(const float *x, size_t n)
+{
+    double s = 0;
+    for (size_t i = 0; i < n; i++) s += x[i];
+    return s;
+}
+
+static double sumsq_dev_ref(const float *x, double mean, size_t n)
+{
+    double ss = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = x[i] - mean;
+        ss += d * d;
+    }
+    return ss;
+}
+
+static void norm_affine_ref(float *y, const float *x, float mean, float rstd, float w, float b, size_t n)
+{
+    for (size_t i = 0; i < n; i++) y[i] = (x[i] - mean) * rstd * w + b;
+}
+
 void px_kernels_init_ref(px_kernels *k)
 {
     k->gelu_tanh = gelu_tanh_ref;
@@ -109,4 +148,9 @@ void px_kernels_init_ref(px_kernels *k)
     k->softmax = softmax_ref;
     k->bf16_to_f32 = bf16_to_f32_ref;
     k->f16_to_f32 = f16_to_f32_ref;
+    k->max = max_ref;
+    k->exp_sum = exp_sum_ref;
+    k->sum = sum_ref;
+    k->sumsq_dev = sumsq_dev_ref;
+    k->norm_affine = norm_affine_ref;
 }

@@ -147,9 +147,9 @@ START_TEST(simd_kernels_match_reference)
     s.field(y2, x, n);                                                            \
     snprintf(label, sizeof label, "%s %s n=%zu", px_isa_name(isa), #field, n);    \
     assert_close(y2, y1, n, atol, rtol, label);
-            CMP1(gelu_tanh, 1e-6, 1e-5)
-            CMP1(gelu_erf, 1e-6, 1e-5)
-            CMP1(silu, 1e-6, 1e-5)
+            CMP1(gelu_tanh, 1e-6, 1e-6)
+            CMP1(gelu_erf, 1e-6, 1e-6)
+            CMP1(silu, 1e-7, 1e-6)
 #define CMP2(field)                                                               \
     r.field(y1, a, b, n);                                                         \
     s.field(y2, a, b, n);                                                         \
@@ -185,10 +185,75 @@ START_TEST(simd_kernels_match_reference)
             r.f16_to_f32(y1, h, n);
             s.f16_to_f32(y2, h, n);
             ck_assert(memcmp(y1, y2, n * 4) == 0);
+            /* row reductions (attention softmax, GroupNorm) */
+            snprintf(label, sizeof label, "%s max n=%zu", px_isa_name(isa), n);
+            ck_assert_msg(r.max(x, n) == s.max(x, n), "%s", label);
+            float c = r.max(x, n), s1 = r.exp_sum(y1, x, c, n), s2 = s.exp_sum(y2, x, c, n);
+            snprintf(label, sizeof label, "%s exp_sum n=%zu", px_isa_name(isa), n);
+            assert_close(y2, y1, n, 1e-30, 4e-7, label); /* exp to a few ulp */
+            assert_close(&s2, &s1, 1, 0, 1e-5, label);   /* summation order differs */
+            double d1 = r.sum(x, n), d2 = s.sum(x, n);
+            ck_assert_msg(fabs(d1 - d2) <= 1e-12 * n * 8, "%s sum n=%zu: %.17g vs %.17g", px_isa_name(isa), n, d2, d1);
+            d1 = r.sumsq_dev(x, 0.25, n);
+            d2 = s.sumsq_dev(x, 0.25, n);
+            ck_assert_msg(fabs(d1 - d2) <= 1e-12 * d1, "%s sumsq_dev n=%zu: %.17g vs %.17g", px_isa_name(isa), n, d2, d1);
+            r.norm_affine(y1, x, 0.3f, 1.7f, -0.8f, 0.1f, n);
+            s.norm_affine(y2, x, 0.3f, 1.7f, -0.8f, 0.1f, n);
+            snprintf(label, sizeof label, "%s norm_affine n=%zu", px_isa_name(isa), n);
+            assert_close(y2, y1, n, 0, 0, label);
             free(x); free(a); free(b); free(w); free(y1); free(y2); free(h);
         }
     }
     fprintf(stderr, "simd_kernels_match_reference: %d SIMD variant(s) tested on this CPU\n", tested);
+}
+END_TEST
+
+/* Inputs at the edges of the exp/tanh/erf approximations: the overflow and
+ * subnormal ranges, the branch points, infinities and NaN. Equal when both are
+ * NaN, bitwise equal (infinities, signed zeros), or within atol + rtol |want|. */
+static int close_or_same(float g, float w, double atol, double rtol)
+{
+    if (isnan(g) || isnan(w)) return isnan(g) && isnan(w);
+    if (memcmp(&g, &w, 4) == 0) return 1;
+    return !isinf(g) && !isinf(w) && fabs((double)g - w) <= atol + rtol * fabs((double)w);
+}
+
+START_TEST(simd_kernels_extreme_inputs)
+{
+    const float special[] = { 0.0f, -0.0f, 1e-40f, -1e-40f, 1e-20f, 0.5f, 0.6249f, 0.625f, 0.6251f,
+                              0.99f, 1.0f, 1.01f, 1.4142f, 3.9f, 4.0f, 5.5f, 9.0f, 10.0f, 20.0f,
+                              -20.0f, 44.0f, -44.0f, 80.0f, -80.0f, 87.0f, -87.0f, 88.5f, -88.5f,
+                              88.8f, -88.8f, 89.5f, -89.5f, 100.0f, -100.0f, 103.0f, -103.0f,
+                              110.0f, -110.0f, 1e30f, -1e30f, INFINITY, -INFINITY, NAN, -3.0f, 2.5f };
+    const size_t n = sizeof special / sizeof special[0];
+    float x[64], y1[64], y2[64];
+    memcpy(x, special, sizeof special);
+    px_kernels r;
+    px_kernels_for(PX_ISA_REF, &r);
+    int tested = 0;
+    for (int isa = PX_ISA_REF + 1; isa < PX_ISA_COUNT; isa++) {
+        px_kernels s;
+        if (px_kernels_for((px_isa)isa, &s)) continue;
+        tested++;
+        struct { const char *name; void (*fr)(float *, const float *, size_t), (*fs)(float *, const float *, size_t); } f[] = {
+            { "gelu_tanh", r.gelu_tanh, s.gelu_tanh }, { "gelu_erf", r.gelu_erf, s.gelu_erf }, { "silu", r.silu, s.silu },
+        };
+        for (size_t k = 0; k < 3; k++) {
+            f[k].fr(y1, x, n);
+            f[k].fs(y2, x, n);
+            for (size_t i = 0; i < n; i++)
+                ck_assert_msg(close_or_same(y2[i], y1[i], 1e-6, 1e-5), "%s %s(%g): got %.9g want %.9g",
+                              px_isa_name(isa), f[k].name, x[i], y2[i], y1[i]);
+        }
+        /* exp(x - 0): 0 below the subnormal range, +inf above 88.72 */
+        r.exp_sum(y1, x, 0.0f, n);
+        s.exp_sum(y2, x, 0.0f, n);
+        for (size_t i = 0; i < n; i++)
+            ck_assert_msg(close_or_same(y2[i], y1[i], 1e-37, 4e-7), "%s exp(%g): got %.9g want %.9g",
+                          px_isa_name(isa), x[i], y2[i], y1[i]);
+        ck_assert(s.max(x, n) == INFINITY);
+    }
+    fprintf(stderr, "simd_kernels_extreme_inputs: %d SIMD variant(s) tested on this CPU\n", tested);
 }
 END_TEST
 
@@ -323,6 +388,7 @@ static Suite *suite(void)
     tcase_add_test(tc, conv_and_upsample_match_torch);
     tcase_add_test(tc, attention_matches_torch);
     tcase_add_test(tc, simd_kernels_match_reference);
+    tcase_add_test(tc, simd_kernels_extreme_inputs);
     tcase_add_test(tc, linear_all_weight_dtypes);
     tcase_add_test(tc, attention_tiled_matches_reference);
     tcase_add_test(tc, conv_im2col_matches_reference);
