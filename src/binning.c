@@ -106,6 +106,9 @@ void px_resize_crop_size(int H, int W, int new_h, int new_w, int *resized_h, int
  * i1 = i0 + (i0 < in - 1), l1 = float(src - i0), l0 = 1 - l1 (float).
  * Rounding src to float first moves the result by up to ~40 ulp on large
  * images (measured against the reference; see doc/pipeline.md). */
+#if defined(__GNUC__) && !defined(__clang__)
+__attribute__((optimize("fp-contract=off")))
+#endif
 static void linear_axis(int in, int out, int *i0, int *i1, float *l0, float *l1)
 {
     float scale = (float)in / (float)out;

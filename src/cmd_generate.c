@@ -60,7 +60,11 @@ static void generate_usage(FILE *f)
             "  --output-type png|npy|latent\n"
             "                            png (default); npy: one float32 array (N, H, W, 3) in [0, 1];\n"
             "                            latent: the final latents (N, 4, h, w) as .npy\n"
-            "  --dump FILE.safetensors   save the run's intermediate activations (reference key names)\n"
+            "  --dump FILE.safetensors   save the run's intermediates under the reference key names:\n"
+            "                            embeddings, T5 block outputs, every transformer block's\n"
+            "                            output at the first step, the latents after every step,\n"
+            "                            every VAE up block's output, the decoded image\n"
+            "  --dump-all                with --dump: every module's output and input (large)\n"
             "other:\n"
             "  --variant fp16|bf16       load *.VARIANT.safetensors weights\n"
             "  --threads N               operator threads\n"
@@ -88,7 +92,7 @@ typedef struct {
     int64_t timesteps[1000];
     int ntimesteps;
     const char *timesteps_arg;
-    int binning, quiet;
+    int binning, quiet, dump_all;
     const char *output_type; /* png, npy, latent */
 } gen_opts;
 
@@ -209,6 +213,10 @@ static int parse_args(int argc, char **argv, gen_opts *o)
             o->quiet = 1;
             continue;
         }
+        if (!strcmp(a, "--dump-all")) {
+            o->dump_all = 1;
+            continue;
+        }
         // options with a value: "--opt VALUE" or "--opt=VALUE"
         char name[64];
         const char *val = NULL, *eq = a[0] == '-' && a[1] == '-' ? strchr(a, '=') : NULL;
@@ -282,6 +290,7 @@ static int parse_args(int argc, char **argv, gen_opts *o)
     if (o->nprompts && o->prompt_embeds) return err_usage("give either --prompt or --prompt-embeds, not both%s%s", "", "");
     if (o->scheduler && o->scheduler_config)
         return err_usage("give either --scheduler or --scheduler-config, not both%s%s", "", "");
+    if (o->dump_all && !o->dump) return err_usage("--dump-all needs --dump FILE%s%s", "", "");
     if (o->ntimesteps && o->steps_set) return err_usage("give either --steps or --timesteps, not both%s%s", "", "");
     if (o->nnegs > 1 && o->nprompts && o->nnegs != o->nprompts)
         return err_usage("give --negative-prompt once, or once per --prompt%s%s", "", "");
@@ -461,6 +470,51 @@ static void embeds_free(embeds_file *e)
     free(e->nm);
 }
 
+/* What --dump keeps (without --dump-all): the pipeline's own tensors and the
+ * outputs of the main modules, not every submodule (at 1024 px the full set
+ * would take tens of gigabytes). */
+static int is_index_suffix(const char *s) // "#<digits>" and nothing else
+{
+    if (*s++ != '#' || !*s) return 0;
+    for (; *s; s++)
+        if (*s < '0' || *s > '9') return 0;
+    return 1;
+}
+
+static int match_numbered(const char *key, const char *prefix, const char *suffix) // PREFIX<digits>SUFFIX#k
+{
+    size_t n = strlen(prefix), m = strlen(suffix);
+    if (strncmp(key, prefix, n)) return 0;
+    const char *p = key + n;
+    if (*p < '0' || *p > '9') return 0;
+    while (*p >= '0' && *p <= '9') p++;
+    return !strncmp(p, suffix, m) && is_index_suffix(p + m);
+}
+
+static int match_plain(const char *key, const char *name) // NAME#k
+{
+    size_t n = strlen(name);
+    return !strncmp(key, name, n) && is_index_suffix(key + n);
+}
+
+static int dump_keep(const char *key, void *user)
+{
+    (void)user;
+    if (!strncmp(key, "pipeline/", 9)) return 1;
+    static const char *plain[] = {"text_encoder/encoder.embed_tokens", "text_encoder/encoder.final_layer_norm",
+                                  "transformer/pos_embed", "transformer/adaln_single.linear",
+                                  "transformer/caption_projection.linear_2", "transformer/norm_out",
+                                  "transformer/proj_out", "transformer/<root>", "vae/post_quant_conv",
+                                  "vae/decoder.conv_in", "vae/decoder.mid_block", "vae/decoder.conv_out",
+                                  NULL};
+    for (int i = 0; plain[i]; i++)
+        if (match_plain(key, plain[i])) return 1;
+    // a T5 block's output is its layer.1 (feed-forward) output
+    return match_numbered(key, "text_encoder/encoder.block.", ".layer.1") ||
+           match_numbered(key, "transformer/transformer_blocks.", "") ||
+           match_numbered(key, "vae/decoder.up_blocks.", "");
+}
+
 static uint64_t random_seed(void)
 {
     uint64_t s = 0;
@@ -579,6 +633,7 @@ int cmd_generate(int argc, char **argv)
     if (o->dump) {
         dump = px_dump_new();
         if (!dump) goto fail;
+        if (!o->dump_all) px_dump_set_filter(dump, dump_keep, NULL);
         prm.dump = dump;
     }
     prog = px_progress_new(stderr, o->quiet, -1);

@@ -1123,9 +1123,7 @@ int px_pipeline_generate(px_pipeline *p, const px_generate_params *prm, px_gener
         if (px_vae_decode(r.vae, r.decoded, r.z, N, h, w, dump)) goto fail;
         px_vae_free(r.vae);
         r.vae = NULL;
-        if (dump && (int64_t)DH * DW <= 512 * 512 &&
-            px_dump_add_key(dump, "pipeline/vae_decoded", r.decoded, 4, (int64_t[]){N, 3, DH, DW}))
-            goto fail;
+        if (px_dump_add_key(dump, "pipeline/vae_decoded", r.decoded, 4, (int64_t[]){N, 3, DH, DW})) goto fail;
         const float *img = r.decoded;
         if (prm->use_resolution_binning && (DH != orig_h || DW != orig_w)) {
             // image_processor.resize_and_crop_tensor(image, orig_width, orig_height)

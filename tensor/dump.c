@@ -19,7 +19,16 @@ typedef struct {
 struct px_dump {
     dentry *e;
     size_t n, cap;
+    int (*keep)(const char *key, void *user); /* NULL: keep everything */
+    void *keep_user;
 };
+
+void px_dump_set_filter(px_dump *d, int (*keep)(const char *key, void *user), void *user)
+{
+    if (!d) return;
+    d->keep = keep;
+    d->keep_user = user;
+}
 
 px_dump *px_dump_new(void) { return px_calloc(1, sizeof(px_dump), "dump"); }
 
@@ -46,6 +55,18 @@ int px_dump_add_key(px_dump *d, const char *key, const float *x, int ndim, const
         d->cap = cap;
     }
     dentry *e = &d->e[d->n];
+    if (d->keep && !d->keep(key, d->keep_user)) {
+        /* a filtered key: kept as a name only (data NULL), so that call
+         * indices still count it; invisible to get/count/key/save */
+        e->key = px_malloc(strlen(key) + 1, "dump key");
+        if (!e->key) return -1;
+        memcpy(e->key, key, strlen(key) + 1);
+        e->data = NULL;
+        e->numel = 0;
+        e->ndim = 0;
+        d->n++;
+        return 0;
+    }
     e->numel = 1;
     e->ndim = ndim;
     for (int i = 0; i < ndim; i++) {
@@ -95,23 +116,34 @@ const float *px_dump_get(const px_dump *d, const char *key, size_t *numel)
 {
     if (!d) return NULL;
     for (size_t i = 0; i < d->n; i++)
-        if (strcmp(d->e[i].key, key) == 0) {
+        if (d->e[i].data && strcmp(d->e[i].key, key) == 0) {
             if (numel) *numel = d->e[i].numel;
             return d->e[i].data;
         }
     return NULL;
 }
 
-size_t px_dump_count(const px_dump *d) { return d ? d->n : 0; }
+size_t px_dump_count(const px_dump *d)
+{
+    size_t n = 0;
+    for (size_t i = 0; d && i < d->n; i++) n += d->e[i].data != NULL;
+    return n;
+}
 
-const char *px_dump_key(const px_dump *d, size_t i) { return d && i < d->n ? d->e[i].key : NULL; }
+/* i-th recorded (not filtered) key */
+const char *px_dump_key(const px_dump *d, size_t i)
+{
+    for (size_t k = 0; d && k < d->n; k++)
+        if (d->e[k].data && i-- == 0) return d->e[k].key;
+    return NULL;
+}
 
 int px_dump_save(const px_dump *d, const char *path)
 {
     px_st_writer *w = px_st_writer_new();
     if (!w) return -1;
     for (size_t i = 0; i < d->n; i++)
-        if (px_st_writer_add(w, d->e[i].key, PX_F32, d->e[i].ndim, d->e[i].shape, d->e[i].data)) {
+        if (d->e[i].data && px_st_writer_add(w, d->e[i].key, PX_F32, d->e[i].ndim, d->e[i].shape, d->e[i].data)) {
             px_st_writer_free(w);
             return -1;
         }

@@ -35,6 +35,13 @@ const float *px_dump_get(const px_dump *d, const char *key, size_t *numel);
 size_t px_dump_count(const px_dump *d);
 const char *px_dump_key(const px_dump *d, size_t i);
 
+/* Record only the keys keep(full_key, user) accepts ("NAME#k", "NAME#k.in"
+ * or an exact key); the others cost no copy but still advance the call index
+ * of their name, so the kept keys are numbered as without a filter. NULL keep
+ * records everything. For `pixart generate --dump` on full-size models, where
+ * recording every module would take tens of gigabytes. */
+void px_dump_set_filter(px_dump *d, int (*keep)(const char *key, void *user), void *user);
+
 /* Saves every recorded tensor as F32 safetensors (atomic). */
 int px_dump_save(const px_dump *d, const char *path);
 

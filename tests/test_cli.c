@@ -300,6 +300,22 @@ START_TEST(generate_latents_dump_and_latent_output)
     ck_assert_ptr_nonnull(px_st_find(f, "transformer/transformer_blocks.0#0"));
     ck_assert_ptr_nonnull(px_st_find(f, "transformer/transformer_blocks.1#0"));
     ck_assert_ptr_null(px_st_find(f, "vae/decoder.conv_out#0")); // latent output: no decode
+    // the default dump keeps the main modules only, with the reference's values
+    ck_assert_ptr_null(px_st_find(f, "transformer/transformer_blocks.0.attn1.to_q#0"));
+    const px_tensor *t1 = px_st_find(f, "transformer/transformer_blocks.1#0");
+    float *r1 = ref_tensor("ms_dpm2_cfg_32x80", "transformer/transformer_blocks.1#0", &n);
+    ck_assert_uint_eq((size_t)px_numel(t1), n);
+    assert_close((const float *)t1->data, r1, n, 1e-4, 1e-4, "transformer_blocks.1#0");
+    free(r1);
+    px_st_close(f);
+    // --dump-all: every module
+    int st2 = run("generate --model '%s' --prompt-embeds '%s' --steps 2 --latents '%s' --height 32 --width 80 "
+                  "--no-resolution-binning --output-type latent --dump '%s' --dump-all -o '%s' --quiet",
+                  px_test_data("pipe_ms"), emb, lat, dump, out);
+    ck_assert_int_eq(st2, 0);
+    f = px_test_open(dump);
+    ck_assert_ptr_nonnull(px_st_find(f, "transformer/transformer_blocks.0.attn1.to_q#0"));
+    ck_assert_ptr_nonnull(px_st_find(f, "transformer/adaln_single.emb.resolution_embedder.linear_1#0"));
     px_st_close(f);
 }
 END_TEST
@@ -415,6 +431,30 @@ START_TEST(generate_from_text)
     ck_assert_msg(st == 0, "generate failed: %s", e);
     free(e);
     check_npy_image(npy, "small_dpm2_nipp2_long", 2e-5);
+
+    // --dump from text: T5 block outputs of both text-encoder calls (#0 prompt, #1 negative),
+    // numbered as in the reference although the submodules in between are not kept
+    char dump[300];
+    snprintf(dump, sizeof dump, "%s/d.safetensors", tmp);
+    snprintf(npy, sizeof npy, "%s/d.npy", tmp);
+    st = run("generate --model '%s' --prompt 'A painting of a squirrel eating a burger' --steps 2 --seed 0 "
+             "--no-resolution-binning --output-type npy -o '%s' --dump '%s' --quiet",
+             model, npy, dump);
+    ck_assert_int_eq(st, 0);
+    px_st_file *f = px_test_open(dump);
+    ck_assert_ptr_null(px_st_find(f, "text_encoder/encoder.block.1.layer.0.SelfAttention.q#1"));
+    static const char *keys[] = {"text_encoder/encoder.block.1.layer.1#0", "text_encoder/encoder.block.1.layer.1#1",
+                                 "text_encoder/encoder.final_layer_norm#1", "vae/decoder.conv_out#0",
+                                 "pipeline/negative_prompt_embeds"};
+    for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++) {
+        const px_tensor *t = px_st_find(f, keys[k]);
+        ck_assert_msg(t != NULL, "dump lacks %s", keys[k]);
+        float *want = ref_tensor("small_dpm2_cfg", keys[k], &n);
+        ck_assert_uint_eq((size_t)px_numel(t), n);
+        assert_close((const float *)t->data, want, n, 1e-5, 1e-4, keys[k]);
+        free(want);
+    }
+    px_st_close(f);
 }
 END_TEST
 
