@@ -21,6 +21,7 @@
 
 static char tmp[256];
 static char out_txt[300], err_txt[300];
+static const char *shell_prefix = ""; /* e.g. a ulimit for the out-of-memory test */
 
 static void setup(void)
 {
@@ -53,7 +54,8 @@ static int run(const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(args, sizeof args, fmt, ap);
     va_end(ap);
-    snprintf(cmd, sizeof cmd, "PIXART_NUM_THREADS=1 '%s' %s >'%s' 2>'%s'", bin(), args, out_txt, err_txt);
+    snprintf(cmd, sizeof cmd, "%sPIXART_NUM_THREADS=1 '%s' %s >'%s' 2>'%s'", shell_prefix, bin(), args, out_txt,
+             err_txt);
     int st = system(cmd);
     ck_assert_msg(st != -1 && WIFEXITED(st), "could not run: %s", cmd);
     return WEXITSTATUS(st);
@@ -613,6 +615,18 @@ START_TEST(generate_errors)
              "--no-resolution-binning --quiet -o '%s/x.png'",
              small, emb, outdir);
     expect_error(st, "generate", "timesteps", outdir, 0);
+    // out of memory: a clear message, not a crash (address-space limit; sanitizer builds
+    // reserve huge shadow mappings and abort on huge allocations by design, so not there)
+    if (getenv("ASAN_OPTIONS") || getenv("UBSAN_OPTIONS")) {
+        fprintf(stderr, "SKIP out-of-memory check under the sanitizers\n");
+    } else {
+        shell_prefix = "ulimit -v 3000000; ";
+        st = run("generate --model '%s' --prompt-embeds '%s' --steps 2 --seed 0 --no-resolution-binning --height 48000 "
+                 "--width 48000 --quiet -o '%s/x.png'",
+                 small, emb, outdir);
+        shell_prefix = "";
+        expect_error(st, "generate", "out of memory", outdir, 0);
+    }
     // output place
     st = run("generate --model '%s' --prompt-embeds '%s' %s -o '%s/no/such/dir/x.png'", small, emb, ok, tmp);
     expect_error(st, "generate", "no/such/dir", NULL, 0);
