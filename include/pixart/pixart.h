@@ -37,7 +37,14 @@ void px_set_num_threads(int n);
 /* ---- pipeline: diffusers PixArtAlphaPipeline (v0.30.3) ------------------ */
 
 typedef struct px_pipeline px_pipeline;
-typedef struct px_dump px_dump; /* activation recorder (tensor/dump.h) */
+
+/* Activation recorder for px_generate_params.dump: every intermediate of a
+ * run under the reference's key names ("pipeline/latents_step03",
+ * "transformer/transformer_blocks.12#0", ...), saved as F32 safetensors. */
+struct px_dump;
+struct px_dump *px_dump_new(void);
+void px_dump_free(struct px_dump *d);
+int px_dump_save(const struct px_dump *d, const char *path);
 
 /* Opens an unmodified diffusers checkpoint folder (model_index.json,
  * scheduler/, text_encoder/, tokenizer/, transformer/, vae/). Checks the
@@ -161,7 +168,7 @@ typedef struct {
     /* Records the run's intermediates under the reference key names
      * (pipeline/..., text_encoder/..., transformer/... at the first step,
      * vae/...), or NULL. */
-    px_dump *dump;
+    struct px_dump *dump;
 } px_generate_params;
 
 void px_generate_params_init(px_generate_params *prm);
