@@ -76,10 +76,12 @@ static int cmp_float(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* torch's scalar lerp(self, end, weight) */
+/* torch's lerp(self, end, weight) as its AVX2 kernel computes it (lerp_vec:
+ * one fused multiply-add; verified against torch.quantile, doc/schedulers.md) */
 static float lerp_f(float a, float b, float w)
 {
-    return fabsf(w) < 0.5f ? a + w * (b - a) : b - (b - a) * (1.0f - w);
+    float d = b - a;
+    return fabsf(w) < 0.5f ? fmaf(w, d, a) : fmaf(w - 1.0f, d, b);
 }
 
 int px_sched_threshold(float *x, px_sched_dims dims, double ratio, double max_value)

@@ -370,6 +370,38 @@ START_TEST(test_pipeline_cases)
 }
 END_TEST
 
+/* _threshold_sample on its own: torch.quantile's interpolation (a fused lerp)
+ * and the clamps, against diffusers on 8 settings x batch 32. */
+START_TEST(test_threshold)
+{
+    px_json *meta = px_json_load_file(px_test_data("sched/extra.json"));
+    ck_assert_msg(meta, "%s", px_last_error());
+    px_st_file *f = px_test_open(px_test_data("sched/extra.safetensors"));
+    const px_json *thr = px_json_get(meta, "threshold");
+    ck_assert(thr && thr->type == PX_JSON_ARRAY && thr->count == 8);
+    trace_stats st = { 0 };
+    for (size_t i = 0; i < thr->count; i++) {
+        const px_json *e = thr->items[i];
+        double ratio, smv;
+        ck_assert(!px_json_req_number(e, "dynamic_thresholding_ratio", &ratio, "threshold"));
+        ck_assert(!px_json_req_number(e, "sample_max_value", &smv, "threshold"));
+        char key[64];
+        snprintf(key, sizeof key, "%s/in", px_json_get(e, "key")->string);
+        size_t n;
+        float *x = px_test_get_f32(f, key, &n);
+        ck_assert_uint_eq(n, 32 * 16);
+        px_sched_dims dims = { 32, 4, 4 };
+        ck_assert(!px_sched_threshold(x, dims, ratio, smv));
+        snprintf(key, sizeof key, "%s/", px_json_get(e, "key")->string);
+        compare(f, key, "out", x, n, &st);
+        free(x);
+    }
+    ck_assert_uint_eq(st.not_bitexact, 0);
+    px_st_close(f);
+    px_json_free(meta);
+}
+END_TEST
+
 // ---------------------------------------------------------------------------
 // config reader
 
@@ -700,6 +732,7 @@ static Suite *sched_suite(void)
     tcase_add_test(tc, test_extra_traces_fixture);
     tcase_add_test(tc, test_reference_traces_full);
     tcase_add_test(tc, test_pipeline_cases);
+    tcase_add_test(tc, test_threshold);
     suite_add_tcase(s, tc);
     TCase *cfg = tcase_create("config");
     tcase_add_test(cfg, test_config_pixart);

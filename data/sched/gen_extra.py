@@ -222,9 +222,40 @@ def main(src, dst):
                        'model_output_seed_base': mo_base, 'shape': shape,
                        'model_output_shape': mo_shape or shape,
                        'timesteps': [int(t) for t in sched.timesteps], 'stored': sorted(out)})
+    # _threshold_sample alone (torch.quantile + clamp), 8 settings x batch 32;
+    # mostly a large sample_max_value so that the quantile itself shows. The
+    # seed is searched so that each setting has rows where an unfused lerp
+    # (a + w*(b - a)) would round differently from torch's.
+    def unfused_differs(x, ratio):
+        a = np.sort(np.abs(x.reshape(x.shape[0], -1).numpy()), axis=1)
+        rank = np.float32(ratio) * np.float32(a.shape[1] - 1)
+        lo, hi = int(rank), int(np.ceil(rank))
+        w = np.float32(rank - np.float32(lo))
+        q = torch.quantile(torch.from_numpy(a), ratio, dim=1).numpy()
+        d = (a[:, hi] - a[:, lo]).astype(np.float32)
+        plain = (a[:, lo] + w * d) if abs(w) < 0.5 else (a[:, hi] - d * (np.float32(1) - w))
+        return int((plain.astype(np.float32) != q).sum())
+    thr = []
+    for k in range(8):
+        # ratios whose rank weight w = ratio * 15 - floor(.) is not a short dyadic
+        ratio = [0.995, 0.93, 0.61, 0.77, 0.999, 0.53, 0.87, 0.97][k]
+        smv = [100.0, 1.5, 100.0, 100.0, 3.0, 100.0, 100.0, 2.2][k]
+        sched = classes['DDIMScheduler'](thresholding=True, dynamic_thresholding_ratio=ratio, sample_max_value=smv)
+        seed = 9000 + 1000 * k
+        for _ in range(1000):
+            x = torch.randn([32, 4, 2, 2], generator=torch.Generator('cpu').manual_seed(seed)) * (2 + k % 3)
+            if smv < 10 or unfused_differs(x, ratio) >= 2:
+                break
+            seed += 1
+        else:
+            raise SystemExit('no threshold data found for setting %d' % k)
+        tensors['threshold/%d/in' % k] = x.numpy()
+        tensors['threshold/%d/out' % k] = sched._threshold_sample(x).numpy()
+        thr.append({'key': 'threshold/%d' % k, 'dynamic_thresholding_ratio': ratio, 'sample_max_value': smv,
+                    'shape': [32, 4, 2, 2], 'seed': seed})
     st_save(os.path.join(dst, 'extra.safetensors'), tensors)
     json.dump({'source': 'data/sched/gen_extra.py: diffusers v0.30.3 scheduler modules, torch %s' % torch.__version__,
-               'traces': traces}, open(os.path.join(dst, 'extra.json'), 'w'), indent=1)
+               'traces': traces, 'threshold': thr}, open(os.path.join(dst, 'extra.json'), 'w'), indent=1)
 
 if __name__ == '__main__':
     main(sys.argv[1], sys.argv[2])
