@@ -11,3 +11,9 @@ EXTRA_PROGRAMS += bench/bench_vae
 BENCHES += bench/bench_vae
 bench_bench_vae_SOURCES = bench/bench_vae.c
 bench_bench_vae_LDADD = $(PX_BENCH_LIBS)
+
+# PixArt-XL-2 DiT with random weights: 512 / 1024 px, batch 2, F32 and BF16.
+EXTRA_PROGRAMS += bench/bench_dit
+BENCHES += bench/bench_dit
+bench_bench_dit_SOURCES = bench/bench_dit.c
+bench_bench_dit_LDADD = $(PX_BENCH_LIBS)

@@ -1,0 +1,482 @@
+/* Benchmark of the PixArt DiT at the PixArt-XL-2 configuration (28 layers,
+ * 16 heads x 72 = hidden 1152, caption 4096, patch 2, in 4, out 8; the numbers
+ * of ../shared/reference/configs/PixArt-XL-2-{512x512,1024-MS}/transformer/
+ * config.json), random weights generated here, batch 2 (classifier-free
+ * guidance), 120 caption tokens:
+ *   512 px:  sample_size 64,  64x64 latents,  1024 tokens per image
+ *   1024 px: sample_size 128 (micro-conditioned), 128x128 latents, 4096 tokens
+ * for F32 and BF16 weights. The weights are written as a real diffusers
+ * folder (config.json + diffusion_pytorch_model.safetensors) in a temporary
+ * directory and loaded with px_dit_load (mmap), so peak RSS counts the mapped
+ * weight pages the forward touches, as in a real run.
+ *
+ * By default only `--layers N` (2) blocks are instantiated: the time of one
+ * block is (t(N) - t(0)) / N, with t(0) the same model with no blocks, and
+ * the full model is extrapolated as t(0) + 28 * block; peak RSS as
+ * RSS(N) + (28 - N) * (bytes of one block's weights). `--layers 28` runs the
+ * whole model (no extrapolation). Each configuration runs in its own child
+ * process so that its peak RSS is its own.
+ *
+ * The raw cblas_sgemm rate on the GEMM shapes of one forward (A @ W^T, F32)
+ * is measured in the same run; "ratio" = forward time / (forward FLOPs at that
+ * rate), attention FLOPs (QK^T and PV) included. Targets: <= 1.15 at 512 px,
+ * <= 1.25 at 1024 px; peak RSS at 1024 px BF16 <= 2.5 GB.
+ *
+ * usage: bench_dit [--layers N] [--reps R] [--res 512|1024|both] [--dtype f32|bf16|both] */
+#include "model/dit.h"
+#include "ops/ops.h"
+#include "tensor/error.h"
+#include "tensor/half.h"
+#include "tensor/tensor.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+/* PixArt-XL-2, as in configs/PixArt-XL-2-512x512 and -1024-MS transformer/config.json */
+enum { LAYERS = 28, HEADS = 16, HEAD_DIM = 72, C = HEADS * HEAD_DIM, CAP = 4096, IN_CH = 4, OUT_CH = 8,
+       PATCH = 2, BATCH = 2, L = 120, TCH = 256 };
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Uniform in [-a, a) from a counter-based hash of (seed, i). */
+static inline float rnd(uint64_t seed, uint64_t i, float a)
+{
+    uint64_t z = seed * 0x9E3779B97F4A7C15ull + i;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    z ^= z >> 31;
+    return a * (float)((double)(z >> 40) * (2.0 / 16777216.0) - 1.0);
+}
+
+// ----------------------------------------------------------------------------
+// a random-weight diffusers transformer folder, written tensor by tensor
+
+typedef struct {
+    char name[96];
+    int ndim;
+    int64_t shape[4];
+    float a; /* values uniform in [-a, a) */
+} wspec;
+
+typedef struct {
+    wspec *w;
+    int n, cap;
+} wlist;
+
+static void add(wlist *l, float a, int ndim, const int64_t *shape, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+static void add(wlist *l, float a, int ndim, const int64_t *shape, const char *fmt, ...)
+{
+    if (l->n == l->cap) {
+        l->cap = l->cap ? 2 * l->cap : 256;
+        l->w = realloc(l->w, (size_t)l->cap * sizeof *l->w);
+        if (!l->w) { fprintf(stderr, "out of memory\n"); exit(1); }
+    }
+    wspec *s = &l->w[l->n++];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(s->name, sizeof s->name, fmt, ap);
+    va_end(ap);
+    s->ndim = ndim;
+    memcpy(s->shape, shape, (size_t)ndim * sizeof(int64_t));
+    s->a = a;
+}
+
+/* nn.Linear(K -> N): weight U(-1/sqrt(K), 1/sqrt(K)) as torch initialises it, bias likewise */
+static void add_linear(wlist *l, int64_t N, int64_t K, const char *prefix)
+{
+    float a = 1.0f / sqrtf((float)K);
+    add(l, a, 2, (int64_t[]){ N, K }, "%s.weight", prefix);
+    add(l, a, 1, (int64_t[]){ N }, "%s.bias", prefix);
+}
+
+static void model_tensors(wlist *l, int layers, int micro)
+{
+    float pa = 1.0f / sqrtf((float)(IN_CH * PATCH * PATCH));
+    add(l, pa, 4, (int64_t[]){ C, IN_CH, PATCH, PATCH }, "pos_embed.proj.weight");
+    add(l, pa, 1, (int64_t[]){ C }, "pos_embed.proj.bias");
+    add_linear(l, C, TCH, "adaln_single.emb.timestep_embedder.linear_1");
+    add_linear(l, C, C, "adaln_single.emb.timestep_embedder.linear_2");
+    if (micro) {
+        add_linear(l, C / 3, TCH, "adaln_single.emb.resolution_embedder.linear_1");
+        add_linear(l, C / 3, C / 3, "adaln_single.emb.resolution_embedder.linear_2");
+        add_linear(l, C / 3, TCH, "adaln_single.emb.aspect_ratio_embedder.linear_1");
+        add_linear(l, C / 3, C / 3, "adaln_single.emb.aspect_ratio_embedder.linear_2");
+    }
+    add_linear(l, 6 * C, C, "adaln_single.linear");
+    add_linear(l, C, CAP, "caption_projection.linear_1");
+    add_linear(l, C, C, "caption_projection.linear_2");
+    char p[96];
+    for (int i = 0; i < layers; i++) {
+        add(l, 1.0f / sqrtf((float)C), 2, (int64_t[]){ 6, C }, "transformer_blocks.%d.scale_shift_table", i);
+        const char *lin[] = { "attn1.to_q", "attn1.to_k", "attn1.to_v", "attn1.to_out.0",
+                              "attn2.to_q", "attn2.to_k", "attn2.to_v", "attn2.to_out.0" };
+        for (int k = 0; k < 8; k++) {
+            snprintf(p, sizeof p, "transformer_blocks.%d.%s", i, lin[k]);
+            add_linear(l, C, C, p);
+        }
+        snprintf(p, sizeof p, "transformer_blocks.%d.ff.net.0.proj", i);
+        add_linear(l, 4 * C, C, p);
+        snprintf(p, sizeof p, "transformer_blocks.%d.ff.net.2", i);
+        add_linear(l, C, 4 * C, p);
+    }
+    add(l, 1.0f / sqrtf((float)C), 2, (int64_t[]){ 2, C }, "scale_shift_table");
+    add_linear(l, PATCH * PATCH * OUT_CH, C, "proj_out");
+}
+
+static int64_t numel(const wspec *s)
+{
+    int64_t n = 1;
+    for (int i = 0; i < s->ndim; i++) n *= s->shape[i];
+    return n;
+}
+
+/* safetensors: 8-byte header length, JSON header padded to 8 bytes, data. */
+static int write_weights(const char *path, const wlist *l, px_dtype dt)
+{
+    const size_t es = px_dtype_size(dt);
+    size_t cap = 1 << 20, len = 0;
+    char *h = malloc(cap);
+    uint64_t off = 0;
+    len += (size_t)snprintf(h + len, cap - len, "{\"__metadata__\":{\"format\":\"pt\"}");
+    for (int i = 0; i < l->n; i++) {
+        const wspec *s = &l->w[i];
+        if (cap - len < 512) h = realloc(h, cap *= 2);
+        uint64_t bytes = (uint64_t)numel(s) * es;
+        len += (size_t)snprintf(h + len, cap - len, ",\"%s\":{\"dtype\":\"%s\",\"shape\":[", s->name,
+                                px_dtype_name(dt));
+        for (int d = 0; d < s->ndim; d++)
+            len += (size_t)snprintf(h + len, cap - len, "%s%lld", d ? "," : "", (long long)s->shape[d]);
+        len += (size_t)snprintf(h + len, cap - len, "],\"data_offsets\":[%llu,%llu]}",
+                                (unsigned long long)off, (unsigned long long)(off + bytes));
+        off += bytes;
+    }
+    len += (size_t)snprintf(h + len, cap - len, "}");
+    while (len % 8) h[len++] = ' ';
+    FILE *f = fopen(path, "wb");
+    if (!f) { perror(path); free(h); return -1; }
+    uint64_t hl = len;
+    fwrite(&hl, 8, 1, f);
+    fwrite(h, 1, len, f);
+    free(h);
+    const int64_t CH = 1 << 20;
+    float *buf = malloc((size_t)CH * sizeof(float));
+    uint16_t *hb = malloc((size_t)CH * sizeof(uint16_t));
+    for (int i = 0; i < l->n; i++) {
+        const wspec *s = &l->w[i];
+        const int64_t n = numel(s);
+        for (int64_t i0 = 0; i0 < n; i0 += CH) {
+            int64_t m = n - i0 < CH ? n - i0 : CH;
+#pragma omp parallel for schedule(static)
+            for (int64_t j = 0; j < m; j++) buf[j] = rnd((uint64_t)i + 1, (uint64_t)(i0 + j), s->a);
+            if (dt == PX_F32) {
+                fwrite(buf, sizeof(float), (size_t)m, f);
+            } else {
+                for (int64_t j = 0; j < m; j++) hb[j] = px_f32_to_bf16(buf[j]);
+                fwrite(hb, sizeof(uint16_t), (size_t)m, f);
+            }
+        }
+    }
+    free(buf);
+    free(hb);
+    if (fclose(f) != 0) { perror(path); return -1; }
+    return 0;
+}
+
+static int write_config(const char *dir, int layers, int sample_size)
+{
+    char p[512];
+    snprintf(p, sizeof p, "%s/config.json", dir);
+    FILE *f = fopen(p, "w");
+    if (!f) { perror(p); return -1; }
+    fprintf(f,
+            "{\"_class_name\": \"Transformer2DModel\", \"activation_fn\": \"gelu-approximate\",\n"
+            " \"attention_bias\": true, \"attention_head_dim\": %d, \"attention_type\": \"default\",\n"
+            " \"caption_channels\": %d, \"cross_attention_dim\": %d, \"double_self_attention\": false,\n"
+            " \"dropout\": 0.0, \"in_channels\": %d, \"interpolation_scale\": null,\n"
+            " \"norm_elementwise_affine\": false, \"norm_eps\": 1e-06, \"norm_num_groups\": 32,\n"
+            " \"norm_type\": \"ada_norm_single\", \"num_attention_heads\": %d, \"num_embeds_ada_norm\": 1000,\n"
+            " \"num_layers\": %d, \"num_vector_embeds\": null, \"only_cross_attention\": false,\n"
+            " \"out_channels\": %d, \"patch_size\": %d, \"sample_size\": %d, \"upcast_attention\": false,\n"
+            " \"use_additional_conditions\": null, \"use_linear_projection\": false}\n",
+            HEAD_DIM, CAP, C, IN_CH, HEADS, layers, OUT_CH, PATCH, sample_size);
+    return fclose(f);
+}
+
+// ----------------------------------------------------------------------------
+// FLOP counts (multiply-add = 2) of one forward
+
+typedef struct { int64_t M, N, K, count; } gemm_shape;
+
+/* The A @ W^T GEMMs of one forward, and of one block. */
+static int gemm_shapes(gemm_shape *g, int64_t T, int layers)
+{
+    const int64_t BL = (int64_t)BATCH * L;
+    int n = 0;
+    g[n++] = (gemm_shape){ BL, C, CAP, 1 };                      /* caption_projection.linear_1 */
+    g[n++] = (gemm_shape){ BL, C, C, 1 };                        /* caption_projection.linear_2 */
+    g[n++] = (gemm_shape){ T, C, C, 6 * (int64_t)layers };       /* attn1 q k v out, attn2 q out */
+    g[n++] = (gemm_shape){ BL, C, C, 2 * (int64_t)layers };      /* attn2 k v */
+    g[n++] = (gemm_shape){ T, 4 * C, C, (int64_t)layers };       /* ff.net.0.proj */
+    g[n++] = (gemm_shape){ T, C, 4 * C, (int64_t)layers };       /* ff.net.2 */
+    g[n++] = (gemm_shape){ T, PATCH * PATCH * OUT_CH, C, 1 };    /* proj_out */
+    g[n++] = (gemm_shape){ T, C, IN_CH * PATCH * PATCH, 1 };     /* patch embedding conv */
+    return n;
+}
+
+static double attn_flops(int64_t N, int layers)
+{
+    /* QK^T and PV: 2 * 2 * N * Nk * D per head: self (Nk = N) and cross (Nk = L) */
+    return (double)layers * BATCH * HEADS * 4.0 * HEAD_DIM * ((double)N * N + (double)N * L);
+}
+
+static double gemm_flops(const gemm_shape *g, int n)
+{
+    double f = 0;
+    for (int i = 0; i < n; i++) f += 2.0 * g[i].M * g[i].N * g[i].K * g[i].count;
+    return f;
+}
+
+static double forward_flops(int64_t N, int layers)
+{
+    gemm_shape g[16];
+    int n = gemm_shapes(g, BATCH * N, layers);
+    /* the small adaLN MLPs (B rows) are negligible but counted */
+    double small = 2.0 * BATCH * ((double)TCH * C + (double)C * C + 6.0 * C * C);
+    return gemm_flops(g, n) + attn_flops(N, layers) + small;
+}
+
+/* Seconds per raw cblas_sgemm call (C = A @ W^T, F32), best of reps. */
+static double time_sgemm(int64_t M, int64_t N, int64_t K, int reps)
+{
+    float *A = malloc((size_t)(M * K) * sizeof(float)), *W = malloc((size_t)(N * K) * sizeof(float));
+    float *Cm = malloc((size_t)(M * N) * sizeof(float));
+    for (int64_t i = 0; i < M * K; i++) A[i] = rnd(7, (uint64_t)i, 1.0f);
+    for (int64_t i = 0; i < N * K; i++) W[i] = rnd(8, (uint64_t)i, 0.03f);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)M, (int)N, (int)K, 1.0f, A, (int)K, W, (int)K,
+                0.0f, Cm, (int)N); /* warm-up */
+    double best = 1e30;
+    for (int r = 0; r < reps; r++) {
+        double t0 = now();
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)M, (int)N, (int)K, 1.0f, A, (int)K, W,
+                    (int)K, 1.0f, Cm, (int)N);
+        double t = now() - t0;
+        if (t < best) best = t;
+    }
+    free(A); free(W); free(Cm);
+    return best;
+}
+
+/* Seconds of one px_attention call (self-attention of one block), best of reps. */
+static double time_attention(int64_t N, int reps)
+{
+    const int64_t n = BATCH * N * C;
+    float *q = malloc((size_t)n * sizeof(float)), *k = malloc((size_t)n * sizeof(float));
+    float *v = malloc((size_t)n * sizeof(float)), *o = malloc((size_t)n * sizeof(float));
+    for (int64_t i = 0; i < n; i++) { q[i] = rnd(1, (uint64_t)i, 2.0f); k[i] = rnd(2, (uint64_t)i, 2.0f); v[i] = rnd(3, (uint64_t)i, 1.0f); }
+    px_attn_args a = { .B = BATCH, .Nq = N, .Nk = N, .H = HEADS, .D = HEAD_DIM, .scale = 1.0f / sqrtf(HEAD_DIM) };
+    px_attention(o, q, k, v, &a);
+    double best = 1e30;
+    for (int r = 0; r < reps; r++) {
+        double t0 = now();
+        px_attention(o, q, k, v, &a);
+        double t = now() - t0;
+        if (t < best) best = t;
+    }
+    free(q); free(k); free(v); free(o);
+    return best;
+}
+
+// ----------------------------------------------------------------------------
+// one configuration, in a child process
+
+typedef struct {
+    double t_n, t_0; /* best seconds per forward with N blocks / with none */
+    int ok;
+    char err[256];
+} child_result;
+
+static int run_forward(const char *dir, int64_t lat, int micro, int reps, double *best)
+{
+    px_dit *m = px_dit_load(dir, NULL);
+    if (!m) return -1;
+    const int64_t hw = lat * lat;
+    float *x = malloc((size_t)(BATCH * IN_CH * hw) * sizeof(float));
+    float *out = malloc((size_t)(BATCH * OUT_CH * hw) * sizeof(float));
+    float *ctx = malloc((size_t)BATCH * L * CAP * sizeof(float));
+    int32_t mask[BATCH * L];
+    float t[BATCH] = { 999, 999 }, res[2 * BATCH], ar[BATCH];
+    for (int64_t i = 0; i < BATCH * IN_CH * hw; i++) x[i] = rnd(11, (uint64_t)i, 1.7f);
+    for (int64_t i = 0; i < (int64_t)BATCH * L * CAP; i++) ctx[i] = rnd(12, (uint64_t)i, 0.3f);
+    for (int b = 0; b < BATCH; b++) {
+        for (int j = 0; j < L; j++) mask[b * L + j] = j < (b ? 24 : 1); /* prompt vs empty negative */
+        res[2 * b] = res[2 * b + 1] = (float)(lat * 8);
+        ar[b] = 1.0f;
+    }
+    int rc = 0;
+    *best = 1e30;
+    for (int r = 0; r < reps + 1 && rc == 0; r++) { /* the first run warms up (page faults, buffers) */
+        double t0 = now();
+        rc = px_dit_forward(m, out, x, t, ctx, mask, BATCH, (int)lat, (int)lat, L, micro ? res : NULL,
+                            micro ? ar : NULL, NULL);
+        double dt = now() - t0;
+        if (r > 0 && dt < *best) *best = dt;
+    }
+    if (rc == 0)
+        for (int64_t i = 0; i < BATCH * OUT_CH * hw; i++)
+            if (!isfinite(out[i])) { rc = px_fail("bench: non-finite output"); break; }
+    free(x); free(out); free(ctx);
+    px_dit_free(m);
+    return rc;
+}
+
+static int run_child(const char *dir_n, const char *dir_0, int64_t lat, int micro, int reps, child_result *cr,
+                     long *maxrss_kib)
+{
+    int fd[2];
+    if (pipe(fd) != 0) { perror("pipe"); return -1; }
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid < 0) { perror("fork"); return -1; }
+    if (pid == 0) {
+        close(fd[0]);
+        child_result r = { 0 };
+        if (run_forward(dir_n, lat, micro, reps, &r.t_n) == 0 && run_forward(dir_0, lat, micro, reps, &r.t_0) == 0)
+            r.ok = 1;
+        else
+            snprintf(r.err, sizeof r.err, "%s", px_last_error());
+        if (write(fd[1], &r, sizeof r) != (ssize_t)sizeof r) _exit(2);
+        _exit(0);
+    }
+    close(fd[1]);
+    ssize_t got = read(fd[0], cr, sizeof *cr);
+    close(fd[0]);
+    int status;
+    struct rusage ru;
+    if (wait4(pid, &status, 0, &ru) < 0) { perror("wait4"); return -1; }
+    *maxrss_kib = ru.ru_maxrss;
+    if (got != (ssize_t)sizeof *cr || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        fprintf(stderr, "child failed\n");
+        return -1;
+    }
+    return 0;
+}
+
+static void rm_dir(const char *dir)
+{
+    char p[600];
+    snprintf(p, sizeof p, "%s/config.json", dir);
+    unlink(p);
+    snprintf(p, sizeof p, "%s/diffusion_pytorch_model.safetensors", dir);
+    unlink(p);
+    rmdir(dir);
+}
+
+int main(int argc, char **argv)
+{
+    int layers = 2, reps = 2, do512 = 1, do1024 = 1, dof32 = 1, dobf16 = 1;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--layers") && i + 1 < argc) layers = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--reps") && i + 1 < argc) reps = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--res") && i + 1 < argc) {
+            const char *v = argv[++i];
+            do512 = !strcmp(v, "512") || !strcmp(v, "both");
+            do1024 = !strcmp(v, "1024") || !strcmp(v, "both");
+        } else if (!strcmp(argv[i], "--dtype") && i + 1 < argc) {
+            const char *v = argv[++i];
+            dof32 = !strcmp(v, "f32") || !strcmp(v, "both");
+            dobf16 = !strcmp(v, "bf16") || !strcmp(v, "both");
+        } else {
+            fprintf(stderr, "usage: %s [--layers N (1..28)] [--reps R] [--res 512|1024|both] [--dtype f32|bf16|both]\n",
+                    argv[0]);
+            return 2;
+        }
+    }
+    if (layers < 1 || layers > LAYERS || reps < 1) { fprintf(stderr, "bad --layers / --reps\n"); return 2; }
+    px_ops_init();
+    printf("PixArt-XL-2 DiT: %d layers x (%d heads x %d = %d), caption %d, batch %d (CFG), %d caption tokens\n",
+           LAYERS, HEADS, HEAD_DIM, C, CAP, BATCH, L);
+    printf("isa %s, %d threads; %s\n\n", px_isa_name(px_ops_isa()), px_get_num_threads(),
+           layers == LAYERS ? "full model"
+                            : "blocks instantiated: --layers; full model extrapolated from per-block time");
+
+    const char *tmp = getenv("TMPDIR");
+    int status = 0;
+    for (int res = 0; res < 2; res++) {
+        if ((res == 0 && !do512) || (res == 1 && !do1024)) continue;
+        const int sample = res ? 128 : 64, micro = sample == 128;
+        const int64_t lat = sample, N = (lat / PATCH) * (lat / PATCH);
+        /* raw sgemm on this resolution's shapes: seconds per forward at the raw rate */
+        gemm_shape g[16];
+        int ng = gemm_shapes(g, BATCH * N, LAYERS);
+        double raw_time = 0, raw_flops = gemm_flops(g, ng);
+        for (int i = 0; i < ng; i++) raw_time += g[i].count * time_sgemm(g[i].M, g[i].N, g[i].K, reps + 1);
+        const double raw_rate = raw_flops / raw_time;
+        const double F = forward_flops(N, LAYERS);
+        const double t_flops = F / raw_rate;
+        const double t_attn = time_attention(N, reps);
+        printf("%d px: %dx%d latents, %lld tokens/image; forward %.1f GFLOP (attention %.1f%%)\n",
+               (int)(lat * 8), (int)lat, (int)lat, (long long)N, F * 1e-9, 100 * attn_flops(N, LAYERS) / F);
+        printf("  raw cblas_sgemm on the forward's GEMM shapes: %.1f GFLOP/s -> %.2f s for the forward's FLOPs\n",
+               raw_rate * 1e-9, t_flops);
+        printf("  px_attention, one block's self-attention: %.3f s = %.1f GFLOP/s (x%d blocks = %.2f s)\n", t_attn,
+               attn_flops(N, 1) * (double)N / (N + L) / t_attn * 1e-9, LAYERS, t_attn * LAYERS);
+        for (int d = 0; d < 2; d++) {
+            if ((d == 0 && !dof32) || (d == 1 && !dobf16)) continue;
+            const px_dtype dt = d ? PX_BF16 : PX_F32;
+            char dir_n[512], dir_0[512], path[600];
+            snprintf(dir_n, sizeof dir_n, "%s/pxbenchXXXXXX", tmp && *tmp ? tmp : "/tmp");
+            snprintf(dir_0, sizeof dir_0, "%s/pxbenchXXXXXX", tmp && *tmp ? tmp : "/tmp");
+            if (!mkdtemp(dir_n) || !mkdtemp(dir_0)) { perror("mkdtemp"); return 1; }
+            wlist wn = { 0 }, w0 = { 0 };
+            model_tensors(&wn, layers, micro);
+            model_tensors(&w0, 0, micro);
+            int64_t block_bytes = 0; /* one block's weights in this dtype */
+            for (int i = 0; i < wn.n; i++)
+                if (!strncmp(wn.w[i].name, "transformer_blocks.0.", 21))
+                    block_bytes += numel(&wn.w[i]) * (int64_t)px_dtype_size(dt);
+            double tw = now();
+            snprintf(path, sizeof path, "%s/diffusion_pytorch_model.safetensors", dir_n);
+            int rc = write_weights(path, &wn, dt) | write_config(dir_n, layers, sample);
+            snprintf(path, sizeof path, "%s/diffusion_pytorch_model.safetensors", dir_0);
+            rc |= write_weights(path, &w0, dt) | write_config(dir_0, 0, sample);
+            tw = now() - tw;
+            free(wn.w);
+            free(w0.w);
+            child_result cr;
+            long rss_kib = 0;
+            if (rc == 0) rc = run_child(dir_n, dir_0, lat, micro, reps, &cr, &rss_kib);
+            rm_dir(dir_n);
+            rm_dir(dir_0);
+            if (rc != 0 || !cr.ok) {
+                printf("  %s: FAILED %s\n", d ? "BF16" : "F32 ", rc == 0 ? cr.err : "");
+                status = 1;
+                continue;
+            }
+            const double t_block = (cr.t_n - cr.t_0) / layers;
+            const double t_full = layers == LAYERS ? cr.t_n : cr.t_0 + LAYERS * t_block;
+            const double rss = (double)rss_kib * 1024.0 + (double)(LAYERS - layers) * block_bytes;
+            printf("  %s weights: %.2f s/forward (%.3f s/block, %.3f s outside blocks), %.1f GFLOP/s, "
+                   "ratio %.2f (target %.2f), peak RSS %.2f GB%s [weights written in %.0f s]\n",
+                   d ? "BF16" : "F32 ", t_full, t_block, cr.t_0, F / t_full * 1e-9, t_full / t_flops,
+                   res ? 1.25 : 1.15, rss * 1e-9, layers == LAYERS ? "" : " (extrapolated)", tw);
+            fflush(stdout);
+        }
+        printf("\n");
+    }
+    return status;
+}
