@@ -136,6 +136,8 @@ static int check_entries(const char *json_path, const char *st_path, int full)
                 fprintf(stderr, "%s: hash of all %zu values differs\n", key, n);
                 bad++;
             }
+            free(head);
+            free(tail);
         }
         if (bad) {
             fprintf(stderr, "%s: %zu values differ\n", key, bad);
