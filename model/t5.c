@@ -192,6 +192,7 @@ static float *need_f32(const loader *ld, int64_t n, const char *name)
 px_t5 *px_t5_new(const px_t5_config *c, px_t5_lookup_fn get, void *ctx, const char *desc)
 {
     px_ops_init();
+    if (!desc) desc = "t5";
     if (check_config(c, desc)) return NULL;
     px_t5 *m = px_calloc(1, sizeof *m, "t5 model");
     if (!m) return NULL;
@@ -305,27 +306,6 @@ int px_t5_bucket(int64_t relative_position, int64_t num_buckets, int64_t max_dis
 // ----------------------------------------------------------------------------
 // forward
 
-/* The call index px_dump_add will give `name` next, so that "NAME#k.in" pairs
- * with the "NAME#k" recorded after it. */
-static int dump_next_index(const px_dump *d, const char *name)
-{
-    size_t nl = strlen(name);
-    int k = 0;
-    for (size_t i = 0; i < px_dump_count(d); i++) {
-        const char *key = px_dump_key(d, i);
-        if (strncmp(key, name, nl) == 0 && key[nl] == '#' && strchr(key + nl + 1, '.') == NULL) k++;
-    }
-    return k;
-}
-
-static int dump_in(px_dump *d, const char *name, const float *x, int ndim, const int64_t *shape)
-{
-    if (!d) return 0;
-    char key[512];
-    snprintf(key, sizeof key, "%s#%d.in", name, dump_next_index(d, name));
-    return px_dump_add_key(d, key, x, ndim, shape);
-}
-
 /* Records an activation (B, L, C) of block `i` under DUMP_PREFIX "encoder.block.i.SUFFIX". */
 static int dump_blk(px_dump *d, int64_t i, const char *suffix, const float *x, int64_t B, int64_t L,
                     int64_t C)
@@ -376,7 +356,7 @@ int px_t5_encode(px_t5 *m, const int32_t *ids, const int32_t *mask, int B, int L
     if (dump) {
         if (!(tmp = px_malloc((size_t)(L * L > M ? L * L : M) * sizeof(float), "t5 dump"))) goto out;
         for (int64_t r = 0; r < M; r++) tmp[r] = (float)ids[r];
-        if (dump_in(dump, DUMP_PREFIX "encoder.embed_tokens", tmp, 2, (int64_t[]){ B, L }) ||
+        if (px_dump_add_in(dump, DUMP_PREFIX "encoder.embed_tokens", tmp, 2, (int64_t[]){ B, L }) ||
             px_dump_add(dump, DUMP_PREFIX "encoder.embed_tokens", h, 3, (int64_t[]){ B, L, D }))
             goto out;
     }
@@ -396,7 +376,7 @@ int px_t5_encode(px_t5 *m, const int32_t *ids, const int32_t *mask, int B, int L
         for (int64_t i = 0; i < L; i++)
             for (int64_t j = 0; j < L; j++)
                 tmp[i * L + j] = (float)px_t5_bucket(j - i, c->num_buckets, c->max_distance);
-        if (dump_in(dump, rn, tmp, 2, (int64_t[]){ L, L })) goto out;
+        if (px_dump_add_in(dump, rn, tmp, 2, (int64_t[]){ L, L })) goto out;
         /* the Embedding's output, (L, L, H), before the permute */
         float *e = px_malloc((size_t)(L * L * H) * sizeof(float), "t5 dump");
         if (!e) goto out;
@@ -427,7 +407,7 @@ int px_t5_encode(px_t5 *m, const int32_t *ids, const int32_t *mask, int B, int L
                 goto out;
             char nm[256];
             snprintf(nm, sizeof nm, DUMP_PREFIX "encoder.block.%lld.layer.0.SelfAttention.o", (long long)i);
-            if (dump_in(dump, nm, att, 3, (int64_t[]){ B, L, I }) || dump_blk(dump, i, "layer.0.SelfAttention.o", y, B, L, D))
+            if (px_dump_add_in(dump, nm, att, 3, (int64_t[]){ B, L, I }) || dump_blk(dump, i, "layer.0.SelfAttention.o", y, B, L, D))
                 goto out;
         }
         px_add(h, h, y, M * D);
@@ -447,7 +427,7 @@ int px_t5_encode(px_t5 *m, const int32_t *ids, const int32_t *mask, int B, int L
         if (dump) {
             char nm[256];
             snprintf(nm, sizeof nm, DUMP_PREFIX "encoder.block.%lld.layer.1.DenseReluDense.wo", (long long)i);
-            if (dump_in(dump, nm, f0, 3, (int64_t[]){ B, L, F })) goto out;
+            if (px_dump_add_in(dump, nm, f0, 3, (int64_t[]){ B, L, F })) goto out;
         }
         if (px_linear(y, f0, b->wo, NULL, M)) goto out;
         if (dump_blk(dump, i, "layer.1.DenseReluDense.wo", y, B, L, D)) goto out;

@@ -101,6 +101,20 @@ int px_dump_add(px_dump *d, const char *name, const float *x, int ndim, const in
     return px_dump_add_key(d, key, x, ndim, shape);
 }
 
+int px_dump_add_in(px_dump *d, const char *name, const float *x, int ndim, const int64_t *shape)
+{
+    if (!d) return 0;
+    size_t nl = strlen(name);
+    int k = 0;
+    for (size_t i = 0; i < d->n; i++) /* same count as px_dump_add */
+        if (strncmp(d->e[i].key, name, nl) == 0 && d->e[i].key[nl] == '#' &&
+            strchr(d->e[i].key + nl + 1, '.') == NULL)
+            k++;
+    char key[512];
+    snprintf(key, sizeof key, "%s#%d.in", name, k);
+    return px_dump_add_key(d, key, x, ndim, shape);
+}
+
 int px_dump_addf(px_dump *d, const float *x, int ndim, const int64_t *shape, const char *fmt, ...)
 {
     if (!d) return 0;

@@ -27,6 +27,10 @@ int px_dump_addf(px_dump *d, const float *x, int ndim, const int64_t *shape, con
     __attribute__((format(printf, 5, 6)))
 #endif
     ;
+/* Records x as "NAME#k.in", k being the index the next px_dump_add(NAME)
+ * will get (filtered keys included): the input of the call about to be
+ * recorded, as the reference names module inputs. */
+int px_dump_add_in(px_dump *d, const char *name, const float *x, int ndim, const int64_t *shape);
 /* Records under the exact key given (no "#k" suffix). */
 int px_dump_add_key(px_dump *d, const char *key, const float *x, int ndim, const int64_t *shape);
 

@@ -161,6 +161,52 @@ START_TEST(modules_reference_kernels)
 }
 END_TEST
 
+/* With a dump filter that drops the outputs but keeps the ".in" inputs, the
+ * inputs are still numbered by call (prompt #0, negative #1). */
+static int keep_inputs(const char *key, void *user)
+{
+    (void)user;
+    size_t n = strlen(key);
+    return n > 3 && strcmp(key + n - 3, ".in") == 0;
+}
+
+START_TEST(dump_filter_keeps_call_indices)
+{
+    char dir[512];
+    snprintf(dir, sizeof dir, "%s/text_encoder", px_test_data("pipe_small"));
+    px_t5 *m = px_t5_load(dir, NULL);
+    ck_assert_msg(m != NULL, "%s", px_last_error());
+    px_st_file *ref = px_test_open(px_test_data("cases/small_dpm2_cfg.safetensors"));
+    px_dump *dump = px_dump_new();
+    px_dump_set_filter(dump, keep_inputs, NULL);
+    const char *which[2][2] = { { "pipeline/prompt_ids", "pipeline/prompt_mask" },
+                                { "pipeline/negative_ids", "pipeline/negative_mask" } };
+    for (int c = 0; c < 2; c++) {
+        size_t n;
+        int32_t *ids = get_i32(ref, which[c][0], &n), *mask = get_i32(ref, which[c][1], &n);
+        float *out = malloc(n * 24 * sizeof *out);
+        ck_assert_msg(px_t5_encode(m, ids, mask, 1, 120, out, dump) == 0, "%s", px_last_error());
+        free(ids); free(mask); free(out);
+    }
+    /* embed_tokens, relative_attention_bias, 2 blocks x (o, wo), per call */
+    ck_assert_uint_eq(px_dump_count(dump), 2 * 6);
+    const char *keys[2] = { "text_encoder/encoder.embed_tokens#1.in",
+                            "text_encoder/encoder.block.1.layer.1.DenseReluDense.wo#1.in" };
+    for (int i = 0; i < 2; i++) {
+        size_t n, nw;
+        const float *got = px_dump_get(dump, keys[i], &n);
+        ck_assert_msg(got != NULL, "%s was not recorded", keys[i]);
+        float *want = px_test_get_f32(ref, keys[i], &nw);
+        ck_assert_uint_eq(n, nw);
+        check_close(got, want, n, keys[i], i == 0, NULL);
+        free(want);
+    }
+    px_dump_free(dump);
+    px_st_close(ref);
+    px_t5_free(m);
+}
+END_TEST
+
 /* Results do not depend on the thread count (no thread-order reductions). */
 START_TEST(threads_bit_identical)
 {
@@ -532,6 +578,7 @@ int main(void)
     tcase_add_test(tc, modules_pipe_ms);
     tcase_add_test(tc, modules_reference_kernels);
     tcase_add_test(tc, threads_bit_identical);
+    tcase_add_test(tc, dump_filter_keeps_call_indices);
     tcase_add_test(tc, prompt_embeds_every_case);
     tcase_add_test(tc, bad_inputs);
     suite_add_tcase(s, tc);
