@@ -17,3 +17,10 @@ EXTRA_PROGRAMS += bench/bench_dit
 BENCHES += bench/bench_dit
 bench_bench_dit_SOURCES = bench/bench_dit.c
 bench_bench_dit_LDADD = $(PX_BENCH_LIBS)
+
+# Operators: px_linear vs raw cblas_sgemm on the DiT shapes, attention time and
+# memory, per-kernel SIMD speedups (doc/performance.md).
+EXTRA_PROGRAMS += bench/bench_ops
+BENCHES += bench/bench_ops
+bench_bench_ops_SOURCES = bench/bench_ops.c
+bench_bench_ops_LDADD = $(PX_BENCH_LIBS)

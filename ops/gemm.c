@@ -1,58 +1,238 @@
 /* GEMM through OpenBLAS's cblas_sgemm, with F16/BF16 weights widened to F32
- * one cache-sized panel of rows at a time (never a whole-model copy). */
+ * one cache-sized panel of rows at a time (never a whole-model copy).
+ *
+ * Threading: the output C (M, N) is cut into tiles whose size depends on the
+ * shape only, never on the thread count; each tile is one single-threaded
+ * cblas_sgemm call and the tiles are spread over the OpenMP threads. So
+ *  - the result is bit-identical for any number of threads (every element is
+ *    computed by the same call with the same operands whatever the split);
+ *  - only one thread pool is busy: with a pthreads OpenBLAS the library's own
+ *    pool is set to one thread for the duration of the call, so its workers do
+ *    not compete for the cores with OpenMP's (both spin-wait after a job);
+ *  - half-precision weights are widened by all threads into a shared panel
+ *    that the tiles then read, inside the same parallel region.
+ * Tiles are 256 rows of M (fewer when M is small) and the full width of the
+ * panel, narrowed until there are at least 8 tiles per panel; timings against
+ * raw multithreaded cblas_sgemm are in doc/performance.md (bench/bench_ops). */
+#include "gemm_internal.h"
 #include "ops.h"
 #include "tensor/error.h"
 
 #include <cblas.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
-void px_sgemm(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
-              int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc)
+/* OpenBLAS extensions (cblas.h of OpenBLAS declares them; repeated so that
+ * other cblas.h headers compile too). */
+void openblas_set_num_threads(int num_threads);
+int openblas_get_parallel(void);
+
+// ----------------------------------------------------------------------------
+// one thread pool at a time
+
+/* With a pthreads OpenBLAS, calls made from OpenMP threads would each start
+ * the library's own pool: drop it to one thread while our tiles run. (The
+ * OpenMP build detects omp_in_parallel() itself and must not be told, as its
+ * set_num_threads changes OpenMP's count; the sequential build needs nothing.) */
+int px_blas_enter(void)
+{
+#ifdef _OPENMP
+    if (px_get_num_threads() <= 1 || omp_in_parallel()) return 0;
+    if (openblas_get_parallel() != 1) return 0;
+    openblas_set_num_threads(1);
+    return 1;
+#else
+    return 0;
+#endif
+}
+
+void px_blas_leave(int entered)
+{
+    if (entered) openblas_set_num_threads(px_get_num_threads());
+}
+
+static int nthreads_for(double flops)
+{
+    /* below ~2 MFLOP a fork/join costs more than it saves */
+    return flops < 2e6 ? 1 : px_get_num_threads();
+}
+
+void px_sgemm1(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
+               int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc)
 {
     cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans,
                 (int)M, (int)N, (int)K, alpha, A, (int)lda, B, (int)ldb, beta, C, (int)ldc);
 }
 
-/* Rows of W per panel: about 2 MiB of F32, a multiple of 16, at least 16. */
-static int64_t panel_rows(int64_t N, int64_t K)
+// ----------------------------------------------------------------------------
+// tiling (a function of the shape only)
+
+enum { TILE_M = 256, MIN_TILES = 8, TILE_ALIGN = 16 };
+
+static int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+/* Rows per M tile: M cut into ceil(M / 256) near-equal parts. */
+static int64_t tile_rows(int64_t M)
 {
-    int64_t r = (2 << 20) / (K * 4);
-    r = r / 16 * 16;
-    if (r < 16) r = 16;
-    return r < N ? r : N;
+    int64_t parts = ceil_div(M, TILE_M);
+    return ceil_div(M, parts);
+}
+
+/* Columns per N tile of a width-N block so that (M tiles) x (N tiles) >= 8,
+ * a multiple of 16 when split, at least 16. */
+static int64_t tile_cols(int64_t M, int64_t N)
+{
+    int64_t mt = ceil_div(M, tile_rows(M));
+    int64_t want = ceil_div(MIN_TILES, mt);
+    if (want <= 1) return N;
+    int64_t nt = ceil_div(ceil_div(N, want), TILE_ALIGN) * TILE_ALIGN;
+    if (nt < TILE_ALIGN) nt = TILE_ALIGN;
+    return nt < N ? nt : N;
+}
+
+void px_sgemm(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
+              int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc)
+{
+    px_ops_init();
+    if (M <= 0 || N <= 0) return;
+    const int64_t rm = tile_rows(M), cn = tile_cols(M, N);
+    const int64_t tm = ceil_div(M, rm), tn = ceil_div(N, cn);
+    const int nt = nthreads_for(2.0 * (double)M * (double)N * (double)K);
+    int entered = nt > 1 ? px_blas_enter() : 0;
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1 && tm * tn > 1)
+    for (int64_t t = 0; t < tm * tn; t++) {
+        int64_t m0 = (t / tn) * rm, n0 = (t % tn) * cn;
+        int64_t mb = M - m0 < rm ? M - m0 : rm, nb = N - n0 < cn ? N - n0 : cn;
+        /* op(A) rows m0.. and op(B) columns n0.. */
+        const float *a = trans_a ? A + m0 : A + m0 * lda;
+        const float *b = trans_b ? B + n0 * ldb : B + n0;
+        px_sgemm1(trans_a, trans_b, mb, nb, K, alpha, a, lda, b, ldb, beta, C + m0 * ldc + n0, ldc);
+    }
+    px_blas_leave(entered);
+}
+
+// ----------------------------------------------------------------------------
+// nn.Linear
+
+/* F32 bytes of one widened weight panel shared by all threads (L3-sized), and
+ * of one thread's piece for matrix-vector-like products (L2-sized). */
+enum { PANEL_BYTES = 8 << 20, PIECE_BYTES = 256 << 10 };
+
+/* out tile (mb, nb) = bias, then += in @ w^T (torch.addmm order) */
+static void linear_tile(float *out, int64_t ldo, const float *in, int64_t K, const float *w, const float *bias,
+                        int64_t mb, int64_t nb)
+{
+    float beta = 0.0f;
+    if (bias) {
+        for (int64_t m = 0; m < mb; m++) memcpy(out + m * ldo, bias, (size_t)nb * sizeof(float));
+        beta = 1.0f;
+    }
+    px_sgemm1(0, 1, mb, nb, K, 1.0f, in, K, w, K, beta, out, ldo);
 }
 
 int px_linear(float *out, const float *in, const px_tensor *w, const float *bias, int64_t M)
 {
     px_ops_init();
+    if (w->ndim != 2) return px_fail("linear: weight has %d dims, want 2", w->ndim);
     const int64_t N = w->shape[0], K = w->shape[1];
-    if (M == 0 || N == 0) return 0;
-    /* out = bias (broadcast over rows), then out += in @ w^T: torch.addmm order */
-    float beta = 0.0f;
-    if (bias) {
-#pragma omp parallel for schedule(static) if (M * N > 65536)
-        for (int64_t m = 0; m < M; m++) memcpy(out + m * N, bias, (size_t)N * sizeof(float));
-        beta = 1.0f;
-    }
+    if (M <= 0 || N == 0) return 0;
+    if (w->dtype != PX_F32 && w->dtype != PX_F16 && w->dtype != PX_BF16)
+        return px_fail("linear: weight dtype %s not supported", px_dtype_name(w->dtype));
+    const int nt = nthreads_for(2.0 * (double)M * (double)N * (double)K);
+    const int64_t rm = tile_rows(M), tm = ceil_div(M, rm);
+
     if (w->dtype == PX_F32) {
-        px_sgemm(0, 1, M, N, K, 1.0f, in, K, (const float *)w->data, K, beta, out, N);
+        const float *wf = w->data;
+        const int64_t cn = tile_cols(M, N), tn = ceil_div(N, cn);
+        int entered = nt > 1 ? px_blas_enter() : 0;
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1 && tm * tn > 1)
+        for (int64_t t = 0; t < tm * tn; t++) {
+            int64_t m0 = (t / tn) * rm, n0 = (t % tn) * cn;
+            int64_t mb = M - m0 < rm ? M - m0 : rm, nb = N - n0 < cn ? N - n0 : cn;
+            linear_tile(out + m0 * N + n0, N, in + m0 * K, K, wf + n0 * K, bias ? bias + n0 : NULL, mb, nb);
+        }
+        px_blas_leave(entered);
         return 0;
     }
-    if (w->dtype != PX_F16 && w->dtype != PX_BF16)
-        return px_fail("linear: weight dtype %s not supported", px_dtype_name(w->dtype));
-    const int64_t P = panel_rows(N, K);
-    float *panel = px_malloc((size_t)(P * K) * sizeof(float), "linear weight panel");
-    if (!panel) return -1;
+
     const uint16_t *wh = w->data;
     void (*widen)(float *, const uint16_t *, size_t) =
         w->dtype == PX_BF16 ? px_k.bf16_to_f32 : px_k.f16_to_f32;
-    for (int64_t n0 = 0; n0 < N; n0 += P) {
-        int64_t nb = N - n0 < P ? N - n0 : P;
-#pragma omp parallel for schedule(static)
-        for (int64_t r = 0; r < nb; r++) widen(panel + r * K, wh + (n0 + r) * K, (size_t)K);
-        px_sgemm(0, 1, M, nb, K, 1.0f, in, K, panel, K, beta, out + n0, N);
+
+    if (tm == 1) {
+        /* Few rows (M <= 256): every N tile widens its own rows of w into a
+         * per-thread buffer and multiplies them; the weights are read once,
+         * no barrier. For M <= 16 (matrix-vector like) the tile is widened in
+         * L2-sized pieces, as the sgemm is bound by reading them. */
+        const int64_t cn = tile_cols(M, N), tn = ceil_div(N, cn);
+        int64_t piece = cn;
+        if (M <= 16) {
+            piece = (PIECE_BYTES / (K * (int64_t)sizeof(float))) / TILE_ALIGN * TILE_ALIGN;
+            if (piece < TILE_ALIGN) piece = TILE_ALIGN;
+            if (piece > cn) piece = cn;
+        }
+        float *bufs = px_malloc((size_t)nt * (size_t)(piece * K) * sizeof(float), "linear weight panel");
+        if (!bufs) return -1;
+        int entered = nt > 1 ? px_blas_enter() : 0;
+#pragma omp parallel num_threads(nt) if (nt > 1)
+        {
+#ifdef _OPENMP
+            float *buf = bufs + (size_t)omp_get_thread_num() * (size_t)(piece * K);
+#else
+            float *buf = bufs;
+#endif
+#pragma omp for schedule(static)
+            for (int64_t t = 0; t < tn; t++) {
+                int64_t n0 = t * cn, nb = N - n0 < cn ? N - n0 : cn;
+                for (int64_t j = 0; j < nb; j += piece) {
+                    int64_t jb = nb - j < piece ? nb - j : piece;
+                    widen(buf, wh + (n0 + j) * K, (size_t)(jb * K));
+                    linear_tile(out + n0 + j, N, in, K, buf, bias ? bias + n0 + j : NULL, M, jb);
+                }
+            }
+        }
+        px_blas_leave(entered);
+        free(bufs);
+        return 0;
     }
+
+    /* Many rows: panels of P rows of w (near-equal parts of N, at most
+     * PANEL_BYTES as F32) widened by all threads into one shared buffer, then
+     * the (M tile x N tile) products of that panel. */
+    int64_t P = PANEL_BYTES / (K * (int64_t)sizeof(float));
+    if (P < TILE_ALIGN) P = TILE_ALIGN;
+    if (P > N) P = N;
+    const int64_t npanel = ceil_div(N, P);
+    P = ceil_div(N, npanel);
+    float *panel = px_malloc((size_t)(P * K) * sizeof(float), "linear weight panel");
+    if (!panel) return -1;
+    const int64_t cn = tile_cols(M, P), tn = ceil_div(P, cn);
+    int entered = nt > 1 ? px_blas_enter() : 0;
+#pragma omp parallel num_threads(nt) if (nt > 1)
+    for (int64_t p0 = 0; p0 < N; p0 += P) {
+        const int64_t pb = N - p0 < P ? N - p0 : P;
+        /* rows of the panel in blocks of 16 (an even split of the copy) */
+#pragma omp for schedule(static)
+        for (int64_t r0 = 0; r0 < pb; r0 += 16) {
+            int64_t rb = pb - r0 < 16 ? pb - r0 : 16;
+            widen(panel + r0 * K, wh + (p0 + r0) * K, (size_t)(rb * K));
+        }
+        /* implicit barrier: the panel is complete */
+#pragma omp for schedule(static)
+        for (int64_t t = 0; t < tm * tn; t++) {
+            int64_t m0 = (t / tn) * rm, n0 = (t % tn) * cn;
+            int64_t mb = M - m0 < rm ? M - m0 : rm;
+            if (n0 >= pb) continue; /* the last panel may be narrower */
+            int64_t nb = pb - n0 < cn ? pb - n0 : cn;
+            linear_tile(out + m0 * N + p0 + n0, N, in + m0 * K, K, panel + n0 * K,
+                        bias ? bias + p0 + n0 : NULL, mb, nb);
+        }
+        /* implicit barrier: done with the panel before it is overwritten */
+    }
+    px_blas_leave(entered);
     free(panel);
     return 0;
 }

@@ -272,8 +272,9 @@ static void linear_naive(float *out, const float *in, const float *w, const floa
 
 START_TEST(linear_all_weight_dtypes)
 {
-    const int64_t shapes[][3] = { { 1, 1, 1 }, { 5, 7, 3 }, { 17, 33, 65 }, { 64, 600, 1000 } };
-    for (size_t si = 0; si < 4; si++) {
+    /* {3, 700, 1000}: matrix-vector path, several widened pieces per N tile */
+    const int64_t shapes[][3] = { { 1, 1, 1 }, { 5, 7, 3 }, { 17, 33, 65 }, { 3, 700, 1000 }, { 64, 600, 1000 } };
+    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
         int64_t M = shapes[si][0], N = shapes[si][1], K = shapes[si][2];
         float *x = malloc(M * K * 4), *w = malloc(N * K * 4), *b = malloc(N * 4);
         float *want = malloc(M * N * 4), *got = malloc(M * N * 4), *wr = malloc(N * K * 4);
@@ -304,6 +305,34 @@ START_TEST(linear_all_weight_dtypes)
         }
         free(x); free(w); free(b); free(want); free(got); free(wr); free(wh);
     }
+}
+END_TEST
+
+/* M > 256 (several M tiles) and N x K larger than one widened panel, so the
+ * shared-panel path runs over two panels with uneven tiles. Weights are
+ * multiples of 1/256 below 1 in magnitude, exact in F32, BF16 and F16, so one
+ * naive double-precision product is the reference for all three dtypes. */
+START_TEST(linear_panels_all_dtypes)
+{
+    const int64_t M = 300, N = 530, K = 4100;
+    float *x = malloc(M * K * 4), *w = malloc(N * K * 4), *b = malloc(N * 4);
+    float *want = malloc(M * N * 4), *got = malloc(M * N * 4);
+    uint16_t *wh = malloc(N * K * 2);
+    px_test_fill_uniform(x, M * K, 31, -1, 1);
+    px_test_fill_uniform(w, N * K, 32, -1, 1);
+    for (int64_t i = 0; i < N * K; i++) w[i] = rintf(w[i] * 255.0f) / 256.0f;
+    px_test_fill_uniform(b, N, 33, -1, 1);
+    linear_naive(want, x, w, b, M, N, K);
+    for (int dt = 0; dt < 3; dt++) {
+        px_dtype d = dt == 0 ? PX_F32 : dt == 1 ? PX_BF16 : PX_F16;
+        if (d != PX_F32) px_convert_from_f32(wh, d, w, N * K);
+        px_tensor wt = px_tensor_view(d, d == PX_F32 ? (void *)w : (void *)wh, 2, (int64_t[]){ N, K });
+        ck_assert_int_eq(px_linear(got, x, &wt, b, M), 0);
+        char label[64];
+        snprintf(label, sizeof label, "linear panels %s", px_dtype_name(d));
+        assert_close(got, want, M * N, 2e-6 * sqrt((double)K) + 1e-6, 1e-5, label);
+    }
+    free(x); free(w); free(b); free(want); free(got); free(wh);
 }
 END_TEST
 
@@ -390,6 +419,7 @@ static Suite *suite(void)
     tcase_add_test(tc, simd_kernels_match_reference);
     tcase_add_test(tc, simd_kernels_extreme_inputs);
     tcase_add_test(tc, linear_all_weight_dtypes);
+    tcase_add_test(tc, linear_panels_all_dtypes);
     tcase_add_test(tc, attention_tiled_matches_reference);
     tcase_add_test(tc, conv_im2col_matches_reference);
     tcase_add_test(tc, threads_bit_identical);
