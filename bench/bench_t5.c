@@ -6,7 +6,7 @@
  * extrapolated as fixed + 24 * block. The raw cblas_sgemm rate on the same
  * GEMM shapes (block 0's F32 weights) is measured in the same run.
  *
- * usage: bench_t5 [blocks (2..4, default 3)] [repetitions (default 2)] */
+ * usage: bench_t5 [blocks (2..4, default 3)] [repetitions (default 3)] */
 #include "model/t5.h"
 #include "ops/ops.h"
 #include "tensor/error.h"
@@ -152,28 +152,24 @@ static double block_flops(const px_t5_config *c)
     return gemm + attn;
 }
 
-/* Best of `reps` encodes, in wall seconds; *cpu = CPU seconds of that run. */
-static double time_encode(px_t5 *m, const int32_t *ids, const int32_t *mask, float *out, int reps,
-                          double *cpu)
+/* One encode: wall seconds; *cpu = CPU seconds of the process meanwhile. */
+static double time_encode(px_t5 *m, const int32_t *ids, const int32_t *mask, float *out, double *cpu)
 {
-    double best = 1e30;
-    for (int r = 0; r < reps; r++) {
-        double c0 = cpu_seconds(), t0 = now();
-        if (px_t5_encode(m, ids, mask, B, L, out, NULL)) {
-            fprintf(stderr, "bench_t5: %s\n", px_last_error());
-            exit(1);
-        }
-        double t = now() - t0, c = cpu_seconds() - c0;
-        if (t < best) {
-            best = t;
-            if (cpu) *cpu = c;
-        }
+    double c0 = cpu_seconds(), t0 = now();
+    if (px_t5_encode(m, ids, mask, B, L, out, NULL)) {
+        fprintf(stderr, "bench_t5: %s\n", px_last_error());
+        exit(1);
     }
-    return best;
+    double t = now() - t0;
+    if (cpu) *cpu = cpu_seconds() - c0;
+    return t;
 }
 
 typedef struct {
-    double t1, tn, block, fixed, full, gflops, rss;
+    double t1, tn;           /* best wall time of the 1-block and the N-block model */
+    double block, fixed;     /* (tN - t1) / (N - 1), t1 - block */
+    double block_avg;        /* tN / N: includes a share of the fixed part */
+    double full, gflops, rss;
     double c1, cn, cpu_block; /* CPU seconds (all threads) of the same runs */
     double weights_gib_full;
 } result;
@@ -194,14 +190,20 @@ static int run(px_dtype dt, const px_t5_config *full, int nblocks, int reps, con
     if (!m1 || !mn) return -1;
     float *out = px_malloc((size_t)(B * L * c.d_model) * sizeof(float), "output");
     if (!out) return -1;
-    time_encode(m1, ids, mask, out, 1, NULL); /* warm-up: page in, thread pools */
-    r->t1 = time_encode(m1, ids, mask, out, reps, &r->c1);
-    r->tn = time_encode(mn, ids, mask, out, reps, &r->cn);
+    time_encode(mn, ids, mask, out, NULL); /* warm-up: page in, thread pools */
+    /* interleaved, best of reps each: other load on the machine hits both alike */
+    r->t1 = r->tn = 1e30;
+    for (int rep = 0; rep < reps; rep++) {
+        double c, t = time_encode(m1, ids, mask, out, &c);
+        if (t < r->t1) { r->t1 = t; r->c1 = c; }
+        t = time_encode(mn, ids, mask, out, &c);
+        if (t < r->tn) { r->tn = t; r->cn = c; }
+    }
     r->block = (r->tn - r->t1) / (nblocks - 1);
+    r->block_avg = r->tn / nblocks;
     r->cpu_block = (r->cn - r->c1) / (nblocks - 1);
     r->fixed = r->t1 - r->block;
-    if (r->fixed < 0) r->fixed = 0;
-    r->full = r->fixed + FULL_LAYERS * r->block;
+    r->full = r->t1 + (FULL_LAYERS - 1) * r->block;
     r->gflops = block_flops(&c) / r->block * 1e-9;
     double fin = 0;
     for (int64_t i = 0; i < (int64_t)B * L * c.d_model; i++) fin += fabs(out[i]);
@@ -252,7 +254,7 @@ static int run(px_dtype dt, const px_t5_config *full, int nblocks, int reps, con
 int main(int argc, char **argv)
 {
     int nblocks = argc > 1 ? atoi(argv[1]) : 3;
-    int reps = argc > 2 ? atoi(argv[2]) : 2;
+    int reps = argc > 2 ? atoi(argv[2]) : 3;
     if (nblocks < 2 || nblocks > 4 || reps < 1) {
         fprintf(stderr, "usage: bench_t5 [blocks 2..4] [repetitions >= 1]\n");
         return 2;
@@ -288,11 +290,11 @@ int main(int argc, char **argv)
     const result *rs[2] = { &rf, &rb };
     const char *nm[2] = { "F32", "BF16" };
     for (int i = 0; i < 2; i++)
-        printf("%-4s weights: 1 block model %.3f s, %d blocks %.3f s -> %.3f s/block (%.1f GFLOP/s, "
-               "%.0f%% of sgemm; CPU %.3f s/block), fixed %.3f s; 24 blocks extrapolated %.1f s; "
-               "peak RSS %.2f GiB (full model weights %.1f GiB)\n",
+        printf("%-4s weights: 1 block %.3f s, %d blocks %.3f s -> %.3f s/block (%.1f GFLOP/s, %.0f%% of "
+               "sgemm; CPU %.3f s/block; %d-block time / %d = %.3f s), fixed %.3f s; 24 blocks "
+               "extrapolated %.1f s; peak RSS %.2f GiB (full model weights %.1f GiB)\n",
                nm[i], rs[i]->t1, nblocks, rs[i]->tn, rs[i]->block, rs[i]->gflops,
-               100.0 * rs[i]->gflops / sgemm, rs[i]->cpu_block, rs[i]->fixed, rs[i]->full, rs[i]->rss,
-               rs[i]->weights_gib_full);
+               100.0 * rs[i]->gflops / sgemm, rs[i]->cpu_block, nblocks, nblocks, rs[i]->block_avg,
+               rs[i]->fixed, rs[i]->full, rs[i]->rss, rs[i]->weights_gib_full);
     return 0;
 }
