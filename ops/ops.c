@@ -82,7 +82,9 @@ void px_groupnorm(float *y, const float *x, const float *w, const float *b, int6
                   int64_t HW, int64_t G, float eps)
 {
     /* torch.nn.GroupNorm: statistics over (C/G channels x HW) per (batch, group),
-     * biased variance, then per-channel affine. Statistics in double. */
+     * biased variance, then per-channel affine. Statistics in double (the
+     * sum / sumsq_dev / norm_affine row kernels, SIMD when available). */
+    px_ops_init();
     int64_t cg = C / G;
 #pragma omp parallel for collapse(2) schedule(static) if (B * C * HW > 65536)
     for (int64_t bi = 0; bi < B; bi++)
@@ -90,20 +92,14 @@ void px_groupnorm(float *y, const float *x, const float *w, const float *b, int6
             const float *xg = x + (bi * C + g * cg) * HW;
             float *yg = y + (bi * C + g * cg) * HW;
             int64_t n = cg * HW;
-            double s = 0, ss = 0;
-            for (int64_t i = 0; i < n; i++) s += xg[i];
-            double mean = s / (double)n;
-            for (int64_t i = 0; i < n; i++) {
-                double d = xg[i] - mean;
-                ss += d * d;
-            }
+            double mean = px_k.sum(xg, (size_t)n) / (double)n;
+            double ss = px_k.sumsq_dev(xg, mean, (size_t)n);
             float rstd = (float)(1.0 / sqrt(ss / (double)n + eps));
             float m = (float)mean;
             for (int64_t c = 0; c < cg; c++) {
                 float wc = w ? w[g * cg + c] : 1.0f, bc = b ? b[g * cg + c] : 0.0f;
-                const float *xc = xg + c * HW;
-                float *yc = yg + c * HW;
-                for (int64_t i = 0; i < HW; i++) yc[i] = (xc[i] - m) * rstd * wc + bc;
+                /* (x - m) * rstd * wc + bc */
+                px_k.norm_affine(yg + c * HW, xg + c * HW, m, rstd, wc, bc, (size_t)HW);
             }
         }
 }
