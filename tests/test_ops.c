@@ -416,14 +416,19 @@ static Suite *suite(void)
     tcase_add_test(tc, ref_norms_match_torch);
     tcase_add_test(tc, conv_and_upsample_match_torch);
     tcase_add_test(tc, attention_matches_torch);
-    tcase_add_test(tc, simd_kernels_match_reference);
-    tcase_add_test(tc, simd_kernels_extreme_inputs);
     tcase_add_test(tc, linear_all_weight_dtypes);
     tcase_add_test(tc, linear_panels_all_dtypes);
     tcase_add_test(tc, attention_tiled_matches_reference);
     tcase_add_test(tc, conv_im2col_matches_reference);
     tcase_add_test(tc, threads_bit_identical);
     suite_add_tcase(s, tc);
+    /* its own case so that CK_RUN_CASE=simd runs only the kernel comparisons
+     * (tools/check-neon-build.sh under qemu) */
+    TCase *simd = tcase_create("simd");
+    tcase_set_timeout(simd, 120);
+    tcase_add_test(simd, simd_kernels_match_reference);
+    tcase_add_test(simd, simd_kernels_extreme_inputs);
+    suite_add_tcase(s, simd);
     return s;
 }
 
