@@ -13,14 +13,17 @@
  * By default only `--layers N` (2) blocks are instantiated: the time of one
  * block is (t(N) - t(0)) / N, with t(0) the same model with no blocks, and
  * the full model is extrapolated as t(0) + 28 * block; peak RSS as
- * RSS(N) + (28 - N) * (bytes of one block's weights). `--layers 28` runs the
- * whole model (no extrapolation). Each configuration runs in its own child
- * process so that its peak RSS is its own.
+ * peak(N) + (28 - N) * (bytes of one block's weights). `--layers 28` runs the
+ * whole model (no extrapolation). Each configuration runs in its own process
+ * (this program re-executed); peak RSS is that of a forward (VmHWM reset just
+ * before it).
  *
- * The raw cblas_sgemm rate on the GEMM shapes of one forward (A @ W^T, F32)
- * is measured in the same run; "ratio" = forward time / (forward FLOPs at that
- * rate), attention FLOPs (QK^T and PV) included. Targets: <= 1.15 at 512 px,
- * <= 1.25 at 1024 px; peak RSS at 1024 px BF16 <= 2.5 GB.
+ * The raw cblas_sgemm rate on the GEMM shapes of one forward (A @ W^T, F32,
+ * OpenBLAS's own threading) is measured in the same process, interleaved with
+ * the forwards, best of the repetitions for both; "ratio" = forward time /
+ * (forward FLOPs at that rate), attention FLOPs (QK^T and PV) included.
+ * Targets: <= 1.15 at 512 px, <= 1.25 at 1024 px; peak RSS at 1024 px BF16
+ * <= 2.5 GB.
  *
  * usage: bench_dit [--layers N] [--reps R] [--res 512|1024|both] [--dtype f32|bf16|both] */
 #include "model/dit.h"
@@ -38,8 +41,11 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <spawn.h>
 #include <time.h>
 #include <unistd.h>
+
+extern char **environ;
 
 /* PixArt-XL-2, as in configs/PixArt-XL-2-512x512 and -1024-MS transformer/config.json */
 enum { LAYERS = 28, HEADS = 16, HEAD_DIM = 72, C = HEADS * HEAD_DIM, CAP = 4096, IN_CH = 4, OUT_CH = 8,
@@ -306,74 +312,165 @@ static double time_attention(int64_t N, int reps)
 
 typedef struct {
     double t_n, t_0; /* best seconds per forward with N blocks / with none */
-    int ok;
-    char err[256];
+    double t_raw;    /* best seconds of the full forward's GEMMs at the raw cblas_sgemm rate */
+    double t_attn;   /* best seconds of one block's self-attention (px_attention) */
+    double peak_gb;  /* peak RSS during a forward of the N-block model, GB */
 } child_result;
 
-static int run_forward(const char *dir, int64_t lat, int micro, int reps, double *best)
+typedef struct {
+    px_dit *m;
+    int64_t lat;
+    int micro;
+    float *x, *out, *ctx, *res, *ar, *t;
+    int32_t *mask;
+} fwd_ctx;
+
+static int fwd_open(fwd_ctx *f, const char *dir, int64_t lat, int micro)
 {
-    px_dit *m = px_dit_load(dir, NULL);
-    if (!m) return -1;
+    memset(f, 0, sizeof *f);
+    if (!(f->m = px_dit_load(dir, NULL))) return -1;
+    f->lat = lat;
+    f->micro = micro;
     const int64_t hw = lat * lat;
-    float *x = malloc((size_t)(BATCH * IN_CH * hw) * sizeof(float));
-    float *out = malloc((size_t)(BATCH * OUT_CH * hw) * sizeof(float));
-    float *ctx = malloc((size_t)BATCH * L * CAP * sizeof(float));
-    int32_t mask[BATCH * L];
-    float t[BATCH] = { 999, 999 }, res[2 * BATCH], ar[BATCH];
-    for (int64_t i = 0; i < BATCH * IN_CH * hw; i++) x[i] = rnd(11, (uint64_t)i, 1.7f);
-    for (int64_t i = 0; i < (int64_t)BATCH * L * CAP; i++) ctx[i] = rnd(12, (uint64_t)i, 0.3f);
+    f->x = malloc((size_t)(BATCH * IN_CH * hw) * sizeof(float));
+    f->out = malloc((size_t)(BATCH * OUT_CH * hw) * sizeof(float));
+    f->ctx = malloc((size_t)BATCH * L * CAP * sizeof(float));
+    f->mask = malloc(BATCH * L * sizeof(int32_t));
+    f->t = malloc(BATCH * sizeof(float));
+    f->res = malloc(2 * BATCH * sizeof(float));
+    f->ar = malloc(BATCH * sizeof(float));
+    for (int64_t i = 0; i < BATCH * IN_CH * hw; i++) f->x[i] = rnd(11, (uint64_t)i, 1.7f);
+    for (int64_t i = 0; i < (int64_t)BATCH * L * CAP; i++) f->ctx[i] = rnd(12, (uint64_t)i, 0.3f);
     for (int b = 0; b < BATCH; b++) {
-        for (int j = 0; j < L; j++) mask[b * L + j] = j < (b ? 24 : 1); /* prompt vs empty negative */
-        res[2 * b] = res[2 * b + 1] = (float)(lat * 8);
-        ar[b] = 1.0f;
+        for (int j = 0; j < L; j++) f->mask[b * L + j] = j < (b ? 24 : 1); /* prompt vs empty negative */
+        f->res[2 * b] = f->res[2 * b + 1] = (float)(lat * 8);
+        f->ar[b] = 1.0f;
+        f->t[b] = 999.0f;
     }
-    int rc = 0;
-    *best = 1e30;
-    for (int r = 0; r < reps + 1 && rc == 0; r++) { /* the first run warms up (page faults, buffers) */
-        double t0 = now();
-        rc = px_dit_forward(m, out, x, t, ctx, mask, BATCH, (int)lat, (int)lat, L, micro ? res : NULL,
-                            micro ? ar : NULL, NULL);
-        double dt = now() - t0;
-        if (r > 0 && dt < *best) *best = dt;
-    }
-    if (rc == 0)
-        for (int64_t i = 0; i < BATCH * OUT_CH * hw; i++)
-            if (!isfinite(out[i])) { rc = px_fail("bench: non-finite output"); break; }
-    free(x); free(out); free(ctx);
-    px_dit_free(m);
-    return rc;
+    return 0;
 }
 
-static int run_child(const char *dir_n, const char *dir_0, int64_t lat, int micro, int reps, child_result *cr,
-                     long *maxrss_kib)
+static void fwd_close(fwd_ctx *f)
 {
+    px_dit_free(f->m);
+    free(f->x); free(f->out); free(f->ctx); free(f->mask); free(f->t); free(f->res); free(f->ar);
+}
+
+/* Seconds of one forward (-1 on failure or a non-finite output). */
+static double fwd_run(fwd_ctx *f)
+{
+    double t0 = now();
+    if (px_dit_forward(f->m, f->out, f->x, f->t, f->ctx, f->mask, BATCH, (int)f->lat, (int)f->lat, L,
+                       f->micro ? f->res : NULL, f->micro ? f->ar : NULL, NULL) < 0)
+        return -1;
+    double dt = now() - t0;
+    for (int64_t i = 0; i < BATCH * OUT_CH * f->lat * f->lat; i++)
+        if (!isfinite(f->out[i])) { px_fail("bench: non-finite output"); return -1; }
+    return dt;
+}
+
+/* Peak RSS bookkeeping: /proc/self/clear_refs "5" resets VmHWM (Linux >= 4.0),
+ * so the peak of the forward alone is measured, not that of the sgemm and
+ * attention timing buffers allocated between forwards. */
+static int hwm_reset(void)
+{
+    FILE *f = fopen("/proc/self/clear_refs", "w");
+    if (!f) return -1;
+    int ok = fputs("5", f) >= 0;
+    return fclose(f) == 0 && ok ? 0 : -1;
+}
+
+static double hwm_gb(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long kib = -1;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "VmHWM: %ld kB", &kib) == 1) break;
+    if (f) fclose(f);
+    return kib < 0 ? -1 : kib * 1024.0 * 1e-9;
+}
+
+#define MIN(a, b) ((a) < (b) ? (a) : (b))
+
+/* `bench_dit --child DIR_N DIR_0 LATENT MICRO REPS`: prints
+ * "T_N T_0 T_RAW T_ATTN PEAK_GB" or "ERROR msg". The raw sgemm shapes, the
+ * attention and the forward are timed in turn in every repetition (after one
+ * warm-up), and the best of each is kept: on a shared machine every kind of
+ * measurement gets the same chances of an undisturbed run. */
+static int child_main(char **a)
+{
+    const int64_t lat = atoll(a[2]), N = (lat / PATCH) * (lat / PATCH);
+    const int micro = atoi(a[3]), reps = atoi(a[4]);
+    child_result r = { 1e30, 1e30, 0, 1e30, 0 };
+    gemm_shape g[16];
+    const int ng = gemm_shapes(g, BATCH * N, LAYERS);
+    double best[16];
+    for (int i = 0; i < ng; i++) best[i] = 1e30;
+    fwd_ctx f;
+    if (fwd_open(&f, a[0], lat, micro) < 0) goto fail;
+    for (int rep = 0; rep <= reps; rep++) {
+        for (int i = 0; i < ng; i++) best[i] = MIN(best[i], time_sgemm(g[i].M, g[i].N, g[i].K, 1));
+        r.t_attn = MIN(r.t_attn, time_attention(N, 1));
+        int have_hwm = hwm_reset() == 0;
+        double t = fwd_run(&f);
+        if (t < 0) { fwd_close(&f); goto fail; }
+        double pk = have_hwm ? hwm_gb() : -1;
+        if (rep > 0) r.t_n = MIN(r.t_n, t); /* rep 0 warms up: page faults, buffers */
+        if (pk > r.peak_gb) r.peak_gb = pk;
+    }
+    fwd_close(&f);
+    for (int i = 0; i < ng; i++) r.t_raw += g[i].count * best[i];
+    if (fwd_open(&f, a[1], lat, micro) < 0) goto fail;
+    for (int rep = 0; rep <= reps; rep++) {
+        double t = fwd_run(&f);
+        if (t < 0) { fwd_close(&f); goto fail; }
+        if (rep > 0) r.t_0 = MIN(r.t_0, t);
+    }
+    fwd_close(&f);
+    printf("%.6f %.6f %.6f %.6f %.6f\n", r.t_n, r.t_0, r.t_raw, r.t_attn, r.peak_gb);
+    return 0;
+fail:
+    printf("ERROR %s\n", px_last_error());
+    return 1;
+}
+
+/* Runs one configuration in a fresh process (this program re-executed: a
+ * fork of a process whose OpenMP / OpenBLAS threads exist would deadlock). */
+static int run_child(const char *dir_n, const char *dir_0, int64_t lat, int micro, int reps, child_result *cr,
+                     long *maxrss_kib, char *err, size_t errsz)
+{
+    char slat[32], smicro[8], sreps[16];
+    snprintf(slat, sizeof slat, "%lld", (long long)lat);
+    snprintf(smicro, sizeof smicro, "%d", micro);
+    snprintf(sreps, sizeof sreps, "%d", reps);
+    char *args[] = { "bench_dit", "--child", (char *)dir_n, (char *)dir_0, slat, smicro, sreps, NULL };
     int fd[2];
     if (pipe(fd) != 0) { perror("pipe"); return -1; }
-    fflush(stdout);
-    pid_t pid = fork();
-    if (pid < 0) { perror("fork"); return -1; }
-    if (pid == 0) {
-        close(fd[0]);
-        child_result r = { 0 };
-        if (run_forward(dir_n, lat, micro, reps, &r.t_n) == 0 && run_forward(dir_0, lat, micro, reps, &r.t_0) == 0)
-            r.ok = 1;
-        else
-            snprintf(r.err, sizeof r.err, "%s", px_last_error());
-        if (write(fd[1], &r, sizeof r) != (ssize_t)sizeof r) _exit(2);
-        _exit(0);
-    }
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, fd[1], 1);
+    posix_spawn_file_actions_addclose(&fa, fd[0]);
+    pid_t pid;
+    int rc = posix_spawn(&pid, "/proc/self/exe", &fa, NULL, args, environ);
+    posix_spawn_file_actions_destroy(&fa);
     close(fd[1]);
-    ssize_t got = read(fd[0], cr, sizeof *cr);
+    if (rc != 0) { close(fd[0]); fprintf(stderr, "posix_spawn: %s\n", strerror(rc)); return -1; }
+    char line[512] = { 0 };
+    size_t got = 0;
+    ssize_t k;
+    while (got < sizeof line - 1 && (k = read(fd[0], line + got, sizeof line - 1 - got)) > 0) got += (size_t)k;
     close(fd[0]);
     int status;
     struct rusage ru;
     if (wait4(pid, &status, 0, &ru) < 0) { perror("wait4"); return -1; }
     *maxrss_kib = ru.ru_maxrss;
-    if (got != (ssize_t)sizeof *cr || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-        fprintf(stderr, "child failed\n");
-        return -1;
-    }
-    return 0;
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0 &&
+        sscanf(line, "%lf %lf %lf %lf %lf", &cr->t_n, &cr->t_0, &cr->t_raw, &cr->t_attn, &cr->peak_gb) == 5)
+        return 0;
+    line[strcspn(line, "\n")] = 0;
+    snprintf(err, errsz, "%s", got ? line : "child crashed");
+    return -1;
 }
 
 static void rm_dir(const char *dir)
@@ -388,6 +485,7 @@ static void rm_dir(const char *dir)
 
 int main(int argc, char **argv)
 {
+    if (argc == 7 && !strcmp(argv[1], "--child")) return child_main(argv + 2);
     int layers = 2, reps = 2, do512 = 1, do1024 = 1, dof32 = 1, dobf16 = 1;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--layers") && i + 1 < argc) layers = atoi(argv[++i]);
@@ -420,21 +518,11 @@ int main(int argc, char **argv)
         if ((res == 0 && !do512) || (res == 1 && !do1024)) continue;
         const int sample = res ? 128 : 64, micro = sample == 128;
         const int64_t lat = sample, N = (lat / PATCH) * (lat / PATCH);
-        /* raw sgemm on this resolution's shapes: seconds per forward at the raw rate */
         gemm_shape g[16];
-        int ng = gemm_shapes(g, BATCH * N, LAYERS);
-        double raw_time = 0, raw_flops = gemm_flops(g, ng);
-        for (int i = 0; i < ng; i++) raw_time += g[i].count * time_sgemm(g[i].M, g[i].N, g[i].K, reps + 1);
-        const double raw_rate = raw_flops / raw_time;
-        const double F = forward_flops(N, LAYERS);
-        const double t_flops = F / raw_rate;
-        const double t_attn = time_attention(N, reps);
+        const int ng = gemm_shapes(g, BATCH * N, LAYERS);
+        const double F = forward_flops(N, LAYERS), Fg = gemm_flops(g, ng);
         printf("%d px: %dx%d latents, %lld tokens/image; forward %.1f GFLOP (attention %.1f%%)\n",
                (int)(lat * 8), (int)lat, (int)lat, (long long)N, F * 1e-9, 100 * attn_flops(N, LAYERS) / F);
-        printf("  raw cblas_sgemm on the forward's GEMM shapes: %.1f GFLOP/s -> %.2f s for the forward's FLOPs\n",
-               raw_rate * 1e-9, t_flops);
-        printf("  px_attention, one block's self-attention: %.3f s = %.1f GFLOP/s (x%d blocks = %.2f s)\n", t_attn,
-               attn_flops(N, 1) * (double)N / (N + L) / t_attn * 1e-9, LAYERS, t_attn * LAYERS);
         for (int d = 0; d < 2; d++) {
             if ((d == 0 && !dof32) || (d == 1 && !dobf16)) continue;
             const px_dtype dt = d ? PX_BF16 : PX_F32;
@@ -449,31 +537,37 @@ int main(int argc, char **argv)
             for (int i = 0; i < wn.n; i++)
                 if (!strncmp(wn.w[i].name, "transformer_blocks.0.", 21))
                     block_bytes += numel(&wn.w[i]) * (int64_t)px_dtype_size(dt);
-            double tw = now();
             snprintf(path, sizeof path, "%s/diffusion_pytorch_model.safetensors", dir_n);
             int rc = write_weights(path, &wn, dt) | write_config(dir_n, layers, sample);
             snprintf(path, sizeof path, "%s/diffusion_pytorch_model.safetensors", dir_0);
             rc |= write_weights(path, &w0, dt) | write_config(dir_0, 0, sample);
-            tw = now() - tw;
             free(wn.w);
             free(w0.w);
             child_result cr;
             long rss_kib = 0;
-            if (rc == 0) rc = run_child(dir_n, dir_0, lat, micro, reps, &cr, &rss_kib);
+            char err[512] = "";
+            if (rc == 0) rc = run_child(dir_n, dir_0, lat, micro, reps, &cr, &rss_kib, err, sizeof err);
             rm_dir(dir_n);
             rm_dir(dir_0);
-            if (rc != 0 || !cr.ok) {
-                printf("  %s: FAILED %s\n", d ? "BF16" : "F32 ", rc == 0 ? cr.err : "");
+            if (rc != 0) {
+                printf("  %s: FAILED %s\n", d ? "BF16" : "F32 ", err);
                 status = 1;
                 continue;
             }
+            const double raw_rate = Fg / cr.t_raw, t_flops = F / raw_rate;
             const double t_block = (cr.t_n - cr.t_0) / layers;
             const double t_full = layers == LAYERS ? cr.t_n : cr.t_0 + LAYERS * t_block;
-            const double rss = (double)rss_kib * 1024.0 + (double)(LAYERS - layers) * block_bytes;
-            printf("  %s weights: %.2f s/forward (%.3f s/block, %.3f s outside blocks), %.1f GFLOP/s, "
-                   "ratio %.2f (target %.2f), peak RSS %.2f GB%s [weights written in %.0f s]\n",
-                   d ? "BF16" : "F32 ", t_full, t_block, cr.t_0, F / t_full * 1e-9, t_full / t_flops,
-                   res ? 1.25 : 1.15, rss * 1e-9, layers == LAYERS ? "" : " (extrapolated)", tw);
+            /* peak of a forward (VmHWM reset before it), else the process's ru_maxrss */
+            double rss = cr.peak_gb > 0 ? cr.peak_gb : (double)rss_kib * 1024.0 * 1e-9;
+            rss += (double)(LAYERS - layers) * block_bytes * 1e-9;
+            printf("  %s weights: %.2f s/forward (%.3f s/block, %.3f s outside blocks), %.1f GFLOP/s\n",
+                   d ? "BF16" : "F32 ", t_full, t_block, cr.t_0, F / t_full * 1e-9);
+            printf("        raw cblas_sgemm on the forward's GEMM shapes %.1f GFLOP/s -> %.2f s for the forward's "
+                   "FLOPs: ratio %.2f (target %.2f)\n", raw_rate * 1e-9, t_flops, t_full / t_flops,
+                   res ? 1.25 : 1.15);
+            printf("        px_attention (one block's self-attention) %.3f s = %.1f GFLOP/s; peak RSS %.2f GB%s\n",
+                   cr.t_attn, 4.0 * BATCH * (double)N * N * C / cr.t_attn * 1e-9, rss,
+                   layers == LAYERS ? "" : " (extrapolated)");
             fflush(stdout);
         }
         printf("\n");
