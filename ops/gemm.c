@@ -140,9 +140,11 @@ void px_sgemm(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float a
 // ----------------------------------------------------------------------------
 // nn.Linear
 
-/* F32 bytes of one widened weight panel shared by all threads (L3-sized), and
- * of one thread's piece for matrix-vector-like products (L2-sized). */
-enum { PANEL_BYTES = 8 << 20, PIECE_BYTES = 256 << 10 };
+/* F32 bytes of one widened weight panel shared by all threads (half the 32 MiB
+ * L3 of the machine in doc/performance.md: fewer panels mean fewer re-packings
+ * of the activations, 8 MiB cost ff-down 5-10%), and of one thread's piece for
+ * matrix-vector-like products (L2-sized). */
+enum { PANEL_BYTES = 16 << 20, PIECE_BYTES = 256 << 10 };
 
 /* out tile (mb, nb) = bias, then += in @ w^T (torch.addmm order) */
 static void linear_tile(float *out, int64_t ldo, const float *in, int64_t K, const float *w, const float *bias,
