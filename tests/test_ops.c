@@ -308,13 +308,13 @@ START_TEST(linear_all_weight_dtypes)
 }
 END_TEST
 
-/* M > 256 (several M tiles) and N x K larger than one widened panel, so the
- * shared-panel path runs over two panels with uneven tiles. Weights are
+/* M > 256 (several M tiles) and N x K larger than one widened panel (16 MiB
+ * of F32), so the shared-panel paths run over two panels. Weights are
  * multiples of 1/256 below 1 in magnitude, exact in F32, BF16 and F16, so one
  * naive double-precision product is the reference for all three dtypes. */
 START_TEST(linear_panels_all_dtypes)
 {
-    const int64_t M = 300, N = 530, K = 4100;
+    const int64_t M = 260, N = 1030, K = 4100;
     float *x = malloc(M * K * 4), *w = malloc(N * K * 4), *b = malloc(N * 4);
     float *want = malloc(M * N * 4), *got = malloc(M * N * 4);
     uint16_t *wh = malloc(N * K * 2);
