@@ -419,28 +419,15 @@ static int lin_fwd(float *out, const float *in, const lin *l, int64_t M)
     return px_linear(out, in, l->w, l->b, M);
 }
 
-/* Records NAME#k.in for the call of NAME that is about to be recorded as NAME#k. */
-static int dump_in(px_dump *d, const float *x, int ndim, const int64_t *shape, const char *name)
-{
-    if (!d) return 0;
-    char key[512];
-    int k = 0;
-    for (;; k++) {
-        snprintf(key, sizeof key, "%s#%d", name, k);
-        if (!px_dump_get(d, key, NULL)) break;
-    }
-    snprintf(key, sizeof key, "%s#%d.in", name, k);
-    return px_dump_add_key(d, key, x, ndim, shape);
-}
-
 /* SHAPE(a, b, c) -> ndim, (const int64_t[]){a, b, c} */
 #define SHAPE(...) (int)(sizeof((int64_t[]){ __VA_ARGS__ }) / sizeof(int64_t)), (const int64_t[]){ __VA_ARGS__ }
 #define DUMP(name, x, ...) \
     do { if (dump && px_dump_add(dump, name, x, SHAPE(__VA_ARGS__)) < 0) goto fail; } while (0)
 #define DUMPF(x, shp, fmt, ...) \
     do { if (dump && px_dump_addf(dump, x, shp, fmt, __VA_ARGS__) < 0) goto fail; } while (0)
+/* NAME#k.in: the input of the call of NAME about to be recorded as NAME#k */
 #define DUMP_IN(name, x, ...) \
-    do { if (dump && dump_in(dump, x, SHAPE(__VA_ARGS__), name) < 0) goto fail; } while (0)
+    do { if (dump && px_dump_add_in(dump, name, x, SHAPE(__VA_ARGS__)) < 0) goto fail; } while (0)
 
 static int grow(float **p, int64_t n, const char *what)
 {

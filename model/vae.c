@@ -530,25 +530,19 @@ static int dump_out(px_dump *d, const float *x, int ndim, const int64_t *shape, 
     return px_dump_add(d, name, x, ndim, shape);
 }
 
-/* Input of module NAME for the call about to run: "NAME#k.in", k = number of
- * outputs of NAME recorded so far (the input is recorded before the output). */
+/* Input of module NAME for the call about to run: "NAME#k.in", numbered by
+ * px_dump_add_in (the input is recorded before the output). */
 static int dump_in(px_dump *d, const float *x, int ndim, const int64_t *shape, const char *fmt, ...)
     PX_PRINTF(5, 6);
 static int dump_in(px_dump *d, const float *x, int ndim, const int64_t *shape, const char *fmt, ...)
 {
     if (!d) return 0;
-    char name[256], key[300];
+    char name[256];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(name, sizeof name, fmt, ap);
     va_end(ap);
-    int k = 0;
-    for (;; k++) {
-        snprintf(key, sizeof key, "%s#%d", name, k);
-        if (!px_dump_get(d, key, NULL)) break;
-    }
-    snprintf(key, sizeof key, "%s#%d.in", name, k);
-    return px_dump_add_key(d, key, x, ndim, shape);
+    return px_dump_add_in(d, name, x, ndim, shape);
 }
 
 #define SHAPE4(a, b, c, e) ((const int64_t[]){(a), (b), (c), (e)})
