@@ -317,108 +317,36 @@ END_TEST
 // ----------------------------------------------------------------------------
 // modified checkpoint copies in a temporary folder
 
-typedef struct {
-    char dir[256];
-} tmpdir;
-
-static void tmp_make(tmpdir *t)
+static const char *transformer_dir(const char *pipe)
 {
-    const char *base = getenv("TMPDIR");
-    snprintf(t->dir, sizeof t->dir, "%s/pxditXXXXXX", base && *base ? base : "/tmp");
-    ck_assert_ptr_nonnull(mkdtemp(t->dir));
-}
-
-static void tmp_remove(tmpdir *t)
-{
-    char p[512];
-    const char *files[] = { "config.json", "diffusion_pytorch_model.safetensors",
-                            "diffusion_pytorch_model.bf16.safetensors",
-                            "diffusion_pytorch_model.fp16.safetensors" };
-    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
-        snprintf(p, sizeof p, "%s/%s", t->dir, files[i]);
-        unlink(p);
-    }
-    rmdir(t->dir);
-}
-
-static char *read_text(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    ck_assert_ptr_nonnull(f);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = malloc((size_t)n + 1);
-    ck_assert_int_eq(fread(s, 1, (size_t)n, f), n);
-    s[n] = 0;
-    fclose(f);
-    return s;
+    char rel[128];
+    snprintf(rel, sizeof rel, "%s/transformer", pipe);
+    return px_test_data(rel);
 }
 
 /* config.json of `pipe` with the first occurrence of `from` replaced by `to` */
-static void write_config(const tmpdir *t, const char *pipe, const char *from, const char *to)
+static void write_config(const char *dir, const char *pipe, const char *from, const char *to)
 {
-    char p[512];
-    snprintf(p, sizeof p, "%s/transformer/config.json", pipe);
-    char *s = read_text(px_test_data(p));
-    snprintf(p, sizeof p, "%s/config.json", t->dir);
-    FILE *f = fopen(p, "wb");
-    ck_assert_ptr_nonnull(f);
-    char *at = from ? strstr(s, from) : NULL;
-    if (from) ck_assert_msg(at != NULL, "config has no '%s'", from);
-    if (at) {
-        fwrite(s, 1, (size_t)(at - s), f);
-        fputs(to, f);
-        fputs(at + strlen(from), f);
-    } else {
-        fputs(s, f);
-    }
-    fclose(f);
-    free(s);
+    px_test_copy_config(transformer_dir(pipe), dir, from, to);
 }
 
-/* The weights of `pipe` converted to `dtype`, without tensor `skip`, with
- * tensor `reshape` written with its first dimension one larger. */
-static void write_weights(const tmpdir *t, const char *pipe, const char *file, px_dtype dtype,
-                          const char *skip, const char *reshape)
+/* The F32 weights of `pipe` without tensor `drop`, with tensor `reshape`
+ * written with its first dimension one larger. */
+static void write_weights(const char *dir, const char *pipe, const char *drop, const char *reshape)
 {
-    char p[512];
-    snprintf(p, sizeof p, "%s/transformer/diffusion_pytorch_model.safetensors", pipe);
-    px_st_file *src = px_test_open(px_test_data(p));
-    px_st_writer *w = px_st_writer_new();
-    ck_assert_ptr_nonnull(w);
-    for (size_t i = 0; i < src->n; i++) {
-        const px_st_entry *e = &src->entries[i];
-        if (skip && strcmp(e->name, skip) == 0) continue;
-        float *v = px_tensor_to_f32_alloc(&e->t, e->name);
-        ck_assert_ptr_nonnull(v);
-        int64_t shape[PX_MAX_DIMS];
-        memcpy(shape, e->t.shape, sizeof shape);
-        size_t numel = (size_t)px_numel(&e->t);
-        if (reshape && strcmp(e->name, reshape) == 0) {
-            size_t row = numel / (size_t)shape[0];
-            shape[0]++;
-            v = realloc(v, (numel + row) * sizeof(float));
-            memset(v + numel, 0, row * sizeof(float));
-        }
-        ck_assert_int_eq(px_st_writer_add_f32_as(w, e->name, dtype, e->t.ndim, shape, v), 0);
-        free(v);
-    }
-    snprintf(p, sizeof p, "%s/%s", t->dir, file);
-    ck_assert_int_eq(px_st_writer_save(w, p), 0);
-    px_st_writer_free(w);
-    px_st_close(src);
+    px_test_copy_weights(transformer_dir(pipe), "diffusion_pytorch_model", dir,
+                         &(px_test_copy_opts){ .drop = drop, .reshape = reshape,
+                                               .bad_shape = PX_TEST_SHAPE_DIM0_PLUS1 });
 }
 
 static void half_copy(const char *pipe, const char *name, px_dtype dtype, const char *variant, double atol)
 {
-    tmpdir t;
-    tmp_make(&t);
-    write_config(&t, pipe, NULL, NULL);
-    char file[128];
-    snprintf(file, sizeof file, "diffusion_pytorch_model.%s.safetensors", variant);
-    write_weights(&t, pipe, file, dtype, NULL, NULL);
-    px_dit *mh = px_dit_load(t.dir, variant);
+    char dir[256];
+    px_test_tmpdir_make(dir, sizeof dir, "dit");
+    write_config(dir, pipe, NULL, NULL);
+    px_test_copy_weights(transformer_dir(pipe), "diffusion_pytorch_model", dir,
+                         &(px_test_copy_opts){ .variant = variant, .values = PX_TEST_COPY_HALF, .half = dtype });
+    px_dit *mh = px_dit_load(dir, variant);
     if (!mh) ck_abort_msg("%s copy: %s", variant, px_last_error());
     px_dit *mf = load_model(pipe);
     tcase c;
@@ -438,7 +366,7 @@ static void half_copy(const char *pipe, const char *name, px_dtype dtype, const 
     tcase_free(&c);
     px_dit_free(mf);
     px_dit_free(mh);
-    tmp_remove(&t);
+    px_test_tmpdir_remove(dir);
 }
 
 START_TEST(bf16_weights_close)
@@ -458,10 +386,10 @@ END_TEST
 // ----------------------------------------------------------------------------
 // errors
 
-static void expect_load_error(const tmpdir *t, const char *must_contain)
+static void expect_load_error(const char *dir, const char *must_contain)
 {
     px_clear_error();
-    px_dit *m = px_dit_load(t->dir, NULL);
+    px_dit *m = px_dit_load(dir, NULL);
     if (m) {
         px_dit_free(m);
         ck_abort_msg("load succeeded, expected an error naming '%s'", must_contain);
@@ -472,40 +400,38 @@ static void expect_load_error(const tmpdir *t, const char *must_contain)
 
 START_TEST(missing_tensor_named)
 {
-    tmpdir t;
-    tmp_make(&t);
-    write_config(&t, "pipe_small", NULL, NULL);
-    write_weights(&t, "pipe_small", "diffusion_pytorch_model.safetensors", PX_F32,
-                  "transformer_blocks.1.attn2.to_k.weight", NULL);
-    expect_load_error(&t, "transformer_blocks.1.attn2.to_k.weight");
-    write_weights(&t, "pipe_ms", "diffusion_pytorch_model.safetensors", PX_F32,
-                  "adaln_single.emb.aspect_ratio_embedder.linear_2.bias", NULL);
-    write_config(&t, "pipe_ms", NULL, NULL);
-    expect_load_error(&t, "adaln_single.emb.aspect_ratio_embedder.linear_2.bias");
-    tmp_remove(&t);
+    char dir[256];
+    px_test_tmpdir_make(dir, sizeof dir, "dit");
+    write_config(dir, "pipe_small", NULL, NULL);
+    write_weights(dir, "pipe_small", "transformer_blocks.1.attn2.to_k.weight", NULL);
+    expect_load_error(dir, "transformer_blocks.1.attn2.to_k.weight");
+    write_weights(dir, "pipe_ms", "adaln_single.emb.aspect_ratio_embedder.linear_2.bias", NULL);
+    write_config(dir, "pipe_ms", NULL, NULL);
+    expect_load_error(dir, "adaln_single.emb.aspect_ratio_embedder.linear_2.bias");
+    px_test_tmpdir_remove(dir);
 }
 END_TEST
 
 START_TEST(wrong_shape_named)
 {
-    tmpdir t;
-    tmp_make(&t);
-    write_config(&t, "pipe_small", NULL, NULL);
+    char dir[256];
+    px_test_tmpdir_make(dir, sizeof dir, "dit");
+    write_config(dir, "pipe_small", NULL, NULL);
     const char *names[] = { "proj_out.weight", "transformer_blocks.0.scale_shift_table",
                             "pos_embed.proj.weight", "transformer_blocks.1.ff.net.0.proj.bias" };
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
-        write_weights(&t, "pipe_small", "diffusion_pytorch_model.safetensors", PX_F32, NULL, names[i]);
-        expect_load_error(&t, names[i]);
+        write_weights(dir, "pipe_small", NULL, names[i]);
+        expect_load_error(dir, names[i]);
     }
-    tmp_remove(&t);
+    px_test_tmpdir_remove(dir);
 }
 END_TEST
 
 START_TEST(bad_config_field_named)
 {
-    tmpdir t;
-    tmp_make(&t);
-    write_weights(&t, "pipe_small", "diffusion_pytorch_model.safetensors", PX_F32, NULL, NULL);
+    char dir[256];
+    px_test_tmpdir_make(dir, sizeof dir, "dit");
+    write_weights(dir, "pipe_small", NULL, NULL);
     static const struct { const char *from, *to, *field; } bad[] = {
         { "\"norm_type\": \"ada_norm_single\"", "\"norm_type\": \"ada_norm_zero\"", "norm_type" },
         { "\"num_attention_heads\": 3", "\"num_attention_heads\": -3", "num_attention_heads" },
@@ -522,20 +448,20 @@ START_TEST(bad_config_field_named)
         { "\"use_additional_conditions\": null", "\"use_additional_conditions\": 1", "use_additional_conditions" },
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        write_config(&t, "pipe_small", bad[i].from, bad[i].to);
-        expect_load_error(&t, bad[i].field);
-        expect_load_error(&t, "config.json");
+        write_config(dir, "pipe_small", bad[i].from, bad[i].to);
+        expect_load_error(dir, bad[i].field);
+        expect_load_error(dir, "config.json");
     }
     /* the legacy class name with ada_norm_single loads; without norm_type it must not */
-    write_config(&t, "pipe_small", "\"PixArtTransformer2DModel\"", "\"Transformer2DModel\"");
-    px_dit *m = px_dit_load(t.dir, NULL);
+    write_config(dir, "pipe_small", "\"PixArtTransformer2DModel\"", "\"Transformer2DModel\"");
+    px_dit *m = px_dit_load(dir, NULL);
     if (!m) ck_abort_msg("Transformer2DModel config: %s", px_last_error());
     px_dit_free(m);
-    write_config(&t, "pipe_small", "\"norm_type\": \"ada_norm_single\",", "");
-    px_dit *m2 = px_dit_load(t.dir, NULL); /* PixArtTransformer2DModel default: ada_norm_single */
+    write_config(dir, "pipe_small", "\"norm_type\": \"ada_norm_single\",", "");
+    px_dit *m2 = px_dit_load(dir, NULL); /* PixArtTransformer2DModel default: ada_norm_single */
     if (!m2) ck_abort_msg("config without norm_type: %s", px_last_error());
     px_dit_free(m2);
-    tmp_remove(&t);
+    px_test_tmpdir_remove(dir);
     /* no folder at all */
     px_clear_error();
     ck_assert_ptr_null(px_dit_load("/nonexistent-pixart-dir", NULL));

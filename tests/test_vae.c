@@ -553,99 +553,8 @@ END_TEST
 
 static char tmpdir[256];
 
-static void setup(void)
-{
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/pixart-test-vae-XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(tmpdir));
-}
-
-static void teardown(void)
-{
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    ck_assert_int_eq(system(cmd), 0);
-}
-
-static char *read_text(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    ck_assert_msg(f != NULL, "cannot open %s", path);
-    char *buf = malloc(1 << 16);
-    size_t n = fread(buf, 1, (1 << 16) - 1, f);
-    fclose(f);
-    buf[n] = 0;
-    return buf;
-}
-
-static void write_text(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "wb");
-    ck_assert_msg(f != NULL, "cannot create %s", path);
-    ck_assert_uint_eq(fwrite(text, 1, strlen(text), f), strlen(text));
-    fclose(f);
-}
-
-/* config.json with `from` replaced by `to` (or unchanged when from is NULL). */
-static void write_config(const char *src_dir, const char *dst_dir, const char *from, const char *to)
-{
-    char p[1024];
-    snprintf(p, sizeof p, "%s/config.json", src_dir);
-    char *cfg = read_text(p);
-    if (from) {
-        char *at = strstr(cfg, from);
-        ck_assert_msg(at != NULL, "config.json has no '%s'", from);
-        char *edited = malloc(strlen(cfg) + strlen(to) + 1);
-        memcpy(edited, cfg, (size_t)(at - cfg));
-        strcpy(edited + (at - cfg), to);
-        strcat(edited, at + strlen(from));
-        free(cfg);
-        cfg = edited;
-    }
-    snprintf(p, sizeof p, "%s/config.json", dst_dir);
-    write_text(p, cfg);
-    free(cfg);
-}
-
-enum { KEEP, AS_HALF, ROUNDED_F32 };
-
-/* Writes src_dir's checkpoint into DST/diffusion_pytorch_model[.VARIANT].safetensors:
- * KEEP: as F32; AS_HALF: every tensor converted to `half` (as a diffusers fp16
- * variant stores them); ROUNDED_F32: rounded to `half` and widened back, stored
- * as F32. `drop` (or NULL) is left out; `reshape` (or NULL) gets its first
- * dimension halved (a wrong shape). */
-static void write_copy(const char *src_dir, const char *dst, const char *variant, int mode,
-                       px_dtype half, const char *drop, const char *reshape)
-{
-    px_st_set *s = px_st_set_open(src_dir, "diffusion_pytorch_model", NULL);
-    ck_assert_msg(s != NULL, "%s", px_last_error());
-    px_st_writer *w = px_st_writer_new();
-    for (int fi = 0; fi < s->nfiles; fi++)
-        for (size_t i = 0; i < s->files[fi]->n; i++) {
-            const px_st_entry *e = &s->files[fi]->entries[i];
-            if (drop && strcmp(e->name, drop) == 0) continue;
-            int64_t n = px_numel(&e->t);
-            float *x = px_tensor_to_f32_alloc(&e->t, e->name);
-            ck_assert_ptr_nonnull(x);
-            int64_t shape[PX_MAX_DIMS];
-            memcpy(shape, e->t.shape, sizeof shape);
-            if (reshape && strcmp(e->name, reshape) == 0) shape[0] /= 2;
-            px_dtype dt = mode == AS_HALF ? half : PX_F32;
-            if (mode == ROUNDED_F32) {
-                uint16_t *h = malloc((size_t)n * sizeof *h);
-                px_convert_from_f32(h, half, x, (size_t)n);
-                px_convert_to_f32(x, h, half, (size_t)n);
-                free(h);
-            }
-            ck_assert_int_eq(px_st_writer_add_f32_as(w, e->name, dt, e->t.ndim, shape, x), 0);
-            free(x);
-        }
-    char p[1024];
-    if (variant) snprintf(p, sizeof p, "%s/diffusion_pytorch_model.%s.safetensors", dst, variant);
-    else snprintf(p, sizeof p, "%s/diffusion_pytorch_model.safetensors", dst);
-    ck_assert_msg(px_st_writer_save(w, p) == 0, "%s", px_last_error());
-    px_st_writer_free(w);
-    px_st_set_close(s);
-}
+static void setup(void) { px_test_tmpdir_make(tmpdir, sizeof tmpdir, "vae"); }
+static void teardown(void) { px_test_tmpdir_remove(tmpdir); }
 
 static float *decode_case(px_vae *m, const px_st_file *ref, size_t *n_out)
 {
@@ -673,10 +582,12 @@ static void check_half(const char *pipe, const char *case_name, px_dtype half, c
     snprintf(rounded_dir, sizeof rounded_dir, "%s/%s-%s-f32", tmpdir, pipe, variant);
     ck_assert_int_eq(mkdir(half_dir, 0700), 0);
     ck_assert_int_eq(mkdir(rounded_dir, 0700), 0);
-    write_config(src, half_dir, NULL, NULL);
-    write_config(src, rounded_dir, NULL, NULL);
-    write_copy(src, half_dir, variant, AS_HALF, half, NULL, NULL);
-    write_copy(src, rounded_dir, NULL, ROUNDED_F32, half, NULL, NULL);
+    px_test_copy_config(src, half_dir, NULL, NULL);
+    px_test_copy_config(src, rounded_dir, NULL, NULL);
+    px_test_copy_weights(src, "diffusion_pytorch_model", half_dir,
+                         &(px_test_copy_opts){ .variant = variant, .values = PX_TEST_COPY_HALF, .half = half });
+    px_test_copy_weights(src, "diffusion_pytorch_model", rounded_dir,
+                         &(px_test_copy_opts){ .values = PX_TEST_COPY_HALF_AS_F32, .half = half });
 
     px_vae *mh = px_vae_load(half_dir, variant);
     ck_assert_msg(mh != NULL, "%s", px_last_error());
@@ -727,8 +638,10 @@ static void expect_load_error(const char *cfg_from, const char *cfg_to, const ch
     snprintf(src, sizeof src, "%s/vae", px_test_data("pipe_small"));
     snprintf(dst, sizeof dst, "%s/broken%d", tmpdir, k++);
     ck_assert_int_eq(mkdir(dst, 0700), 0);
-    write_config(src, dst, cfg_from, cfg_to);
-    write_copy(src, dst, NULL, KEEP, PX_F32, drop, reshape);
+    px_test_copy_config(src, dst, cfg_from, cfg_to);
+    /* the wrong shape: the first dimension halved */
+    px_test_copy_weights(src, "diffusion_pytorch_model", dst,
+                         &(px_test_copy_opts){ .drop = drop, .reshape = reshape, .bad_shape = PX_TEST_SHAPE_DIM0_HALVED });
     px_clear_error();
     px_vae *m = px_vae_load(dst, NULL);
     ck_assert_msg(m == NULL, "a broken checkpoint (%s) loaded", expect);
@@ -744,8 +657,8 @@ START_TEST(broken_checkpoints)
     snprintf(src, sizeof src, "%s/vae", px_test_data("pipe_small"));
     snprintf(dst, sizeof dst, "%s/intact", tmpdir);
     ck_assert_int_eq(mkdir(dst, 0700), 0);
-    write_config(src, dst, NULL, NULL);
-    write_copy(src, dst, NULL, KEEP, PX_F32, NULL, NULL);
+    px_test_copy_config(src, dst, NULL, NULL);
+    px_test_copy_weights(src, "diffusion_pytorch_model", dst, NULL);
     px_vae *m = px_vae_load(dst, NULL);
     ck_assert_msg(m != NULL, "%s", px_last_error());
     px_vae_free(m);
@@ -786,7 +699,7 @@ START_TEST(broken_checkpoints)
     ck_assert_int_eq(mkdir(dst, 0700), 0);
     ck_assert_ptr_null(px_vae_load(dst, NULL));
     ck_assert_msg(strstr(px_last_error(), "config.json") != NULL, "%s", px_last_error());
-    write_config(src, dst, NULL, NULL);
+    px_test_copy_config(src, dst, NULL, NULL);
     ck_assert_ptr_null(px_vae_load(dst, NULL));
     ck_assert_msg(strstr(px_last_error(), "diffusion_pytorch_model") != NULL, "%s", px_last_error());
 }

@@ -2,6 +2,8 @@
 #include "testutil.h"
 #include "tensor/error.h"
 
+#include <dirent.h>
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -144,6 +146,161 @@ void px_test_fill_uniform(float *x, size_t n, uint64_t seed, float lo, float hi)
         s ^= s << 13; s ^= s >> 7; s ^= s << 17; /* xorshift64 */
         x[i] = lo + (hi - lo) * (float)((s >> 40) * (1.0 / 16777216.0));
     }
+}
+
+// ----------------------------------------------------------------------------
+// temporary folders and files
+
+void px_test_tmpdir_make(char *dir, size_t size, const char *tag)
+{
+    int n = snprintf(dir, size, "%s/pixart-test-%s-XXXXXX", env_or("TMPDIR", "/tmp"), tag);
+    ck_assert_msg(n > 0 && (size_t)n < size, "temporary folder name too long");
+    ck_assert_msg(mkdtemp(dir) != NULL, "cannot make %s: %s", dir, strerror(errno));
+}
+
+void px_test_tmpdir_remove(const char *dir)
+{
+    char cmd[4200];
+    ck_assert_msg(!strchr(dir, '\''), "%s: quote in a temporary folder name", dir);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    ck_assert_msg(system(cmd) == 0, "cannot remove %s", dir);
+}
+
+int px_test_count_entries(const char *dir)
+{
+    DIR *d = opendir(dir);
+    ck_assert_msg(d != NULL, "cannot list %s: %s", dir, strerror(errno));
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d));)
+        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) n++;
+    closedir(d);
+    return n;
+}
+
+char *px_test_read_text(const char *path, size_t *n)
+{
+    FILE *f = fopen(path, "rb");
+    ck_assert_msg(f != NULL, "cannot open %s: %s", path, strerror(errno));
+    size_t cap = 1 << 16, len = 0, r;
+    char *b = malloc(cap + 1);
+    ck_assert_ptr_nonnull(b);
+    while ((r = fread(b + len, 1, cap - len, f)) > 0) {
+        len += r;
+        if (len == cap) {
+            cap *= 2;
+            b = realloc(b, cap + 1);
+            ck_assert_ptr_nonnull(b);
+        }
+    }
+    ck_assert_msg(!ferror(f), "cannot read %s", path);
+    fclose(f);
+    b[len] = 0;
+    if (n) *n = len;
+    return b;
+}
+
+void px_test_write_bytes(const char *path, const void *data, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+    ck_assert_msg(f != NULL, "cannot create %s: %s", path, strerror(errno));
+    ck_assert_msg(fwrite(data, 1, n, f) == n, "cannot write %s", path);
+    ck_assert_msg(fclose(f) == 0, "cannot write %s", path);
+}
+
+void px_test_write_text(const char *path, const char *text) { px_test_write_bytes(path, text, strlen(text)); }
+
+// ----------------------------------------------------------------------------
+// edited copies of a checkpoint folder
+
+void px_test_copy_config(const char *src_dir, const char *dst_dir, const char *from, const char *to)
+{
+    char p[4200];
+    snprintf(p, sizeof p, "%s/config.json", src_dir);
+    char *cfg = px_test_read_text(p, NULL);
+    if (from) {
+        char *at = strstr(cfg, from);
+        ck_assert_msg(at != NULL, "%s has no '%s'", p, from);
+        size_t head = (size_t)(at - cfg), tail = strlen(at + strlen(from));
+        char *edited = malloc(head + strlen(to) + tail + 1);
+        ck_assert_ptr_nonnull(edited);
+        memcpy(edited, cfg, head);
+        memcpy(edited + head, to, strlen(to));
+        memcpy(edited + head + strlen(to), at + strlen(from), tail + 1);
+        free(cfg);
+        cfg = edited;
+    }
+    snprintf(p, sizeof p, "%s/config.json", dst_dir);
+    px_test_write_text(p, cfg);
+    free(cfg);
+}
+
+/* Gives x (n floats of shape[ndim]) the wrong shape `how`; returns the data
+ * for the new shape (x, or x grown). */
+static float *give_bad_shape(float *x, size_t n, int ndim, int64_t *shape, px_test_bad_shape how,
+                             const char *name)
+{
+    switch (how) {
+    case PX_TEST_SHAPE_SWAPPED: {
+        ck_assert_msg(ndim == 2, "%s: only a 2-D tensor can have its dimensions swapped", name);
+        int64_t t = shape[0];
+        shape[0] = shape[1];
+        shape[1] = t;
+        return x;
+    }
+    case PX_TEST_SHAPE_DIM0_HALVED:
+        shape[0] /= 2;
+        return x;
+    case PX_TEST_SHAPE_DIM0_PLUS1: {
+        size_t row = n / (size_t)shape[0];
+        shape[0]++;
+        float *y = realloc(x, (n + row) * sizeof(float));
+        ck_assert_ptr_nonnull(y);
+        memset(y + n, 0, row * sizeof(float));
+        return y;
+    }
+    }
+    ck_abort_msg("%s: unknown bad shape %d", name, (int)how);
+    return x;
+}
+
+void px_test_copy_weights(const char *src_dir, const char *stem, const char *dst_dir, const px_test_copy_opts *opts)
+{
+    static const px_test_copy_opts plain = { 0 };
+    const px_test_copy_opts *o = opts ? opts : &plain;
+    ck_assert(o->values == PX_TEST_COPY_F32 || o->half == PX_F16 || o->half == PX_BF16);
+    px_st_set *s = px_st_set_open(src_dir, stem, NULL);
+    ck_assert_msg(s != NULL, "%s", px_last_error());
+    px_st_writer *w = px_st_writer_new();
+    ck_assert_ptr_nonnull(w);
+    for (int fi = 0; fi < s->nfiles; fi++)
+        for (size_t i = 0; i < s->files[fi]->n; i++) {
+            const px_st_entry *e = &s->files[fi]->entries[i];
+            if (o->drop && strcmp(e->name, o->drop) == 0) continue;
+            size_t n = (size_t)px_numel(&e->t);
+            float *x = px_tensor_to_f32_alloc(&e->t, e->name);
+            ck_assert_ptr_nonnull(x);
+            if (o->values == PX_TEST_COPY_HALF_AS_F32) {
+                uint16_t *h = malloc((n ? n : 1) * sizeof *h);
+                ck_assert_ptr_nonnull(h);
+                px_convert_from_f32(h, o->half, x, n);
+                px_convert_to_f32(x, h, o->half, n);
+                free(h);
+            }
+            int64_t shape[PX_MAX_DIMS];
+            memcpy(shape, e->t.shape, sizeof shape);
+            if (o->reshape && strcmp(e->name, o->reshape) == 0)
+                x = give_bad_shape(x, n, e->t.ndim, shape, o->bad_shape, e->name);
+            px_dtype dt = o->values == PX_TEST_COPY_HALF ? o->half : PX_F32;
+            ck_assert_msg(px_st_writer_add_f32_as(w, e->name, dt, e->t.ndim, shape, x) == 0, "%s",
+                          px_last_error());
+            free(x);
+        }
+    char p[4200];
+    if (o->variant) snprintf(p, sizeof p, "%s/%s.%s.safetensors", dst_dir, stem, o->variant);
+    else snprintf(p, sizeof p, "%s/%s.safetensors", dst_dir, stem);
+    ck_assert_msg(px_st_writer_save(w, p) == 0, "%s", px_last_error());
+    px_st_writer_free(w);
+    px_st_set_close(s);
 }
 
 int px_test_run(Suite *s)

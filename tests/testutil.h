@@ -45,6 +45,64 @@ void px_test_check_ref(const px_st_file *f, const char *key, const float *got, s
 /* Deterministic pseudo-random floats in [lo, hi) for kernel tests. */
 void px_test_fill_uniform(float *x, size_t n, uint64_t seed, float lo, float hi);
 
+/* ---- temporary folders and files ------------------------------------------
+ * All of these fail the test (ck_abort) when the file system says no. */
+
+/* Makes a fresh folder $TMPDIR/pixart-test-TAG-XXXXXX ($TMPDIR defaults to
+ * /tmp) and writes its path into dir (size bytes). */
+void px_test_tmpdir_make(char *dir, size_t size, const char *tag);
+/* Removes dir and everything in it. */
+void px_test_tmpdir_remove(const char *dir);
+/* The number of entries in dir, "." and ".." not counted. */
+int px_test_count_entries(const char *dir);
+
+/* The whole file as a malloc'd string with a NUL after its last byte; *n
+ * (when n is not NULL) is its length, so binary files work too. */
+char *px_test_read_text(const char *path, size_t *n);
+/* Writes n bytes to path (created or truncated). */
+void px_test_write_bytes(const char *path, const void *data, size_t n);
+/* Writes a NUL-terminated string to path (created or truncated). */
+void px_test_write_text(const char *path, const char *text);
+
+/* ---- edited copies of a checkpoint folder ---------------------------------
+ * For tests of half-precision variants and of load errors: a component
+ * folder (data/pipe_small/vae, ...) copied into a temporary folder with its
+ * weights converted or one thing broken. */
+
+/* Copies SRC_DIR/config.json to DST_DIR/config.json with the first
+ * occurrence of `from` replaced by `to` (from NULL: unchanged). Fails the
+ * test when `from` does not occur. */
+void px_test_copy_config(const char *src_dir, const char *dst_dir, const char *from, const char *to);
+
+/* What the weight copy stores. */
+typedef enum {
+    PX_TEST_COPY_F32,         /* every tensor as F32 */
+    PX_TEST_COPY_HALF,        /* every tensor as `half`, as a diffusers fp16 variant stores them */
+    PX_TEST_COPY_HALF_AS_F32, /* rounded to `half` and widened back, stored as F32: the values of
+                                 PX_TEST_COPY_HALF in an F32 checkpoint */
+} px_test_copy_values;
+
+/* The wrong shape given to the `reshape` tensor. */
+typedef enum {
+    PX_TEST_SHAPE_SWAPPED,     /* a 2-D tensor's two dimensions swapped (same element count) */
+    PX_TEST_SHAPE_DIM0_HALVED, /* first dimension halved (the first half of the data kept) */
+    PX_TEST_SHAPE_DIM0_PLUS1,  /* first dimension one larger (a zero row appended) */
+} px_test_bad_shape;
+
+typedef struct {
+    const char *variant;         /* NULL: DST/STEM.safetensors; else DST/STEM.VARIANT.safetensors */
+    px_test_copy_values values;  /* PX_TEST_COPY_F32 when zero-initialised */
+    px_dtype half;               /* PX_F16 or PX_BF16, for the two half modes */
+    const char *drop;            /* a tensor left out, or NULL */
+    const char *reshape;         /* a tensor stored with a wrong shape, or NULL */
+    px_test_bad_shape bad_shape; /* which wrong shape */
+} px_test_copy_opts;
+
+/* Writes the weights of SRC_DIR's checkpoint STEM ("model" for
+ * transformers, "diffusion_pytorch_model" for diffusers; one file or
+ * shards) into one file in DST_DIR, as opts says (NULL: a plain F32 copy). */
+void px_test_copy_weights(const char *src_dir, const char *stem, const char *dst_dir, const px_test_copy_opts *opts);
+
 /* Runs a suite and returns the exit status for main. */
 int px_test_run(Suite *s);
 
