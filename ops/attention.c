@@ -4,19 +4,22 @@
  * px_attention_ref is the specification: one query row at a time, scores for
  * all keys, exact two-pass softmax, weighted sum of values.
  *
- * px_attention is the fast path: for each (batch, head) and block of query
- * rows it walks the keys in tiles; S = Q K^T per tile through sgemm, an online
- * softmax keeps a running max m and running sum l per row, and the output
- * block is rescaled and accumulated (O = O * exp(m_old - m_new) + P V). Memory
- * is O(QB * KB + QB * D) per thread, never the full Nq x Nk matrix. Each
- * (batch, head, query block) is one work item computed start to end by one
- * thread with single-threaded sgemm calls (ops/gemm.c), so results do not
- * depend on the thread count. Timings: doc/performance.md. */
-#include "gemm_internal.h"
+ * px_attention is the fast path, a fused ("flash") attention: for one
+ * (batch, head) it packs K^T and V once, then for each block of query rows
+ * walks the keys in tiles. Per tile and 4 query rows, the attn_qk micro-kernel
+ * computes the scores S = scale Q K^T, an online softmax keeps a running max
+ * m and running sum l per row and turns S into P = exp(S - m) in place, and
+ * the attn_pv micro-kernel rescales the output rows and accumulates P V
+ * (O = O exp(m_old - m_new) + P V). The scores never leave L1 and nothing is
+ * repacked per tile; memory is O(Nk * D) per thread for the packed K and V.
+ * A row's result depends only on the key tiling, not on which rows share a
+ * block or which thread runs it, so it is the same for any thread count.
+ * Timings: doc/performance.md, doc/dit.md. */
 #include "ops.h"
 #include "tensor/error.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #ifdef _OPENMP
@@ -73,58 +76,108 @@ int px_attention_ref(float *out, const float *q, const float *k, const float *v,
 // ----------------------------------------------------------------------------
 // fast path
 
-/* Query rows per work item and keys per tile: the score tile (QB x KB), the
- * output block (QB x D) and the K/V tiles stay in L2 for D <= 128. Fixed, so
- * the result does not depend on the number of threads. */
-enum { QB = 128, KB = 512 };
+/* Query rows per block (the output block, QB x dp, stays in L1/L2) and keys
+ * per tile (a multiple of the panel width; the packed K and V tiles, 2 x KT x
+ * dp floats, stay in L2 while every 4-row strip of the block uses them). */
+enum { QB = 64, KT = 16 * PX_ATTN_KP, ALIGN = 64 };
 
-/* One work item: query rows [i0, i0 + nq) of head h of batch b. */
-static void attend_block(float *out, const float *q, const float *k, const float *v, const px_attn_args *a,
-                         int64_t qs, int64_t ks, int64_t vs, int64_t os, int64_t b, int64_t h, int64_t i0,
-                         int64_t nq, float *S, float *O, float *m, float *l)
+static size_t round_up(size_t n, size_t m) { return (n + m - 1) / m * m; }
+
+typedef struct {
+    float *Kp;   /* ceil(Nk / KP) panels of dp x KP: K^T, zero-padded */
+    float *Vp;   /* dp / KP panels of ceil(Nk / KP) * KP rows x KP columns: V */
+    float *Qb;   /* QB x dp: the query block */
+    float *Ob;   /* QB x dp: its unnormalised output */
+    float *S;    /* 4 x KT: scores, then probabilities, of one strip */
+    float *m, *l; /* QB: running max and sum per row */
+} attn_scratch;
+
+/* Copy head h of batch b of K (as K^T panels) and V (as column panels),
+ * zero-padded; returns the V panel stride. */
+static size_t pack_kv(attn_scratch *w, const float *k, const float *v, const px_attn_args *a, int64_t ks,
+                    int64_t vs, int64_t b, int64_t h, size_t dp)
+{
+    const int64_t Nk = a->Nk, D = a->D;
+    const size_t nkp = round_up((size_t)Nk, PX_ATTN_KP), vstride = nkp * PX_ATTN_KP;
+    memset(w->Kp, 0, nkp * dp * sizeof(float));
+    memset(w->Vp, 0, nkp * dp * sizeof(float));
+    for (int64_t j = 0; j < Nk; j++) {
+        const float *kj = k + (b * Nk + j) * ks + h * D, *vj = v + (b * Nk + j) * vs + h * D;
+        float *kpanel = w->Kp + (size_t)(j / PX_ATTN_KP) * dp * PX_ATTN_KP + (size_t)(j % PX_ATTN_KP);
+        for (int64_t d = 0; d < D; d++) kpanel[(size_t)d * PX_ATTN_KP] = kj[d];
+        for (int64_t d0 = 0; d0 < D; d0 += PX_ATTN_KP) {
+            const int64_t n = D - d0 < PX_ATTN_KP ? D - d0 : PX_ATTN_KP;
+            memcpy(w->Vp + (size_t)(d0 / PX_ATTN_KP) * vstride + (size_t)j * PX_ATTN_KP, vj + d0, (size_t)n * sizeof(float));
+        }
+    }
+    return vstride;
+}
+
+/* Online-softmax update of 4 rows of a strip (rows i0..i0+3 of the query
+ * block; rows >= nrow are padding) for keys [j0, j0 + nk): adds the biases,
+ * turns S into P = exp(S - m_new) in place and returns alpha = exp(m_old -
+ * m_new) per row. */
+static void softmax_strip(attn_scratch *w, float *alpha, const px_attn_args *a, int64_t b, int64_t h,
+                          int64_t qrow0, int64_t i0, int64_t nrow, int64_t j0, int64_t nk)
+{
+    const int64_t Nq = a->Nq, Nk = a->Nk;
+    for (int64_t r = 0; r < 4; r++) {
+        float *s = w->S + r * KT;
+        int64_t i = i0 + r;
+        if (i >= nrow) {
+            /* padding row of the last block: contributes nothing anywhere */
+            memset(s, 0, (size_t)nk * sizeof(float));
+            alpha[r] = 1.0f;
+            continue;
+        }
+        if (a->key_bias) px_k.add(s, s, a->key_bias + b * Nk + j0, (size_t)nk);
+        if (a->score_bias) px_k.add(s, s, a->score_bias + (h * Nq + qrow0 + i) * Nk + j0, (size_t)nk);
+        float mx = px_k.max(s, (size_t)nk);
+        if (w->m[i] > mx) mx = w->m[i];
+        float sum = 0.0f;
+        alpha[r] = 1.0f;
+        if (mx == -INFINITY) {
+            /* every score so far is -inf: nothing to add yet */
+            memset(s, 0, (size_t)nk * sizeof(float));
+        } else {
+            sum = px_k.exp_sum(s, s, mx, (size_t)nk);
+            alpha[r] = expf(w->m[i] - mx); /* 0 on the first finite tile (m = -inf) */
+        }
+        w->l[i] = w->l[i] * alpha[r] + sum;
+        w->m[i] = mx;
+    }
+}
+
+/* Query rows [qrow0, qrow0 + nrow) (nrow <= QB) of head h of batch b, with K
+ * and V already packed in w. */
+static void attend_block(float *out, const float *q, const px_attn_args *a, int64_t qs, int64_t os, int64_t b,
+                         int64_t h, int64_t qrow0, int64_t nrow, size_t dp, size_t vstride, attn_scratch *w)
 {
     const int64_t Nq = a->Nq, Nk = a->Nk, D = a->D;
-    const float *Q = q + (b * Nq + i0) * qs + h * D;
-    for (int64_t i = 0; i < nq; i++) {
-        m[i] = -INFINITY;
-        l[i] = 0.0f;
+    const int64_t nr4 = (nrow + 3) / 4 * 4;
+    for (int64_t i = 0; i < nr4; i++) {
+        float *qd = w->Qb + (size_t)i * dp;
+        memset(qd, 0, dp * sizeof(float));
+        if (i < nrow) memcpy(qd, q + (b * Nq + qrow0 + i) * qs + h * D, (size_t)D * sizeof(float));
+        w->m[i] = -INFINITY;
+        w->l[i] = 0.0f;
     }
-    memset(O, 0, (size_t)(nq * D) * sizeof(float));
-    for (int64_t j0 = 0; j0 < Nk; j0 += KB) {
-        const int64_t nk = Nk - j0 < KB ? Nk - j0 : KB;
-        const float *K = k + (b * Nk + j0) * ks + h * D;
-        const float *V = v + (b * Nk + j0) * vs + h * D;
-        /* S (nq, nk) = scale * Q K^T */
-        px_sgemm1(0, 1, nq, nk, D, a->scale, Q, qs, K, ks, 0.0f, S, nk);
-        for (int64_t i = 0; i < nq; i++) {
-            float *s = S + i * nk;
-            if (a->key_bias) px_k.add(s, s, a->key_bias + b * Nk + j0, (size_t)nk);
-            if (a->score_bias) px_k.add(s, s, a->score_bias + (h * Nq + i0 + i) * Nk + j0, (size_t)nk);
-            /* online softmax: new running max, rescale what was summed so far */
-            float mx = px_k.max(s, (size_t)nk);
-            if (m[i] > mx) mx = m[i];
-            float sum = 0.0f, alpha = 1.0f;
-            if (mx == -INFINITY) {
-                /* every score so far is -inf: nothing to add yet */
-                memset(s, 0, (size_t)nk * sizeof(float));
-            } else {
-                sum = px_k.exp_sum(s, s, mx, (size_t)nk);
-                alpha = expf(m[i] - mx); /* 0 on the first finite tile (m = -inf) */
-            }
-            l[i] = l[i] * alpha + sum;
-            m[i] = mx;
-            if (alpha != 1.0f) {
-                float *o = O + i * D;
-                for (int64_t d = 0; d < D; d++) o[d] *= alpha;
-            }
+    memset(w->Ob, 0, (size_t)nr4 * dp * sizeof(float));
+    for (int64_t j0 = 0; j0 < Nk; j0 += KT) {
+        const int64_t nk = Nk - j0 < KT ? Nk - j0 : KT;
+        const size_t np = round_up((size_t)nk, PX_ATTN_KP) / PX_ATTN_KP;
+        const float *Kt = w->Kp + (size_t)j0 * dp, *Vt = w->Vp + (size_t)j0 * PX_ATTN_KP;
+        for (int64_t i0 = 0; i0 < nrow; i0 += 4) {
+            float alpha[4];
+            px_k.attn_qk(w->S, KT, w->Qb + (size_t)i0 * dp, Kt, dp, np, a->scale);
+            softmax_strip(w, alpha, a, b, h, qrow0, i0, nrow, j0, nk);
+            px_k.attn_pv(w->Ob + (size_t)i0 * dp, alpha, w->S, KT, Vt, vstride, (size_t)nk, dp);
         }
-        /* O (nq, D) += P (nq, nk) @ V (nk, D) */
-        px_sgemm1(0, 0, nq, D, nk, 1.0f, S, nk, V, vs, 1.0f, O, D);
     }
-    for (int64_t i = 0; i < nq; i++) {
-        float inv = 1.0f / l[i];
-        float *dst = out + (b * Nq + i0 + i) * os + h * D;
-        const float *o = O + i * D;
+    for (int64_t i = 0; i < nrow; i++) {
+        float inv = 1.0f / w->l[i];
+        float *dst = out + (b * Nq + qrow0 + i) * os + h * D;
+        const float *o = w->Ob + (size_t)i * dp;
         for (int64_t d = 0; d < D; d++) dst[d] = o[d] * inv;
     }
 }
@@ -136,32 +189,50 @@ int px_attention(float *out, const float *q, const float *k, const float *v, con
     resolve_strides(a, &qs, &ks, &vs, &os);
     const int64_t B = a->B, Nq = a->Nq, Nk = a->Nk, H = a->H, D = a->D;
     if (B <= 0 || Nq <= 0 || H <= 0 || D <= 0) return 0;
-    const int64_t nqb = (Nq + QB - 1) / QB, items = B * H * nqb;
-    /* work items (batch, head, block of query rows), spread over the threads */
+    if (Nk <= 0) return px_fail("attention: no keys (Nk = %lld)", (long long)Nk);
+    const size_t dp = round_up((size_t)D, PX_ATTN_KP);
+    const int64_t nqb = (Nq + QB - 1) / QB;
+    /* Work items: (batch, head, range of query blocks). K and V are packed
+     * once per item, so ranges are as long as possible: one per head unless
+     * there are too few heads to give every thread ~4 items. */
     int nt = 4.0 * (double)(B * H) * (double)Nq * (double)Nk * (double)D < 2e6 ? 1 : px_get_num_threads();
+    int64_t split = (4 * (int64_t)nt + B * H - 1) / (B * H);
+    if (split > nqb) split = nqb;
+    if (split < 1) split = 1;
+    const int64_t blocks_per = (nqb + split - 1) / split, items = B * H * split;
     if (nt > items) nt = (int)items;
-    const size_t per = (size_t)QB * KB + (size_t)QB * (size_t)D + 2 * (size_t)QB;
-    float *scratch = px_malloc((size_t)nt * per * sizeof(float), "attention tiles");
+    const size_t kv = round_up((size_t)Nk, PX_ATTN_KP) * dp;
+    const size_t per = round_up(2 * kv + 2 * (size_t)QB * dp + 4 * (size_t)KT + 2 * (size_t)QB, ALIGN / sizeof(float));
+    float *scratch = px_malloc((size_t)nt * per * sizeof(float) + ALIGN, "attention tiles");
     if (!scratch) return -1;
-    int entered = nt > 1 ? px_blas_enter() : 0;
+    float *base = (float *)(((uintptr_t)scratch + ALIGN - 1) & ~(uintptr_t)(ALIGN - 1));
 #pragma omp parallel num_threads(nt) if (nt > 1)
     {
 #ifdef _OPENMP
-        float *S = scratch + (size_t)omp_get_thread_num() * per;
+        float *mine = base + (size_t)omp_get_thread_num() * per;
 #else
-        float *S = scratch;
+        float *mine = base;
 #endif
-        float *O = S + (size_t)QB * KB, *m = O + (size_t)QB * (size_t)D, *l = m + QB;
+        attn_scratch w;
+        w.Kp = mine;
+        w.Vp = w.Kp + kv;
+        w.Qb = w.Vp + kv;
+        w.Ob = w.Qb + (size_t)QB * dp;
+        w.S = w.Ob + (size_t)QB * dp;
+        w.m = w.S + 4 * (size_t)KT;
+        w.l = w.m + QB;
         /* dynamic: items are equal work, but the machine may not be idle;
          * which thread runs an item never changes what it computes */
 #pragma omp for schedule(dynamic, 1)
         for (int64_t it = 0; it < items; it++) {
-            int64_t b = it / (H * nqb), h = (it / nqb) % H, i0 = (it % nqb) * QB;
-            int64_t nq = Nq - i0 < QB ? Nq - i0 : QB;
-            attend_block(out, q, k, v, a, qs, ks, vs, os, b, h, i0, nq, S, O, m, l);
+            const int64_t bh = it / split, b = bh / H, h = bh % H, s0 = (it % split) * blocks_per;
+            const size_t vstride = pack_kv(&w, k, v, a, ks, vs, b, h, dp);
+            for (int64_t qb = s0; qb < s0 + blocks_per && qb < nqb; qb++) {
+                const int64_t r0 = qb * QB, nrow = Nq - r0 < QB ? Nq - r0 : QB;
+                attend_block(out, q, a, qs, os, b, h, r0, nrow, dp, vstride, &w);
+            }
         }
     }
-    px_blas_leave(entered);
     free(scratch);
     return 0;
 }

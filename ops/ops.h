@@ -56,7 +56,23 @@ typedef struct {
     double (*sumsq_dev)(const float *x, double mean, size_t n);
     /* y[i] = (x[i] - mean) * rstd * w + b, evaluated in that order (GroupNorm) */
     void (*norm_affine)(float *y, const float *x, float mean, float rstd, float w, float b, size_t n);
+    /* ---- attention micro-kernels (ops/attention.c), 4 query rows at a time ----
+     * dp is the head size rounded up to a multiple of PX_ATTN_KP (zero-padded).
+     * Q: 4 rows of dp floats (row stride dp). Kp: np panels of PX_ATTN_KP keys,
+     * each dimension-major (panel[d][j] = k_j[d], dp x KP floats).
+     * S (4 rows, stride lds) = scale * (Q . k_j), 4 x (np * KP). */
+    void (*attn_qk)(float *S, size_t lds, const float *Q, const float *Kp, size_t dp, size_t np, float scale);
+    /* O (4 rows of dp, stride dp) = O[r] * alpha[r] + sum_{j < nk} P[r][j] v_j,
+     * P rows of stride ldp; V in dp / KP column panels, panel c at Vp + c *
+     * vstride holding row j's columns [c KP, (c + 1) KP) at j * KP. The sum
+     * runs in increasing j, starting from O * alpha. */
+    void (*attn_pv)(float *O, const float *alpha, const float *P, size_t ldp, const float *Vp, size_t vstride,
+                    size_t nk, size_t dp);
 } px_kernels;
+
+/* Keys per packed K^T panel and columns per packed V panel of the attention
+ * micro-kernels (3 AVX2 vectors). */
+#define PX_ATTN_KP 24
 
 /* The active table (after px_ops_init). */
 extern px_kernels px_k;

@@ -26,9 +26,11 @@ static const float erf_large_c[10] = { -7.58268186e-08f, 3.32168452e-06f, -6.229
 typedef float32x4_t V;
 #define SET1 vdupq_n_f32
 
-static inline V poly(V x, const float *c, int n)
+static inline __attribute__((always_inline)) V poly(V x, const float *c, int n)
 {
     V p = SET1(c[0]);
+    /* fully unrolled: n is a constant at every call; a loop here costs 3x in exp */
+#pragma GCC unroll 16
     for (int i = 1; i < n; i++) p = vfmaq_f32(SET1(c[i]), p, x); /* c + p * x */
     return p;
 }
@@ -320,8 +322,70 @@ static void f16_to_f32_neon(float *y, const uint16_t *x, size_t n)
     }
 }
 
+/* ---- attention micro-kernels ------------------------------------------- */
+
+/* As attn_qk_avx2, each 24-key panel in two halves of 12 keys: 4 rows x 3
+ * vectors = 12 accumulators (4 x 6 would not leave registers for the panel
+ * row and the broadcasts); per dimension d, three loads of the panel row, each
+ * multiplied by q_r[d] of the four rows. */
+static void attn_qk_neon(float *S, size_t lds, const float *Q, const float *Kp, size_t dp, size_t np, float scale)
+{
+    for (size_t p = 0; p < np; p++)
+        for (size_t half = 0; half < PX_ATTN_KP; half += 12) {
+            const float *kp = Kp + p * dp * PX_ATTN_KP + half;
+            V c[4][3];
+#pragma GCC unroll 4
+            for (int r = 0; r < 4; r++)
+                for (int v = 0; v < 3; v++) c[r][v] = SET1(0.0f);
+            for (size_t d = 0; d < dp; d++, kp += PX_ATTN_KP) {
+                V k0 = vld1q_f32(kp), k1 = vld1q_f32(kp + 4), k2 = vld1q_f32(kp + 8);
+#pragma GCC unroll 4
+                for (int r = 0; r < 4; r++) {
+                    float a = Q[r * dp + d];
+                    c[r][0] = vfmaq_n_f32(c[r][0], k0, a);
+                    c[r][1] = vfmaq_n_f32(c[r][1], k1, a);
+                    c[r][2] = vfmaq_n_f32(c[r][2], k2, a);
+                }
+            }
+#pragma GCC unroll 4
+            for (int r = 0; r < 4; r++)
+                for (int v = 0; v < 3; v++)
+                    vst1q_f32(S + r * lds + p * PX_ATTN_KP + half + 4 * v, vmulq_n_f32(c[r][v], scale));
+        }
+}
+
+/* As attn_pv_avx2, each 24-column panel of V in two halves of 12 columns:
+ * 4 rows x 3 vectors. */
+static void attn_pv_neon(float *O, const float *alpha, const float *P, size_t ldp, const float *Vp, size_t vstride,
+                         size_t nk, size_t dp)
+{
+    for (size_t c0 = 0; c0 < dp; c0 += PX_ATTN_KP, Vp += vstride)
+        for (size_t half = 0; half < PX_ATTN_KP; half += 12) {
+            V x[4][3];
+#pragma GCC unroll 4
+            for (int r = 0; r < 4; r++)
+                for (int v = 0; v < 3; v++) x[r][v] = vmulq_n_f32(vld1q_f32(O + r * dp + c0 + half + 4 * v), alpha[r]);
+            const float *vj = Vp + half;
+            for (size_t j = 0; j < nk; j++, vj += PX_ATTN_KP) {
+                V v0 = vld1q_f32(vj), v1 = vld1q_f32(vj + 4), v2 = vld1q_f32(vj + 8);
+#pragma GCC unroll 4
+                for (int r = 0; r < 4; r++) {
+                    float a = P[r * ldp + j];
+                    x[r][0] = vfmaq_n_f32(x[r][0], v0, a);
+                    x[r][1] = vfmaq_n_f32(x[r][1], v1, a);
+                    x[r][2] = vfmaq_n_f32(x[r][2], v2, a);
+                }
+            }
+#pragma GCC unroll 4
+            for (int r = 0; r < 4; r++)
+                for (int v = 0; v < 3; v++) vst1q_f32(O + r * dp + c0 + half + 4 * v, x[r][v]);
+        }
+}
+
 void px_kernels_init_neon(px_kernels *k)
 {
+    k->attn_qk = attn_qk_neon;
+    k->attn_pv = attn_pv_neon;
     k->gelu_tanh = gelu_tanh_neon;
     k->gelu_erf = gelu_erf_neon;
     k->silu = silu_neon;

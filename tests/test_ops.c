@@ -208,6 +208,89 @@ START_TEST(simd_kernels_match_reference)
 }
 END_TEST
 
+/* The attention micro-kernels of every SIMD variant against the reference
+ * ones. Both accumulate dot products in float in the same order, the SIMD
+ * ones with fused multiply-adds, so each result may differ from the
+ * reference by at most 2 gamma_n sum |terms| (the recursive-summation error
+ * bound of either, gamma_n = n u / (1 - n u), u = 2^-24). */
+static void check_within_sum_bound(const float *got, const float *want, const double *abs_sum, size_t n, size_t terms,
+                                   const char *label)
+{
+    const double u = 0x1p-24, gamma = terms * u / (1 - terms * u);
+    for (size_t i = 0; i < n; i++) {
+        double bound = 2 * gamma * abs_sum[i] + 1e-30;
+        ck_assert_msg(fabs((double)got[i] - want[i]) <= bound, "%s [%zu]: %.9g vs %.9g (bound %.3g)", label, i,
+                      got[i], want[i], bound);
+    }
+}
+
+START_TEST(simd_attention_kernels_match_reference)
+{
+    enum { KP = PX_ATTN_KP };
+    const size_t dps[] = { KP, 3 * KP, 6 * KP }, nps[] = { 1, 3, 16 }, nks[] = { 1, 5, 24, 100, 384 };
+    const size_t ldp = 400;
+    px_kernels r;
+    px_kernels_for(PX_ISA_REF, &r);
+    int tested = 0;
+    for (int isa = PX_ISA_REF + 1; isa < PX_ISA_COUNT; isa++) {
+        px_kernels s;
+        if (px_kernels_for((px_isa)isa, &s)) continue;
+        tested++;
+        for (size_t di = 0; di < 3; di++) {
+            const size_t dp = dps[di];
+            char label[96];
+            for (size_t pi = 0; pi < 3; pi++) {
+                const size_t np = nps[pi], ns = np * KP, lds = ns + 3;
+                float *Q = malloc(4 * dp * 4), *K = malloc(np * dp * KP * 4);
+                float *S1 = malloc(4 * lds * 4), *S2 = malloc(4 * lds * 4);
+                double *bound = malloc(4 * lds * sizeof *bound);
+                px_test_fill_uniform(Q, 4 * dp, dp + np, -1, 1);
+                px_test_fill_uniform(K, np * dp * KP, dp * np + 7, -1, 1);
+                const float scale = 0.125f; /* a power of two: scaling is exact */
+                r.attn_qk(S1, lds, Q, K, dp, np, scale);
+                s.attn_qk(S2, lds, Q, K, dp, np, scale);
+                for (size_t i = 0; i < 4; i++)
+                    for (size_t j = 0; j < lds; j++) {
+                        double a = 0;
+                        if (j < ns)
+                            for (size_t d = 0; d < dp; d++)
+                                a += fabs((double)Q[i * dp + d] * K[(j / KP) * dp * KP + d * KP + j % KP]);
+                        bound[i * lds + j] = a * scale;
+                        if (j >= ns) S1[i * lds + j] = S2[i * lds + j] = 0; /* not written */
+                    }
+                snprintf(label, sizeof label, "%s attn_qk dp=%zu np=%zu", px_isa_name(isa), dp, np);
+                check_within_sum_bound(S2, S1, bound, 4 * lds, dp, label);
+                free(Q); free(K); free(S1); free(S2); free(bound);
+            }
+            for (size_t ki = 0; ki < 5; ki++) {
+                const size_t nk = nks[ki], vstride = (nk + 7) * KP;
+                float *P = malloc(4 * ldp * 4), *Vp = malloc(dp / KP * vstride * 4);
+                float *O1 = malloc(4 * dp * 4), *O2 = malloc(4 * dp * 4);
+                double *bound = malloc(4 * dp * sizeof *bound);
+                const float alpha[4] = { 1.0f, 0.5f, 0.0f, 0.3f };
+                px_test_fill_uniform(P, 4 * ldp, nk + dp, 0, 1);
+                px_test_fill_uniform(Vp, dp / KP * vstride, nk * dp + 1, -1, 1);
+                px_test_fill_uniform(O1, 4 * dp, nk + 3, -4, 4);
+                memcpy(O2, O1, 4 * dp * 4);
+                for (size_t i = 0; i < 4; i++)
+                    for (size_t d = 0; d < dp; d++) {
+                        double a = fabs((double)O1[i * dp + d] * alpha[i]);
+                        for (size_t j = 0; j < nk; j++)
+                            a += fabs((double)P[i * ldp + j] * Vp[(d / KP) * vstride + j * KP + d % KP]);
+                        bound[i * dp + d] = a;
+                    }
+                r.attn_pv(O1, alpha, P, ldp, Vp, vstride, nk, dp);
+                s.attn_pv(O2, alpha, P, ldp, Vp, vstride, nk, dp);
+                snprintf(label, sizeof label, "%s attn_pv dp=%zu nk=%zu", px_isa_name(isa), dp, nk);
+                check_within_sum_bound(O2, O1, bound, 4 * dp, nk + 1, label);
+                free(P); free(Vp); free(O1); free(O2); free(bound);
+            }
+        }
+    }
+    fprintf(stderr, "simd_attention_kernels_match_reference: %d SIMD variant(s) tested on this CPU\n", tested);
+}
+END_TEST
+
 /* Inputs at the edges of the exp/tanh/erf approximations: the overflow and
  * subnormal ranges, the branch points, infinities and NaN. Equal when both are
  * NaN, bitwise equal (infinities, signed zeros), or within atol + rtol |want|. */
@@ -340,8 +423,11 @@ END_TEST
 
 START_TEST(attention_tiled_matches_reference)
 {
-    /* sizes that cross the query-block and key-tile boundaries, with both biases */
-    const int64_t B = 2, H = 2, D = 12, Nq = 600, Nk = 1100;
+    /* sizes that cross the query-block, 4-row strip, key-panel and key-tile
+     * boundaries, with both biases; head sizes 12 (padded), 64 (T5) and 72
+     * (PixArt) */
+    const int64_t Ds[] = { 12, 64, 72 }, Nqs[] = { 600, 67, 130 }, Nks[] = { 1100, 120, 409 };
+    const int64_t D = Ds[_i], Nq = Nqs[_i], Nk = Nks[_i], B = 2, H = 2;
     float *q = malloc(B * Nq * H * D * 4), *k = malloc(B * Nk * H * D * 4), *v = malloc(B * Nk * H * D * 4);
     float *kb = malloc(B * Nk * 4), *sb = malloc(H * Nq * Nk * 4);
     float *o1 = malloc(B * Nq * H * D * 4), *o2 = malloc(B * Nq * H * D * 4);
@@ -353,7 +439,9 @@ START_TEST(attention_tiled_matches_reference)
     px_attn_args a = { .B = B, .Nq = Nq, .Nk = Nk, .H = H, .D = D, .scale = 0.3f, .key_bias = kb, .score_bias = sb };
     ck_assert_int_eq(px_attention_ref(o1, q, k, v, &a), 0);
     ck_assert_int_eq(px_attention(o2, q, k, v, &a), 0);
-    assert_close(o2, o1, B * Nq * H * D, 2e-6, 1e-5, "tiled attention");
+    char label[64];
+    snprintf(label, sizeof label, "tiled attention D=%lld", (long long)D);
+    assert_close(o2, o1, B * Nq * H * D, 2e-6, 1e-5, label);
     free(q); free(k); free(v); free(kb); free(sb); free(o1); free(o2);
 }
 END_TEST
@@ -388,6 +476,9 @@ START_TEST(threads_bit_identical)
     px_convert_from_f32(wh, PX_BF16, w, N * K);
     px_tensor wt = px_tensor_view(PX_BF16, wh, 2, (int64_t[]){ N, K });
     px_attn_args a = { .B = 1, .Nq = M, .Nk = M, .H = 10, .D = 19, .scale = 0.2f };
+    /* one head: the query rows are split over several work items */
+    px_attn_args a1 = { .B = 1, .Nq = M, .Nk = M, .H = 1, .D = 72, .scale = 0.2f, .q_stride = K, .k_stride = K, .v_stride = K, .o_stride = K };
+    float *a1o[2];
     for (int t = 0; t < 2; t++) {
         px_set_num_threads(t + 1);
         y[t] = malloc(M * N * 4);
@@ -397,7 +488,11 @@ START_TEST(threads_bit_identical)
         px_layernorm(ln[t], y[t], NULL, NULL, M, N, 1e-6f);
         px_gelu_tanh(ln[t], ln[t], M * N);
         ck_assert_int_eq(px_attention(at[t], x, x, x, &a), 0);
+        a1o[t] = calloc(M * K, 4);
+        ck_assert_int_eq(px_attention(a1o[t], x, x + 72, x + 100, &a1), 0);
     }
+    ck_assert(memcmp(a1o[0], a1o[1], M * K * 4) == 0);
+    free(a1o[0]); free(a1o[1]);
     ck_assert(memcmp(y[0], y[1], M * N * 4) == 0);
     ck_assert(memcmp(ln[0], ln[1], M * N * 4) == 0);
     ck_assert(memcmp(at[0], at[1], M * K * 4) == 0);
@@ -418,7 +513,7 @@ static Suite *suite(void)
     tcase_add_test(tc, attention_matches_torch);
     tcase_add_test(tc, linear_all_weight_dtypes);
     tcase_add_test(tc, linear_panels_all_dtypes);
-    tcase_add_test(tc, attention_tiled_matches_reference);
+    tcase_add_loop_test(tc, attention_tiled_matches_reference, 0, 3);
     tcase_add_test(tc, conv_im2col_matches_reference);
     tcase_add_test(tc, threads_bit_identical);
     suite_add_tcase(s, tc);
@@ -428,6 +523,7 @@ static Suite *suite(void)
     tcase_set_timeout(simd, 120);
     tcase_add_test(simd, simd_kernels_match_reference);
     tcase_add_test(simd, simd_kernels_extreme_inputs);
+    tcase_add_test(simd, simd_attention_kernels_match_reference);
     suite_add_tcase(s, simd);
     return s;
 }
