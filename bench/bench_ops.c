@@ -17,6 +17,7 @@
  * they see the same machine load.
  * usage: bench_ops [gemm] [attn] [kernels]   (default: all)
  *        PIXART_NUM_THREADS sets the thread count (default: all cores). */
+#include "ops/gemm_internal.h"
 #include "ops/ops.h"
 #include "tensor/half.h"
 #include "tensor/tensor.h"
@@ -83,6 +84,7 @@ typedef struct {
     int64_t M, N, K;
 } gshape;
 
+/* 512 px (M = 2 x 1024 tokens) and the small-M products of every size */
 static const gshape gshapes[] = {
     { "attn q/k/v/out 1152->1152", 2048, 1152, 1152 },
     { "fused qkv 1152->3456", 2048, 3456, 1152 },
@@ -93,14 +95,23 @@ static const gshape gshapes[] = {
     { "caption 1152->1152 (M=240)", 240, 1152, 1152 },
 };
 
-static void bench_gemm(void)
+/* 1024 px (M = 2 x 4096 tokens) */
+static const gshape gshapes1024[] = {
+    { "attn q/k/v/out 1152->1152", 8192, 1152, 1152 },
+    { "ff up 1152->4608", 8192, 4608, 1152 },
+    { "ff down 4608->1152", 8192, 1152, 4608 },
+};
+
+/* variants timed per shape, interleaved: raw cblas_sgemm (no bias), then
+ * px_linear with F32 / BF16 / F16 weights on each path */
+enum { V_RAW, V_CB32, V_CB16B, V_CB16F, V_BL32, V_BL16B, V_BL16F, V_AUTO32, V_AUTO16B, V_AUTO16F, NV };
+static const char *vname[NV] = { "raw", "cblas F32", "cblas BF16", "cblas F16", "blocked F32", "blocked BF16",
+                                 "blocked F16", "auto F32", "auto BF16", "auto F16" };
+
+static void bench_gemm_set(const gshape *gs, size_t ns, double worst[NV])
 {
-    printf("\n== GEMM: px_linear (with bias) vs raw cblas_sgemm (no bias), GFLOP/s, best of reps\n");
-    printf("%-28s %5s %5s %5s | %7s | %7s %6s | %7s %6s | %7s %6s\n", "shape", "M", "N", "K", "raw",
-           "F32", "ratio", "BF16", "ratio", "F16", "ratio");
-    double worst[3] = { 1e9, 1e9, 1e9 };
-    for (size_t si = 0; si < sizeof gshapes / sizeof gshapes[0]; si++) {
-        const gshape *g = &gshapes[si];
+    for (size_t si = 0; si < ns; si++) {
+        const gshape *g = &gs[si];
         const int64_t M = g->M, N = g->N, K = g->K;
         float *x = xmalloc((size_t)(M * K) * 4), *w = xmalloc((size_t)(N * K) * 4);
         float *bias = xmalloc((size_t)N * 4), *y = xmalloc((size_t)(M * N) * 4);
@@ -114,42 +125,57 @@ static void bench_gemm(void)
                             px_tensor_view(PX_BF16, wb, 2, (int64_t[]){ N, K }),
                             px_tensor_view(PX_F16, wf, 2, (int64_t[]){ N, K }) };
         const double flop = 2.0 * (double)M * (double)N * (double)K;
-        /* enough repetitions for ~0.4 s per variant at 100 GFLOP/s, at least 3 */
-        int reps = (int)(0.4 * 100e9 / flop);
+        /* enough repetitions for ~0.25 s per variant at 100 GFLOP/s, at least 3 */
+        int reps = (int)(0.25 * 100e9 / flop);
         if (reps < 3) reps = 3;
         if (reps > 200) reps = 200;
-        double best[4] = { 1e30, 1e30, 1e30, 1e30 };
-        /* warm-up: threads, page faults of y */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)M, (int)N, (int)K, 1.0f, x, (int)K, w,
-                    (int)K, 0.0f, y, (int)N);
-        for (int v = 0; v < 3; v++) px_linear(y, x, &tw[v], bias, M);
-        for (int r = 0; r < reps; r++) {
-            double t0 = now();
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)M, (int)N, (int)K, 1.0f, x, (int)K, w,
-                        (int)K, 0.0f, y, (int)N);
-            double t = now() - t0;
-            if (t < best[0]) best[0] = t;
-            for (int v = 0; v < 3; v++) {
-                t0 = now();
-                if (px_linear(y, x, &tw[v], bias, M)) {
-                    fprintf(stderr, "bench_ops: px_linear failed\n");
-                    exit(1);
+        double best[NV];
+        for (int v = 0; v < NV; v++) best[v] = 1e30;
+        for (int r = -1; r < reps; r++) { /* r = -1: warm-up (threads, page faults) */
+            for (int v = 0; v < NV; v++) {
+                double t0 = now();
+                if (v == V_RAW) {
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)M, (int)N, (int)K, 1.0f, x, (int)K,
+                                w, (int)K, 0.0f, y, (int)N);
+                } else {
+                    int path = (v - 1) / 3, dt = (v - 1) % 3;
+                    px_gemm_path = path == 0 ? PX_GEMM_CBLAS : path == 1 ? PX_GEMM_BLOCKED : PX_GEMM_AUTO;
+                    int rc = px_linear(y, x, &tw[dt], bias, M);
+                    px_gemm_path = PX_GEMM_AUTO;
+                    if (rc) {
+                        fprintf(stderr, "bench_ops: px_linear failed\n");
+                        exit(1);
+                    }
                 }
-                t = now() - t0;
-                if (t < best[v + 1]) best[v + 1] = t;
+                double t = now() - t0;
+                if (r >= 0 && t < best[v]) best[v] = t;
             }
         }
-        printf("%-28s %5lld %5lld %5lld | %7.1f |", g->what, (long long)M, (long long)N, (long long)K,
-               flop / best[0] * 1e-9);
-        for (int v = 0; v < 3; v++) {
-            double ratio = best[0] / best[v + 1];
+        printf("%-27s %5lld %5lld %5lld | %6.1f |", g->what, (long long)M, (long long)N, (long long)K,
+               flop / best[V_RAW] * 1e-9);
+        for (int v = 1; v < NV; v++) {
+            double ratio = best[V_RAW] / best[v];
             if (ratio < worst[v]) worst[v] = ratio;
-            printf(" %7.1f %5.1f%%%s", flop / best[v + 1] * 1e-9, 100 * ratio, v < 2 ? " |" : "\n");
+            printf(" %5.1f%%%s", 100 * ratio, v % 3 == 0 && v < NV - 1 ? " |" : "");
         }
+        printf("\n");
         free(x); free(w); free(bias); free(y); free(wb); free(wf);
     }
-    printf("worst ratio: F32 %.1f%% (target >= 95%%), BF16 %.1f%%, F16 %.1f%% (target >= 85%%)\n",
-           100 * worst[0], 100 * worst[1], 100 * worst[2]);
+}
+
+static void bench_gemm(int with1024)
+{
+    printf("\n== GEMM: px_linear (with bias) vs raw cblas_sgemm (no bias): raw GFLOP/s, then raw time /\n"
+           "   px_linear time per weight dtype on the cblas path, the blocked path and the automatic choice\n");
+    printf("%-27s %5s %5s %5s | %6s | %6s %6s %6s | %6s %6s %6s | %6s %6s %6s\n", "shape", "M", "N", "K", "raw",
+           "cb F32", "BF16", "F16", "bl F32", "BF16", "F16", "au F32", "BF16", "F16");
+    double worst[NV];
+    for (int v = 0; v < NV; v++) worst[v] = 1e9;
+    bench_gemm_set(gshapes, sizeof gshapes / sizeof gshapes[0], worst);
+    if (with1024) bench_gemm_set(gshapes1024, sizeof gshapes1024 / sizeof gshapes1024[0], worst);
+    printf("worst ratio:");
+    for (int v = 1; v < NV; v++) printf(" %s %.1f%%%s", vname[v], 100 * worst[v], v < NV - 1 ? "," : "\n");
+    printf("targets: F32 >= 95%%, BF16/F16 >= 85%% (automatic choice)\n");
 }
 
 // ----------------------------------------------------------------------------
@@ -310,13 +336,14 @@ int main(int argc, char **argv)
 {
     px_ops_init();
     if (argc == 3 && !strcmp(argv[1], "attn-child")) return attn_child(atoll(argv[2]));
-    int do_gemm = argc < 2, do_attn = argc < 2, do_kernels = argc < 2;
+    int do_gemm = argc < 2, do_attn = argc < 2, do_kernels = argc < 2, with1024 = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "gemm")) do_gemm = 1;
+        else if (!strcmp(argv[i], "gemm1024")) do_gemm = with1024 = 1;
         else if (!strcmp(argv[i], "attn")) do_attn = 1;
         else if (!strcmp(argv[i], "kernels")) do_kernels = 1;
         else {
-            fprintf(stderr, "usage: bench_ops [gemm] [attn] [kernels]\n");
+            fprintf(stderr, "usage: bench_ops [gemm | gemm1024] [attn] [kernels]\n");
             return 2;
         }
     }
@@ -329,7 +356,7 @@ int main(int argc, char **argv)
     }
     printf("bench_ops: %s, %ld online CPUs, %d threads, kernels: %s, load average before: %s\n", model,
            sysconf(_SC_NPROCESSORS_ONLN), px_get_num_threads(), px_isa_name(px_ops_isa()), load);
-    if (do_gemm) bench_gemm();
+    if (do_gemm) bench_gemm(with1024);
     if (do_attn) bench_attn();
     if (do_kernels) bench_kernels();
     return 0;

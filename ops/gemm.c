@@ -158,6 +158,17 @@ static void linear_tile(float *out, int64_t ldo, const float *in, int64_t K, con
     px_sgemm1(0, 1, mb, nb, K, 1.0f, in, K, w, K, beta, out, ldo);
 }
 
+int px_gemm_path = PX_GEMM_AUTO;
+
+/* The blocked GEMM's kernels for the active ISA, NULL when it has no SIMD
+ * micro-kernel (then cblas is faster). */
+static int blocked_kernels(px_gemm_kernels *g)
+{
+    px_isa isa = px_ops_isa();
+    if (isa != PX_ISA_AVX2 && isa != PX_ISA_AVX512) return 0;
+    return px_gemm_kernels_for(isa, g) == 0;
+}
+
 int px_linear(float *out, const float *in, const px_tensor *w, const float *bias, int64_t M)
 {
     px_ops_init();
@@ -167,6 +178,10 @@ int px_linear(float *out, const float *in, const px_tensor *w, const float *bias
     if (w->dtype != PX_F32 && w->dtype != PX_F16 && w->dtype != PX_BF16)
         return px_fail("linear: weight dtype %s not supported", px_dtype_name(w->dtype));
     const int nt = nthreads_for(2.0 * (double)M * (double)N * (double)K);
+    px_gemm_kernels gk;
+    if (px_gemm_path != PX_GEMM_CBLAS && blocked_kernels(&gk) &&
+        (px_gemm_path == PX_GEMM_BLOCKED || (M > TILE_M && w->dtype != PX_F32)))
+        return px_linear_blocked(out, in, w, bias, M, &gk, nt);
     const int64_t rm = tile_rows(M), tm = ceil_div(M, rm);
 
     if (nt > 1 && tm > 1 && blas_uses_openmp()) {

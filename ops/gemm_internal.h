@@ -1,5 +1,6 @@
 /* Internal to ops/: running single-threaded cblas_sgemm calls from our own
- * OpenMP threads (ops/gemm.c explains why). Not installed, not public API. */
+ * OpenMP threads, and the blocked GEMM for half-precision weights (ops/gemm.c
+ * explains both). Not installed, not public API. */
 #ifndef PX_GEMM_INTERNAL_H
 #define PX_GEMM_INTERNAL_H
 
@@ -14,5 +15,52 @@ void px_blas_leave(int entered);
 /* One row-major cblas_sgemm call on the calling thread (no tiling). */
 void px_sgemm1(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
                int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
+
+/* ---- blocked GEMM (BLIS-style) ------------------------------------------ */
+
+#include "tensor/tensor.h"
+
+/* Micro-tile: 6 rows of the output x 16 columns (12 AVX2 accumulators). */
+enum { PX_GEMM_MR = 6, PX_GEMM_NR = 16, PX_GEMM_A_SLACK = 8 };
+
+/* How a micro-kernel combines its k-block sum `acc` with C:
+ * STORE c = acc; BIAS c = bias[j] + acc; ACCUMULATE c = c + acc. */
+enum { PX_GEMM_STORE = 0, PX_GEMM_BIAS = 1, PX_GEMM_ACCUMULATE = 2 };
+
+/* Weight storage types a micro-panel can be packed from. */
+enum { PX_GEMM_W_F32 = 0, PX_GEMM_W_BF16, PX_GEMM_W_F16, PX_GEMM_W_COUNT };
+
+/* One ISA's pieces; every variant computes bit-identical results (each
+ * output element is one fmaf chain over k in increasing order from 0).
+ *  kernel: c (6 x 16, row stride ldc) op= a (kc x 6) @ b (kc x 16), both
+ *          packed; bias (16) read only in PX_GEMM_BIAS mode.
+ *  pack_a: mc rows of a (row stride lda) into ceil(mc/6) micro-panels of
+ *          kc x 6 (zero rows past mc); dst needs PX_GEMM_A_SLACK extra floats.
+ *  pack_b: up to 16 rows of a weight matrix (row stride ldw elements, of the
+ *          storage type) into one kc x 16 micro-panel, widened to F32, zero
+ *          columns past `rows`; dst 32-byte aligned. */
+typedef void (*px_gemm_kernel)(int64_t kc, const float *a, const float *b, float *c, int64_t ldc,
+                               const float *bias, int mode);
+typedef struct {
+    px_gemm_kernel kernel;
+    void (*pack_a)(float *dst, const float *a, int64_t lda, int64_t mc, int64_t kc);
+    void (*pack_b[PX_GEMM_W_COUNT])(float *dst, const void *w, int64_t ldw, int64_t rows, int64_t kc);
+} px_gemm_kernels;
+
+/* The scalar pieces, then what the ISA overrides; -1 when unsupported. */
+int px_gemm_kernels_for(int isa, px_gemm_kernels *g);
+void px_gemm_kernels_init_avx2(px_gemm_kernels *g);
+
+/* nn.Linear through the blocked GEMM with kernels g on nt threads (the
+ * result does not depend on nt): out (M, N) = in (M, K) @ w^T + bias.
+ * w F32/BF16/F16 (N, K). Returns -1 on OOM. */
+/* Which path px_linear takes (tests and bench_ops compare them):
+ * PX_GEMM_AUTO its own choice, PX_GEMM_CBLAS the cblas_sgemm paths,
+ * PX_GEMM_BLOCKED the blocked GEMM (when the active ISA has a SIMD kernel). */
+enum { PX_GEMM_AUTO = 0, PX_GEMM_CBLAS, PX_GEMM_BLOCKED };
+extern int px_gemm_path;
+
+int px_linear_blocked(float *out, const float *in, const px_tensor *w, const float *bias, int64_t M,
+                      const px_gemm_kernels *g, int nt);
 
 #endif

@@ -9,3 +9,11 @@ tests_test_ops_SOURCES = tests/test_ops.c tests/testutil.c tests/testutil.h
 tests_test_ops_CFLAGS = $(PX_TEST_CFLAGS)
 tests_test_ops_LDADD = $(PX_TEST_LIBS)
 endif
+# the blocked GEMM for half-precision weights (ops/gemm_blocked.c)
+if HAVE_CHECK
+check_PROGRAMS += tests/test_gemm
+TESTS += tests/test_gemm
+tests_test_gemm_SOURCES = tests/test_gemm.c tests/testutil.c tests/testutil.h
+tests_test_gemm_CFLAGS = $(PX_TEST_CFLAGS)
+tests_test_gemm_LDADD = $(PX_TEST_LIBS)
+endif

@@ -1,0 +1,203 @@
+/* A BLIS-style blocked GEMM for nn.Linear whose weight micro-panels are
+ * widened from BF16/F16 while they are packed (no separate widening pass,
+ * no F32 copy of the weights beyond one KC x NC block).
+ *
+ * Loops (Goto / BLIS): for each NC-wide block of output columns, for each
+ * KC-deep block of k: the threads pack the weight block (KC x NC, as 16-wide
+ * micro-panels, shared; double-buffered so one barrier per block suffices),
+ * then each thread takes its own contiguous share of the output rows, packs
+ * MC x KC of the activations (in L2) and runs the 6 x 16 micro-kernel over
+ * every (16-column, 6-row) tile of the block.
+ *
+ * Determinism: KC depends on K only, and every output element is the same
+ * fmaf chain over each k-block added to C (or to the bias) in k-block order,
+ * whichever thread computes it and wherever its tile lies (edge tiles run the
+ * same kernel on a padded copy). So the result is independent of the thread
+ * count, of MC/NC, and of the ISA (the scalar kernel below uses fmaf). */
+#include "config.h"
+#include "gemm_internal.h"
+#include "ops.h"
+#include "tensor/error.h"
+#include "tensor/half.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+/* KC: depth of a k-block (at most this, near-equal parts of K, multiple of 8);
+ * MC: rows of activations packed at a time (MC x KC floats in L2);
+ * NC_BYTES: F32 bytes of one packed weight block (two live, in L3). */
+enum { KC_MAX = 256, MC_MAX = 168, NC_BYTES = 4 << 20 };
+
+// ----------------------------------------------------------------------------
+// scalar pieces (reference; bit-identical to the SIMD ones)
+
+static void kernel_ref(int64_t kc, const float *a, const float *b, float *c, int64_t ldc, const float *bias,
+                       int mode)
+{
+    float acc[PX_GEMM_MR][PX_GEMM_NR] = { { 0 } };
+    for (int64_t k = 0; k < kc; k++)
+        for (int i = 0; i < PX_GEMM_MR; i++)
+            for (int j = 0; j < PX_GEMM_NR; j++)
+                acc[i][j] = fmaf(a[k * PX_GEMM_MR + i], b[k * PX_GEMM_NR + j], acc[i][j]);
+    for (int i = 0; i < PX_GEMM_MR; i++)
+        for (int j = 0; j < PX_GEMM_NR; j++) {
+            float *o = c + i * ldc + j;
+            *o = mode == PX_GEMM_STORE ? acc[i][j] : (mode == PX_GEMM_BIAS ? bias[j] : *o) + acc[i][j];
+        }
+}
+
+static void pack_a_ref(float *dst, const float *a, int64_t lda, int64_t mc, int64_t kc)
+{
+    for (int64_t p = 0; p < mc; p += PX_GEMM_MR, dst += PX_GEMM_MR * kc)
+        for (int64_t k = 0; k < kc; k++)
+            for (int64_t i = 0; i < PX_GEMM_MR; i++)
+                dst[k * PX_GEMM_MR + i] = p + i < mc ? a[(p + i) * lda + k] : 0.0f;
+}
+
+#define PACK_B_REF(name, type, widen)                                                              \
+    static void name(float *dst, const void *wv, int64_t ldw, int64_t rows, int64_t kc)            \
+    {                                                                                              \
+        const type *w = wv;                                                                        \
+        for (int64_t k = 0; k < kc; k++)                                                           \
+            for (int64_t j = 0; j < PX_GEMM_NR; j++)                                               \
+                dst[k * PX_GEMM_NR + j] = j < rows ? widen(w[j * ldw + k]) : 0.0f;                 \
+    }
+
+static inline float f32_id(float x) { return x; }
+PACK_B_REF(pack_b_f32_ref, float, f32_id)
+PACK_B_REF(pack_b_bf16_ref, uint16_t, px_bf16_to_f32)
+PACK_B_REF(pack_b_f16_ref, uint16_t, px_f16_to_f32)
+
+int px_gemm_kernels_for(int isa, px_gemm_kernels *g)
+{
+    if (!px_isa_supported((px_isa)isa)) return -1;
+    g->kernel = kernel_ref;
+    g->pack_a = pack_a_ref;
+    g->pack_b[PX_GEMM_W_F32] = pack_b_f32_ref;
+    g->pack_b[PX_GEMM_W_BF16] = pack_b_bf16_ref;
+    g->pack_b[PX_GEMM_W_F16] = pack_b_f16_ref;
+#if defined(PX_HOST_X86)
+    if (isa == PX_ISA_AVX2 || isa == PX_ISA_AVX512) px_gemm_kernels_init_avx2(g);
+#endif
+    return 0;
+}
+
+// ----------------------------------------------------------------------------
+// driver
+
+static int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+/* k-block depth for K: near-equal parts of at most KC_MAX, rounded up to 8 */
+static int64_t kc_for(int64_t K)
+{
+    int64_t kc = ceil_div(K, ceil_div(K, KC_MAX));
+    return ceil_div(kc, 8) * 8;
+}
+
+static float *align64(void *p) { return (float *)(((uintptr_t)p + 63) & ~(uintptr_t)63); }
+
+/* rows [m0, m0 + mb) of out for k-block [k0, k0 + kc) and the nc columns
+ * from n0 whose packed weights are bp; ap: this thread's pack buffer */
+static void block_rows(float *out, int64_t N, const float *in, int64_t K, const float *bias, const float *bp,
+                       float *ap, const px_gemm_kernels *g, int64_t m0, int64_t mb, int64_t n0, int64_t nc,
+                       int64_t k0, int64_t kc)
+{
+    const int mode = k0 > 0 ? PX_GEMM_ACCUMULATE : bias ? PX_GEMM_BIAS : PX_GEMM_STORE;
+    for (int64_t ic = m0; ic < m0 + mb; ic += MC_MAX) {
+        const int64_t mc = m0 + mb - ic < MC_MAX ? m0 + mb - ic : MC_MAX;
+        g->pack_a(ap, in + ic * K + k0, K, mc, kc);
+        for (int64_t jr = 0; jr < nc; jr += PX_GEMM_NR) {
+            const int64_t nr = nc - jr < PX_GEMM_NR ? nc - jr : PX_GEMM_NR;
+            const float *b = bp + jr * kc;
+            const float *bj = bias ? bias + n0 + jr : NULL;
+            for (int64_t ir = 0; ir < mc; ir += PX_GEMM_MR) {
+                const int64_t mr = mc - ir < PX_GEMM_MR ? mc - ir : PX_GEMM_MR;
+                float *c = out + (ic + ir) * N + n0 + jr;
+                const float *a = ap + ir * kc;
+                if (mr == PX_GEMM_MR && nr == PX_GEMM_NR) {
+                    g->kernel(kc, a, b, c, N, bj, mode);
+                    continue;
+                }
+                /* edge tile: same kernel on a padded copy */
+                float t[PX_GEMM_MR * PX_GEMM_NR], tb[PX_GEMM_NR] = { 0 };
+                if (bj) memcpy(tb, bj, (size_t)nr * sizeof(float));
+                if (mode == PX_GEMM_ACCUMULATE)
+                    for (int64_t i = 0; i < mr; i++) memcpy(t + i * PX_GEMM_NR, c + i * N, (size_t)nr * sizeof(float));
+                g->kernel(kc, a, b, t, PX_GEMM_NR, tb, mode);
+                for (int64_t i = 0; i < mr; i++) memcpy(c + i * N, t + i * PX_GEMM_NR, (size_t)nr * sizeof(float));
+            }
+        }
+    }
+}
+
+int px_linear_blocked(float *out, const float *in, const px_tensor *w, const float *bias, int64_t M,
+                      const px_gemm_kernels *g, int nt)
+{
+    if (w->ndim != 2) return px_fail("linear: weight has %d dims, want 2", w->ndim);
+    const int64_t N = w->shape[0], K = w->shape[1];
+    if (M <= 0 || N <= 0) return 0;
+    int wt;
+    size_t esz;
+    switch (w->dtype) {
+    case PX_F32: wt = PX_GEMM_W_F32; esz = 4; break;
+    case PX_BF16: wt = PX_GEMM_W_BF16; esz = 2; break;
+    case PX_F16: wt = PX_GEMM_W_F16; esz = 2; break;
+    default: return px_fail("linear: weight dtype %s not supported", px_dtype_name(w->dtype));
+    }
+    if (K == 0) { /* empty sum: bias or zero */
+        for (int64_t m = 0; m < M; m++)
+            for (int64_t n = 0; n < N; n++) out[m * N + n] = bias ? bias[n] : 0.0f;
+        return 0;
+    }
+    const int64_t KC = kc_for(K);
+    int64_t NC = NC_BYTES / (KC * (int64_t)sizeof(float)) / PX_GEMM_NR * PX_GEMM_NR;
+    if (NC < PX_GEMM_NR) NC = PX_GEMM_NR;
+    if (NC > ceil_div(N, PX_GEMM_NR) * PX_GEMM_NR) NC = ceil_div(N, PX_GEMM_NR) * PX_GEMM_NR;
+    const int64_t mpanels = ceil_div(M, PX_GEMM_MR);
+    if (nt > mpanels) nt = (int)mpanels;
+    if (nt < 1) nt = 1;
+    const size_t bfl = (size_t)(KC * NC), afl = (size_t)(MC_MAX * KC + PX_GEMM_A_SLACK) + 16;
+    char *mem = px_malloc((2 * bfl + (size_t)nt * afl) * sizeof(float) + 64, "linear packed blocks");
+    if (!mem) return -1;
+    float *bpack[2] = { align64(mem), NULL };
+    bpack[1] = bpack[0] + bfl;
+    const char *wb = w->data;
+
+#pragma omp parallel num_threads(nt) if (nt > 1)
+    {
+#ifdef _OPENMP
+        const int tid = omp_get_thread_num(), nth = omp_get_num_threads();
+#else
+        const int tid = 0, nth = 1;
+#endif
+        /* this thread's rows: an even share of the 6-row micro-panels */
+        const int64_t m0 = mpanels * tid / nth * PX_GEMM_MR;
+        int64_t m1 = mpanels * (tid + 1) / nth * PX_GEMM_MR;
+        if (m1 > M) m1 = M;
+        float *ap = align64(bpack[1] + bfl + (size_t)tid * afl);
+        int buf = 0;
+        for (int64_t n0 = 0; n0 < N; n0 += NC) {
+            const int64_t nc = N - n0 < NC ? N - n0 : NC, npan = ceil_div(nc, PX_GEMM_NR);
+            for (int64_t k0 = 0; k0 < K; k0 += KC, buf ^= 1) {
+                const int64_t kc = K - k0 < KC ? K - k0 : KC;
+                float *bp = bpack[buf];
+                /* the weight block, shared (the previous user of this buffer,
+                 * two blocks back, finished before the last barrier) */
+#pragma omp for schedule(static)
+                for (int64_t p = 0; p < npan; p++) {
+                    int64_t rows = nc - p * PX_GEMM_NR < PX_GEMM_NR ? nc - p * PX_GEMM_NR : PX_GEMM_NR;
+                    g->pack_b[wt](bp + p * PX_GEMM_NR * kc, wb + ((n0 + p * PX_GEMM_NR) * K + k0) * esz, K, rows,
+                                  kc);
+                }
+                /* implicit barrier: the block is packed */
+                if (m1 > m0) block_rows(out, N, in, K, bias, bp, ap, g, m0, m1 - m0, n0, nc, k0, kc);
+            }
+        }
+    }
+    free(mem);
+    return 0;
+}

@@ -1,0 +1,200 @@
+/* The blocked GEMM of ops/gemm_blocked.c (px_linear's path for half-precision
+ * weights with many rows): against a double-precision product of the same
+ * (widened) weights at shapes that are not multiples of the blocking, every
+ * ISA variant bit-identical to the scalar one, the result independent of the
+ * thread count, and close to the cblas_sgemm path. */
+#include "testutil.h"
+#include "ops/gemm_internal.h"
+#include "ops/ops.h"
+#include "tensor/error.h"
+#include "tensor/half.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* M, N, K: single elements, a lone edge tile, exact 6 x 16 tiles, one row,
+ * K = 1, K past one k-block (257: two blocks of 136 and 121 after the split
+ * into near-equal parts) and past several, M past one 168-row block,
+ * N past one packed weight block (K = 1024: 4096 columns per block). */
+static const int64_t shapes[][3] = {
+    { 1, 1, 1 },    { 1, 17, 5 },   { 5, 7, 3 },     { 6, 16, 8 },     { 12, 32, 1 },
+    { 13, 33, 257 }, { 1, 100, 300 }, { 7, 45, 520 }, { 200, 70, 40 }, { 7, 4100, 1024 },
+};
+
+static void linear_double(float *out, const float *in, const float *w, const float *bias, int64_t M,
+                          int64_t N, int64_t K)
+{
+    for (int64_t m = 0; m < M; m++)
+        for (int64_t n = 0; n < N; n++) {
+            double acc = bias ? bias[n] : 0;
+            for (int64_t k = 0; k < K; k++) acc += (double)in[m * K + k] * w[n * K + k];
+            out[m * N + n] = (float)acc;
+        }
+}
+
+typedef struct {
+    int64_t M, N, K;
+    float *x, *b, *wr; /* activations, bias, weights as rounded to the dtype (F32) */
+    void *w[3];        /* F32, BF16, F16 storage */
+} problem;
+
+static const px_dtype dtypes[3] = { PX_F32, PX_BF16, PX_F16 };
+
+static void problem_make(problem *p, int64_t M, int64_t N, int64_t K, uint64_t seed)
+{
+    p->M = M, p->N = N, p->K = K;
+    p->x = malloc((size_t)(M * K) * 4);
+    p->b = malloc((size_t)N * 4);
+    p->wr = malloc((size_t)(N * K) * 4 * 3);
+    px_test_fill_uniform(p->x, (size_t)(M * K), seed, -1, 1);
+    px_test_fill_uniform(p->b, (size_t)N, seed + 1, -1, 1);
+    px_test_fill_uniform(p->wr, (size_t)(N * K), seed + 2, -1, 1);
+    p->w[0] = p->wr;
+    for (int d = 1; d < 3; d++) {
+        p->w[d] = malloc((size_t)(N * K) * 2);
+        px_convert_from_f32(p->w[d], dtypes[d], p->wr, N * K);
+        px_convert_to_f32(p->wr + (size_t)d * (size_t)(N * K), p->w[d], dtypes[d], N * K);
+    }
+}
+
+static void problem_free(problem *p)
+{
+    free(p->x);
+    free(p->b);
+    free(p->wr);
+    free(p->w[1]);
+    free(p->w[2]);
+}
+
+static px_tensor weight(const problem *p, int d)
+{
+    return px_tensor_view(dtypes[d], p->w[d], 2, (int64_t[]){ p->N, p->K });
+}
+
+START_TEST(blocked_matches_double_product)
+{
+    px_gemm_kernels g;
+    ck_assert_int_eq(px_gemm_kernels_for(PX_ISA_REF, &g), 0);
+    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+        problem p;
+        problem_make(&p, shapes[si][0], shapes[si][1], shapes[si][2], 10 + si);
+        const size_t n = (size_t)(p.M * p.N);
+        float *want = malloc(n * 4), *got = malloc(n * 4);
+        for (int d = 0; d < 3; d++)
+            for (int with_bias = 0; with_bias < 2; with_bias++) {
+                const float *bias = with_bias ? p.b : NULL;
+                linear_double(want, p.x, p.wr + (size_t)d * (size_t)(p.N * p.K), bias, p.M, p.N, p.K);
+                px_tensor wt = weight(&p, d);
+                ck_assert_int_eq(px_linear_blocked(got, p.x, &wt, bias, p.M, &g, 2), 0);
+                char label[96];
+                snprintf(label, sizeof label, "blocked %s %lldx%lldx%lld bias %d", px_dtype_name(dtypes[d]),
+                         (long long)p.M, (long long)p.N, (long long)p.K, with_bias);
+                /* float32 accumulation over K terms of magnitude <= 1 (as test_ops) */
+                assert_close(got, want, n, 2e-6 * sqrt((double)p.K) + 1e-6, 1e-5, label);
+            }
+        free(want);
+        free(got);
+        problem_free(&p);
+    }
+}
+END_TEST
+
+/* Each SIMD variant gives the scalar variant's bits, for any thread count;
+ * and px_linear on this path gives the same bits for 1 and 2 threads. */
+START_TEST(blocked_isas_and_threads_bit_identical)
+{
+    px_gemm_kernels ref;
+    ck_assert_int_eq(px_gemm_kernels_for(PX_ISA_REF, &ref), 0);
+    int tested = 0;
+    for (int isa = 0; isa < PX_ISA_COUNT; isa++) {
+        px_gemm_kernels g;
+        if (px_gemm_kernels_for(isa, &g)) continue;
+        tested++;
+        for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+            problem p;
+            problem_make(&p, shapes[si][0], shapes[si][1], shapes[si][2], 40 + si);
+            const size_t n = (size_t)(p.M * p.N);
+            float *want = malloc(n * 4), *got = malloc(n * 4);
+            for (int d = 0; d < 3; d++)
+                for (int with_bias = 0; with_bias < 2; with_bias++) {
+                    const float *bias = with_bias ? p.b : NULL;
+                    px_tensor wt = weight(&p, d);
+                    ck_assert_int_eq(px_linear_blocked(want, p.x, &wt, bias, p.M, &ref, 1), 0);
+                    for (int nt = 1; nt <= 3; nt++) {
+                        memset(got, 0xff, n * 4);
+                        ck_assert_int_eq(px_linear_blocked(got, p.x, &wt, bias, p.M, &g, nt), 0);
+                        ck_assert_msg(memcmp(got, want, n * 4) == 0,
+                                      "%s, %d threads, %s %lldx%lldx%lld bias %d: not the scalar bits",
+                                      px_isa_name((px_isa)isa), nt, px_dtype_name(dtypes[d]), (long long)p.M,
+                                      (long long)p.N, (long long)p.K, with_bias);
+                    }
+                }
+            free(want);
+            free(got);
+            problem_free(&p);
+        }
+    }
+    fprintf(stderr, "blocked GEMM: %d ISA variant(s) compared with the scalar one\n", tested);
+
+    /* px_linear itself (the path it picks for BF16 with M > 256) */
+    problem p;
+    problem_make(&p, 300, 260, 190, 77);
+    px_tensor wt = weight(&p, 1);
+    float *y[2];
+    for (int t = 0; t < 2; t++) {
+        px_set_num_threads(t + 1);
+        y[t] = malloc((size_t)(p.M * p.N) * 4);
+        ck_assert_int_eq(px_linear(y[t], p.x, &wt, p.b, p.M), 0);
+    }
+    px_set_num_threads(2);
+    ck_assert(memcmp(y[0], y[1], (size_t)(p.M * p.N) * 4) == 0);
+    free(y[0]);
+    free(y[1]);
+    problem_free(&p);
+}
+END_TEST
+
+/* Both paths of px_linear agree to float32 accumulation error. */
+START_TEST(blocked_close_to_cblas_path)
+{
+    const int64_t sh[][3] = { { 300, 260, 190 }, { 517, 129, 1100 }, { 2, 40, 3 } };
+    for (size_t si = 0; si < sizeof sh / sizeof sh[0]; si++) {
+        problem p;
+        problem_make(&p, sh[si][0], sh[si][1], sh[si][2], 90 + si);
+        const size_t n = (size_t)(p.M * p.N);
+        float *a = malloc(n * 4), *b = malloc(n * 4);
+        for (int d = 0; d < 3; d++) {
+            px_tensor wt = weight(&p, d);
+            px_gemm_path = PX_GEMM_CBLAS;
+            ck_assert_int_eq(px_linear(a, p.x, &wt, p.b, p.M), 0);
+            px_gemm_path = PX_GEMM_BLOCKED;
+            ck_assert_int_eq(px_linear(b, p.x, &wt, p.b, p.M), 0);
+            px_gemm_path = PX_GEMM_AUTO;
+            char label[96];
+            snprintf(label, sizeof label, "blocked vs cblas %s %lldx%lldx%lld", px_dtype_name(dtypes[d]),
+                     (long long)p.M, (long long)p.N, (long long)p.K);
+            /* two float32 sums of K terms of magnitude <= 1, each within the bound above */
+            assert_close(b, a, n, 2 * (2e-6 * sqrt((double)p.K) + 1e-6), 2e-5, label);
+        }
+        free(a);
+        free(b);
+        problem_free(&p);
+    }
+}
+END_TEST
+
+static Suite *suite(void)
+{
+    Suite *s = suite_create("gemm");
+    TCase *tc = tcase_create("gemm");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, blocked_matches_double_product);
+    tcase_add_test(tc, blocked_isas_and_threads_bit_identical);
+    tcase_add_test(tc, blocked_close_to_cblas_path);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void) { return px_test_run(suite()); }
