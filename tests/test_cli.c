@@ -25,18 +25,12 @@ static const char *shell_prefix = ""; /* e.g. a ulimit for the out-of-memory tes
 
 static void setup(void)
 {
-    snprintf(tmp, sizeof tmp, "/tmp/pxtest_cli_XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(tmp));
+    px_test_tmpdir_make(tmp, sizeof tmp, "cli");
     snprintf(out_txt, sizeof out_txt, "%s/stdout.txt", tmp);
     snprintf(err_txt, sizeof err_txt, "%s/stderr.txt", tmp);
 }
 
-static void teardown(void)
-{
-    char cmd[400];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
-    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmp);
-}
+static void teardown(void) { px_test_tmpdir_remove(tmp); }
 
 static const char *bin(void)
 {
@@ -61,35 +55,10 @@ static int run(const char *fmt, ...)
     return WEXITSTATUS(st);
 }
 
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return strdup("");
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = malloc((size_t)n + 1);
-    size_t got = fread(s, 1, (size_t)n, f);
-    s[got] = 0;
-    fclose(f);
-    return s;
-}
-
 static int exists(const char *path)
 {
     struct stat st;
     return stat(path, &st) == 0;
-}
-
-static int count_files(const char *dir)
-{
-    char cmd[400];
-    snprintf(cmd, sizeof cmd, "ls -A '%s' | wc -l", dir);
-    FILE *p = popen(cmd, "r");
-    int n = -1;
-    ck_assert_int_eq(fscanf(p, "%d", &n), 1);
-    pclose(p);
-    return n;
 }
 
 /* The last run failed with exactly one line on stderr, starting with
@@ -97,7 +66,7 @@ static int count_files(const char *dir)
  * folder `outdir` (which held `files_before` entries). */
 static void expect_error(int status, const char *cmd, const char *what, const char *outdir, int files_before)
 {
-    char *e = slurp(err_txt);
+    char *e = px_test_read_text(err_txt, NULL);
     ck_assert_msg(status != 0, "expected a failure mentioning '%s', got exit 0", what);
     size_t lines = 0;
     for (char *p = e; *p; p++) lines += *p == '\n';
@@ -105,7 +74,7 @@ static void expect_error(int status, const char *cmd, const char *what, const ch
     snprintf(prefix, sizeof prefix, "pixart %s: ", cmd);
     ck_assert_msg(lines == 1 && !strncmp(e, prefix, strlen(prefix)), "expected one line '%s...', got:\n%s", prefix, e);
     ck_assert_msg(strstr(e, what), "error message lacks '%s':\n%s", what, e);
-    if (outdir) ck_assert_int_eq(count_files(outdir), files_before);
+    if (outdir) ck_assert_int_eq(px_test_count_entries(outdir), files_before);
     free(e);
 }
 
@@ -196,7 +165,7 @@ START_TEST(generate_from_embeds)
     int st = run("generate --model '%s' --prompt-embeds '%s' --steps 2 --seed 0 --no-resolution-binning "
                  "--output-type npy -o '%s' --quiet",
                  px_test_data("pipe_small"), emb, npy);
-    char *e = slurp(err_txt);
+    char *e = px_test_read_text(err_txt, NULL);
     ck_assert_msg(st == 0, "generate failed: %s", e);
     ck_assert_str_eq(e, ""); // --quiet
     free(e);
@@ -205,7 +174,7 @@ START_TEST(generate_from_embeds)
     // the same call as PNG, with the parameters in text chunks and progress lines on stderr
     st = run("generate --model '%s' --prompt-embeds '%s' --steps 2 --seed 0 --no-resolution-binning -o '%s'",
              px_test_data("pipe_small"), emb, png);
-    e = slurp(err_txt);
+    e = px_test_read_text(err_txt, NULL);
     ck_assert_msg(st == 0, "generate failed: %s", e);
     ck_assert_ptr_nonnull(strstr(e, "step 2/2"));
     ck_assert_ptr_nonnull(strstr(e, "time:"));
@@ -244,13 +213,11 @@ START_TEST(generate_batch_ddim_seed_list)
     snprintf(p0, sizeof p0, "%s/pair-0.png", tmp);
     snprintf(p1, sizeof p1, "%s/pair-1.png", tmp);
     write_embeds("small_ddim2_batch2_genlist_eta1", emb, 1);
-    FILE *f = fopen(cfgp, "w");
-    fputs("{\"_class_name\": \"DDIMScheduler\", \"_diffusers_version\": \"0.30.3\"}\n", f);
-    fclose(f);
+    px_test_write_text(cfgp, "{\"_class_name\": \"DDIMScheduler\", \"_diffusers_version\": \"0.30.3\"}\n");
     int st = run("generate --model '%s' --prompt-embeds '%s' --steps 2 --seed 7,8 --eta 1 --guidance-scale 3 "
                  "--scheduler-config '%s' --no-resolution-binning -o '%s' --quiet",
                  px_test_data("pipe_small"), emb, cfgp, png);
-    char *e = slurp(err_txt);
+    char *e = px_test_read_text(err_txt, NULL);
     ck_assert_msg(st == 0, "generate failed: %s", e);
     free(e);
     ck_assert(!exists(png));
@@ -281,7 +248,7 @@ START_TEST(generate_latents_dump_and_latent_output)
     int st = run("generate --model '%s' --prompt-embeds '%s' --steps 2 --latents '%s' --height 32 --width 80 "
                  "--no-resolution-binning --output-type latent --dump '%s' -o '%s' --quiet",
                  px_test_data("pipe_ms"), emb, lat, dump, out);
-    char *e = slurp(err_txt);
+    char *e = px_test_read_text(err_txt, NULL);
     ck_assert_msg(st == 0, "generate failed: %s", e);
     free(e);
     px_tensor *t = px_npy_load(out);
@@ -330,23 +297,14 @@ START_TEST(generate_variant_fp16)
     snprintf(model, sizeof model, "%s/model", tmp);
     snprintf(cmd, sizeof cmd, "cp -r '%s' '%s'", px_test_data("pipe_small"), model);
     ck_assert_int_eq(system(cmd), 0);
-    static const char *comps[] = {"transformer/diffusion_pytorch_model", "vae/diffusion_pytorch_model",
-                                  "text_encoder/model"};
+    static const char *comps[][2] = {{"transformer", "diffusion_pytorch_model"},
+                                     {"vae", "diffusion_pytorch_model"},
+                                     {"text_encoder", "model"}};
     for (int c = 0; c < 3; c++) {
-        char src[400], dst[400];
-        snprintf(src, sizeof src, "%s/%s.safetensors", model, comps[c]);
-        snprintf(dst, sizeof dst, "%s/%s.fp16.safetensors", model, comps[c]);
-        px_st_file *f = px_test_open(src);
-        px_st_writer *w = px_st_writer_new();
-        for (size_t i = 0; i < f->n; i++) {
-            const px_tensor *t = &f->entries[i].t;
-            float *v = px_tensor_to_f32_alloc(t, "test");
-            ck_assert_int_eq(px_st_writer_add_f32_as(w, f->entries[i].name, PX_F16, t->ndim, t->shape, v), 0);
-            free(v);
-        }
-        ck_assert_int_eq(px_st_writer_save(w, dst), 0);
-        px_st_writer_free(w);
-        px_st_close(f);
+        char dir[400];
+        snprintf(dir, sizeof dir, "%s/%s", model, comps[c][0]);
+        px_test_copy_weights(dir, comps[c][1], dir,
+                             &(px_test_copy_opts){ .variant = "fp16", .values = PX_TEST_COPY_HALF, .half = PX_F16 });
     }
     snprintf(emb, sizeof emb, "%s/emb.safetensors", tmp);
     snprintf(a, sizeof a, "%s/a.npy", tmp);
@@ -355,7 +313,7 @@ START_TEST(generate_variant_fp16)
     int st = run("generate --model '%s' --prompt-embeds '%s' --steps 2 --seed 0 --no-resolution-binning "
                  "--output-type npy -o '%s' --quiet --variant fp16",
                  model, emb, a);
-    char *e = slurp(err_txt);
+    char *e = px_test_read_text(err_txt, NULL);
     ck_assert_msg(st == 0, "generate --variant fp16 failed: %s", e);
     free(e);
     ck_assert_int_eq(run("generate --model '%s' --prompt-embeds '%s' --steps 2 --seed 0 --no-resolution-binning "
@@ -378,7 +336,7 @@ START_TEST(generate_variant_fp16)
     // a variant the checkpoint does not have is an error naming the file
     snprintf(cmd, sizeof cmd, "rm '%s/vae/diffusion_pytorch_model.fp16.safetensors'", model);
     ck_assert_int_eq(system(cmd), 0);
-    int before = count_files(tmp);
+    int before = px_test_count_entries(tmp);
     st = run("generate --model '%s' --prompt-embeds '%s' --steps 2 --seed 0 --no-resolution-binning -o '%s/c.png' "
              "--quiet --variant fp16",
              model, emb, tmp);
@@ -410,7 +368,7 @@ START_TEST(generate_from_text)
     const char *args = "--prompt 'a small cactus with a happy face in the Sahara desert' "
                        "--negative-prompt 'low quality, blurry, watermark' --steps 5 --seed 1 --no-resolution-binning";
     int st = run("generate --model '%s' %s --output-type npy -o '%s' --quiet", model, args, npy);
-    char *e = slurp(err_txt);
+    char *e = px_test_read_text(err_txt, NULL);
     ck_assert_msg(st == 0, "generate failed: %s", e);
     free(e);
     check_npy_image(npy, "small_dpm5_negprompt", 2e-5);
@@ -429,7 +387,7 @@ START_TEST(generate_from_text)
              "--no-resolution-binning --output-type npy -o '%s' --quiet",
              model, prompt, npy);
     px_json_free(j);
-    e = slurp(err_txt);
+    e = px_test_read_text(err_txt, NULL);
     ck_assert_msg(st == 0, "generate failed: %s", e);
     free(e);
     check_npy_image(npy, "small_dpm2_nipp2_long", 2e-5);
@@ -471,7 +429,7 @@ START_TEST(encode_then_generate)
     const char *prompts = "--prompt 'a blue bird on a branch' --prompt 'two robots playing chess in a park' "
                           "--negative-prompt 'cartoon, low resolution'";
     int st = run("encode --model '%s' %s -o '%s' --quiet", model, prompts, emb);
-    char *e = slurp(err_txt);
+    char *e = px_test_read_text(err_txt, NULL);
     ck_assert_msg(st == 0, "encode failed: %s", e);
     free(e);
     // the file holds encode_prompt's outputs
@@ -600,9 +558,7 @@ START_TEST(generate_errors)
     expect_error(st, "generate", "none.json", outdir, 0);
     char sch[300];
     snprintf(sch, sizeof sch, "%s/euler.json", tmp);
-    FILE *f = fopen(sch, "w");
-    fputs("{\"_class_name\": \"EulerDiscreteScheduler\"}", f);
-    fclose(f);
+    px_test_write_text(sch, "{\"_class_name\": \"EulerDiscreteScheduler\"}");
     st = run("generate --model '%s' --prompt-embeds '%s' %s --scheduler-config '%s' -o '%s/x.png'", small, emb, ok,
              sch, outdir);
     expect_error(st, "generate", "EulerDiscreteScheduler", outdir, 0);
@@ -630,7 +586,7 @@ START_TEST(generate_errors)
     // output place
     st = run("generate --model '%s' --prompt-embeds '%s' %s -o '%s/no/such/dir/x.png'", small, emb, ok, tmp);
     expect_error(st, "generate", "no/such/dir", NULL, 0);
-    ck_assert_int_eq(count_files(outdir), 0);
+    ck_assert_int_eq(px_test_count_entries(outdir), 0);
 }
 END_TEST
 
@@ -652,7 +608,7 @@ START_TEST(encode_errors)
     expect_error(st, "encode", "--max-sequence-length", outdir, 0);
     ck_assert_int_eq(run("encode --help"), 0);
     ck_assert_int_eq(run("generate --help"), 0);
-    char *o = slurp(out_txt);
+    char *o = px_test_read_text(out_txt, NULL);
     ck_assert_ptr_nonnull(strstr(o, "--num-images-per-prompt"));
     free(o);
 }

@@ -15,18 +15,8 @@
 
 static char tmpdir[256];
 
-static void setup(void)
-{
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/pixart-test-core-XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(tmpdir));
-}
-
-static void teardown(void)
-{
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    ck_assert_int_eq(system(cmd), 0);
-}
+static void setup(void) { px_test_tmpdir_make(tmpdir, sizeof tmpdir, "core"); }
+static void teardown(void) { px_test_tmpdir_remove(tmpdir); }
 
 static const char *tpath(const char *name)
 {
@@ -35,14 +25,6 @@ static const char *tpath(const char *name)
     char *p = b[k++ & 3];
     snprintf(p, 512, "%s/%s", tmpdir, name);
     return p;
-}
-
-static void write_bytes(const char *path, const void *data, size_t n)
-{
-    FILE *f = fopen(path, "wb");
-    ck_assert_ptr_nonnull(f);
-    ck_assert_uint_eq(fwrite(data, 1, n, f), n);
-    fclose(f);
 }
 
 /* ---- JSON -------------------------------------------------------------- */
@@ -207,7 +189,7 @@ START_TEST(st_sharded)
                       "\"x\": \"model-00001-of-00002.safetensors\", "
                       "\"y\": \"model-00002-of-00002.safetensors\", "
                       "\"z\": \"model-00002-of-00002.safetensors\"}}";
-    write_bytes(tpath("model.safetensors.index.json"), idx, strlen(idx));
+    px_test_write_bytes(tpath("model.safetensors.index.json"), idx, strlen(idx));
     px_st_set *s = px_st_set_open(tmpdir, "model", NULL);
     ck_assert_msg(s != NULL, "%s", px_last_error());
     ck_assert_int_eq(s->nfiles, 2);
@@ -217,12 +199,12 @@ START_TEST(st_sharded)
 
     /* index naming a tensor its shard does not hold */
     const char *bad = "{\"weight_map\": {\"w\": \"model-00001-of-00002.safetensors\"}}";
-    write_bytes(tpath("bad.safetensors.index.json"), bad, strlen(bad));
+    px_test_write_bytes(tpath("bad.safetensors.index.json"), bad, strlen(bad));
     ck_assert_ptr_null(px_st_set_open(tmpdir, "bad", NULL));
     ck_assert_ptr_nonnull(strstr(px_last_error(), "'w'"));
     /* index escaping the directory */
     const char *esc = "{\"weight_map\": {\"w\": \"../etc/passwd\"}}";
-    write_bytes(tpath("esc.safetensors.index.json"), esc, strlen(esc));
+    px_test_write_bytes(tpath("esc.safetensors.index.json"), esc, strlen(esc));
     ck_assert_ptr_null(px_st_set_open(tmpdir, "esc", NULL));
     /* nothing there at all */
     ck_assert_ptr_null(px_st_set_open(tmpdir, "absent", NULL));
@@ -276,7 +258,7 @@ START_TEST(st_corrupt)
     ck_assert_ptr_null(px_st_open(p));
     ck_assert_ptr_nonnull(strstr(px_last_error(), "header claims 1000 bytes"));
     /* file shorter than the length field */
-    write_bytes(tpath("tiny.safetensors"), "abc", 3);
+    px_test_write_bytes(tpath("tiny.safetensors"), "abc", 3);
     ck_assert_ptr_null(px_st_open(tpath("tiny.safetensors")));
     ck_assert_ptr_nonnull(strstr(px_last_error(), "too short"));
     /* truncated real file: every prefix of a valid file is rejected, never a crash */
@@ -290,7 +272,7 @@ START_TEST(st_corrupt)
     size_t n = fread(buf, 1, sizeof buf, f);
     fclose(f);
     for (size_t cut = 0; cut < n; cut++) {
-        write_bytes(tpath("cut.safetensors"), buf, cut);
+        px_test_write_bytes(tpath("cut.safetensors"), buf, cut);
         ck_assert_msg(px_st_open(tpath("cut.safetensors")) == NULL, "prefix of %zu bytes accepted", cut);
     }
     ck_assert_ptr_null(px_st_open(tpath("does-not-exist.safetensors")));

@@ -197,33 +197,9 @@ END_TEST
 
 static char tmpdir[256];
 
-static void mk_tmpdir(void)
-{
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/pxtest_image_XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(tmpdir));
-}
-
-static void rm_tmpdir(void)
-{
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    ck_assert_int_eq(system(cmd), 0);
-}
-
-static int dir_entries(const char *dir)
-{
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "ls -A '%s' | wc -l", dir);
-    FILE *p = popen(cmd, "r");
-    int n = -1;
-    ck_assert_int_eq(fscanf(p, "%d", &n), 1);
-    pclose(p);
-    return n;
-}
-
 START_TEST(png_roundtrip_with_text)
 {
-    mk_tmpdir();
+    px_test_tmpdir_make(tmpdir, sizeof tmpdir, "image");
     const int w = 37, h = 29;
     uint8_t *img = malloc((size_t)w * h * 3);
     float *noise = malloc(sizeof(float) * (size_t)w * h * 3);
@@ -241,7 +217,7 @@ START_TEST(png_roundtrip_with_text)
     char path[300];
     snprintf(path, sizeof path, "%s/out.png", tmpdir);
     ck_assert_int_eq(px_png_write(path, img, w, h, text, 3), 0);
-    ck_assert_int_eq(dir_entries(tmpdir), 1); // no temporary left behind
+    ck_assert_int_eq(px_test_count_entries(tmpdir), 1); // no temporary left behind
     uint8_t *back;
     int bw, bh, nt;
     px_png_kv *kv;
@@ -262,14 +238,14 @@ START_TEST(png_roundtrip_with_text)
     char p2[300];
     snprintf(p2, sizeof p2, "%s/bad.png", tmpdir);
     ck_assert_int_eq(px_png_write(p2, img, w, h, &bad, 1), -1);
-    ck_assert_int_eq(dir_entries(tmpdir), 1);
+    ck_assert_int_eq(px_test_count_entries(tmpdir), 1);
     // an unwritable place: an error naming the path, no file
     snprintf(p2, sizeof p2, "%s/no/such/dir/x.png", tmpdir);
     ck_assert_int_eq(px_png_write(p2, img, w, h, NULL, 0), -1);
     ck_assert_ptr_nonnull(strstr(px_last_error(), "no/such/dir"));
     free(img);
     free(noise);
-    rm_tmpdir();
+    px_test_tmpdir_remove(tmpdir);
 }
 END_TEST
 

@@ -41,18 +41,8 @@
 
 static char tmpdir[256];
 
-static void tmp_setup(void)
-{
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/pxtest_pipe_XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(tmpdir));
-}
-
-static void tmp_teardown(void)
-{
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);
-}
+static void tmp_setup(void) { px_test_tmpdir_make(tmpdir, sizeof tmpdir, "pipeline"); }
+static void tmp_teardown(void) { px_test_tmpdir_remove(tmpdir); }
 
 // ---------------------------------------------------------------------------
 // A minimal JSON writer for the case's scheduler config (Python's json module

@@ -285,9 +285,9 @@ static int run_bin(const char *args)
 
 START_TEST(test_cli_randn)
 {
-    char dir[] = "/tmp/px_randn_XXXXXX";
-    ck_assert(mkdtemp(dir));
-    char path[256], args[512];
+    char dir[256];
+    px_test_tmpdir_make(dir, sizeof dir, "randn");
+    char path[300], args[600];
     snprintf(path, sizeof path, "%s/x.npy", dir);
 
     /* the reference entry randn/seed42/1x4x8x8 */
@@ -343,7 +343,7 @@ START_TEST(test_cli_randn)
     ck_assert_int_ne(access(path, F_OK), 0);
     snprintf(args, sizeof args, "randn --seed 1 --shape 3 -o '%s/no/such/dir/x.npy'", dir);
     ck_assert_int_ne(run_bin(args), 0);
-    rmdir(dir);
+    px_test_tmpdir_remove(dir);
 }
 END_TEST
 

@@ -22,33 +22,11 @@
 // ---------------------------------------------------------------------------
 // helpers
 
-static char *read_all(const char *path, size_t *n)
-{
-    FILE *f = fopen(path, "rb");
-    ck_assert_msg(f != NULL, "cannot open %s", path);
-    size_t cap = 1 << 16, len = 0;
-    char *b = malloc(cap + 1);
-    ck_assert_ptr_nonnull(b);
-    size_t r;
-    while ((r = fread(b + len, 1, cap - len, f)) > 0) {
-        len += r;
-        if (len == cap) {
-            cap *= 2;
-            b = realloc(b, cap + 1);
-            ck_assert_ptr_nonnull(b);
-        }
-    }
-    fclose(f);
-    b[len] = 0;
-    *n = len;
-    return b;
-}
-
 /* Parses a .jsonl file into an array of objects. */
 static px_json **read_jsonl(const char *path, size_t *count)
 {
     size_t n;
-    char *text = read_all(path, &n);
+    char *text = px_test_read_text(path, &n);
     px_json **items = NULL;
     size_t k = 0;
     for (char *line = text; line < text + n;) {
@@ -662,7 +640,7 @@ START_TEST(truncated_and_mutated_files)
     /* every prefix of a real model either loads (a prefix ending on a field
      * boundary is valid protobuf) or fails with a message naming the file */
     size_t n;
-    char *data = read_all(px_test_data("tok/suffix_ws.model"), &n);
+    char *data = px_test_read_text(px_test_data("tok/suffix_ws.model"), &n);
     int failed = 0;
     for (size_t k = 0; k < n; k++) {
         px_clear_error();
@@ -681,7 +659,7 @@ START_TEST(truncated_and_mutated_files)
     free(data);
 
     /* random byte mutations of the nmt_nfkc model (charsmap included) */
-    data = read_all(px_test_data("tok/t5mini.model"), &n);
+    data = px_test_read_text(px_test_data("tok/t5mini.model"), &n);
     char *mut = malloc(n);
     uint64_t x = 12345;
     for (int round = 0; round < 150; round++) {
@@ -734,8 +712,8 @@ START_TEST(t5_layer_api)
     px_t5tok_free(t);
 
     /* checkpoint folder layout, and errors */
-    char dir[] = "/tmp/pixart-test-tok-XXXXXX";
-    ck_assert_ptr_nonnull(mkdtemp(dir));
+    char dir[256];
+    px_test_tmpdir_make(dir, sizeof dir, "tok");
     char sub[300], file[400], cmd[1000];
     snprintf(sub, sizeof sub, "%s/tokenizer", dir);
     ck_assert_int_eq(mkdir(sub, 0755), 0);
@@ -753,14 +731,10 @@ START_TEST(t5_layer_api)
     w_piece(&w, "<unk>", 0, PX_SPM_UNKNOWN);
     w_piece(&w, "a", -1, PX_SPM_NORMAL);
     w_specs(&w, 1, 0, NULL, 0);
-    FILE *f = fopen(file, "wb");
-    ck_assert_ptr_nonnull(f);
-    ck_assert_uint_eq(fwrite(w.b, 1, w.n, f), w.n);
-    fclose(f);
+    px_test_write_bytes(file, w.b, w.n);
     ck_assert_ptr_null(px_t5tok_load_path(dir));
     ck_assert_ptr_nonnull(strstr(px_last_error(), "</s>"));
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    ck_assert_int_eq(system(cmd), 0);
+    px_test_tmpdir_remove(dir);
 }
 END_TEST
 
