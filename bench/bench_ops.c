@@ -103,18 +103,37 @@ static const gshape gshapes1024[] = {
 };
 
 /* variants timed per shape, interleaved: raw cblas_sgemm (no bias), then
- * px_linear with F32 / BF16 / F16 weights on each path */
-enum { V_RAW, V_CB32, V_CB16B, V_CB16F, V_BL32, V_BL16B, V_BL16F, V_AUTO32, V_AUTO16B, V_AUTO16F, NV };
+ * px_linear with F32 / BF16 / F16 weights on the cblas path and on the
+ * blocked path (ops/gemm_blocked.c) */
+enum { V_RAW, V_CB32, V_CB16B, V_CB16F, V_BL32, V_BL16B, V_BL16F, NV };
 static const char *vname[NV] = { "raw", "cblas F32", "cblas BF16", "cblas F16", "blocked F32", "blocked BF16",
-                                 "blocked F16", "auto F32", "auto BF16", "auto F16" };
+                                 "blocked F16" };
 
-static void bench_gemm_set(const gshape *gs, size_t ns, double worst[NV])
+/* 1 when px_linear's own choice for this shape and dtype is the blocked path
+ * (decided by timing a call's path: both paths run, the choice is whichever
+ * gives bits equal to the blocked run) */
+static int auto_is_blocked(const float *x, const px_tensor *w, const float *bias, int64_t M, float *y1,
+                           float *y2)
+{
+    const size_t n = (size_t)(M * w->shape[0]);
+    px_gemm_path = PX_GEMM_BLOCKED;
+    px_linear(y1, x, w, bias, M);
+    px_gemm_path = PX_GEMM_AUTO;
+    px_linear(y2, x, w, bias, M);
+    int same_blocked = memcmp(y1, y2, n * 4) == 0;
+    px_gemm_path = PX_GEMM_CBLAS;
+    px_linear(y1, x, w, bias, M);
+    px_gemm_path = PX_GEMM_AUTO;
+    return same_blocked && memcmp(y1, y2, n * 4) != 0;
+}
+
+static void bench_gemm_set(const gshape *gs, size_t ns, double worst[NV], double worst_auto[3])
 {
     for (size_t si = 0; si < ns; si++) {
         const gshape *g = &gs[si];
         const int64_t M = g->M, N = g->N, K = g->K;
         float *x = xmalloc((size_t)(M * K) * 4), *w = xmalloc((size_t)(N * K) * 4);
-        float *bias = xmalloc((size_t)N * 4), *y = xmalloc((size_t)(M * N) * 4);
+        float *bias = xmalloc((size_t)N * 4), *y = xmalloc((size_t)(M * N) * 4), *y2 = xmalloc((size_t)(M * N) * 4);
         uint16_t *wb = xmalloc((size_t)(N * K) * 2), *wf = xmalloc((size_t)(N * K) * 2);
         fill(x, (size_t)(M * K), 1, -1, 1);
         fill(w, (size_t)(N * K), 2, -0.05f, 0.05f);
@@ -125,9 +144,9 @@ static void bench_gemm_set(const gshape *gs, size_t ns, double worst[NV])
                             px_tensor_view(PX_BF16, wb, 2, (int64_t[]){ N, K }),
                             px_tensor_view(PX_F16, wf, 2, (int64_t[]){ N, K }) };
         const double flop = 2.0 * (double)M * (double)N * (double)K;
-        /* enough repetitions for ~0.25 s per variant at 100 GFLOP/s, at least 3 */
-        int reps = (int)(0.25 * 100e9 / flop);
-        if (reps < 3) reps = 3;
+        /* enough repetitions for ~0.4 s per variant at 100 GFLOP/s, at least 5 */
+        int reps = (int)(0.4 * 100e9 / flop);
+        if (reps < 5) reps = 5;
         if (reps > 200) reps = 200;
         double best[NV];
         for (int v = 0; v < NV; v++) best[v] = 1e30;
@@ -138,9 +157,8 @@ static void bench_gemm_set(const gshape *gs, size_t ns, double worst[NV])
                     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)M, (int)N, (int)K, 1.0f, x, (int)K,
                                 w, (int)K, 0.0f, y, (int)N);
                 } else {
-                    int path = (v - 1) / 3, dt = (v - 1) % 3;
-                    px_gemm_path = path == 0 ? PX_GEMM_CBLAS : path == 1 ? PX_GEMM_BLOCKED : PX_GEMM_AUTO;
-                    int rc = px_linear(y, x, &tw[dt], bias, M);
+                    px_gemm_path = v < V_BL32 ? PX_GEMM_CBLAS : PX_GEMM_BLOCKED;
+                    int rc = px_linear(y, x, &tw[(v - 1) % 3], bias, M);
                     px_gemm_path = PX_GEMM_AUTO;
                     if (rc) {
                         fprintf(stderr, "bench_ops: px_linear failed\n");
@@ -153,29 +171,35 @@ static void bench_gemm_set(const gshape *gs, size_t ns, double worst[NV])
         }
         printf("%-27s %5lld %5lld %5lld | %6.1f |", g->what, (long long)M, (long long)N, (long long)K,
                flop / best[V_RAW] * 1e-9);
+        int blk[3];
+        for (int d = 0; d < 3; d++) blk[d] = auto_is_blocked(x, &tw[d], bias, M, y, y2);
         for (int v = 1; v < NV; v++) {
             double ratio = best[V_RAW] / best[v];
+            int d = (v - 1) % 3, chosen = (v >= V_BL32) == blk[d];
             if (ratio < worst[v]) worst[v] = ratio;
-            printf(" %5.1f%%%s", 100 * ratio, v % 3 == 0 && v < NV - 1 ? " |" : "");
+            if (chosen && ratio < worst_auto[d]) worst_auto[d] = ratio;
+            printf(" %5.1f%%%c%s", 100 * ratio, chosen ? '*' : ' ', v == V_CB16F ? " |" : "");
         }
         printf("\n");
-        free(x); free(w); free(bias); free(y); free(wb); free(wf);
+        free(x); free(w); free(bias); free(y); free(y2); free(wb); free(wf);
     }
 }
 
 static void bench_gemm(int with1024)
 {
     printf("\n== GEMM: px_linear (with bias) vs raw cblas_sgemm (no bias): raw GFLOP/s, then raw time /\n"
-           "   px_linear time per weight dtype on the cblas path, the blocked path and the automatic choice\n");
-    printf("%-27s %5s %5s %5s | %6s | %6s %6s %6s | %6s %6s %6s | %6s %6s %6s\n", "shape", "M", "N", "K", "raw",
-           "cb F32", "BF16", "F16", "bl F32", "BF16", "F16", "au F32", "BF16", "F16");
-    double worst[NV];
+           "   px_linear time for F32, BF16, F16 weights on the cblas path and on the blocked path;\n"
+           "   * marks the path px_linear takes by itself\n");
+    printf("%-27s %5s %5s %5s | %6s | %7s %7s %7s | %7s %7s %7s\n", "shape", "M", "N", "K", "raw", "cb F32",
+           "BF16", "F16", "bl F32", "BF16", "F16");
+    double worst[NV], worst_auto[3] = { 1e9, 1e9, 1e9 };
     for (int v = 0; v < NV; v++) worst[v] = 1e9;
-    bench_gemm_set(gshapes, sizeof gshapes / sizeof gshapes[0], worst);
-    if (with1024) bench_gemm_set(gshapes1024, sizeof gshapes1024 / sizeof gshapes1024[0], worst);
+    bench_gemm_set(gshapes, sizeof gshapes / sizeof gshapes[0], worst, worst_auto);
+    if (with1024) bench_gemm_set(gshapes1024, sizeof gshapes1024 / sizeof gshapes1024[0], worst, worst_auto);
     printf("worst ratio:");
-    for (int v = 1; v < NV; v++) printf(" %s %.1f%%%s", vname[v], 100 * worst[v], v < NV - 1 ? "," : "\n");
-    printf("targets: F32 >= 95%%, BF16/F16 >= 85%% (automatic choice)\n");
+    for (int v = 1; v < NV; v++) printf(" %s %.1f%%,", vname[v], 100 * worst[v]);
+    printf("\nworst ratio of px_linear's choice: F32 %.1f%% (target >= 95%%), BF16 %.1f%%, F16 %.1f%% (target >= 85%%)\n",
+           100 * worst_auto[0], 100 * worst_auto[1], 100 * worst_auto[2]);
 }
 
 // ----------------------------------------------------------------------------

@@ -1,8 +1,18 @@
-/* GEMM through OpenBLAS's cblas_sgemm, with F16/BF16 weights widened to F32
- * one cache-sized panel of rows at a time (never a whole-model copy).
+/* GEMM for nn.Linear and plain sgemm: OpenBLAS's cblas_sgemm, and for
+ * px_linear with many rows the blocked GEMM of ops/gemm_blocked.c.
  *
- * Threading. OpenMP and OpenBLAS must not run two busy thread pools on the
- * same cores (both spin-wait after a job; on 2 cores that costs 2-10x).
+ * px_linear paths (weights F32, or F16/BF16 kept half precision in memory):
+ *  - M > 256 rows on a CPU with the AVX2 micro-kernel: the blocked GEMM. Its
+ *    weight packing widens F16/BF16 on the fly, so half-precision weights
+ *    cost no separate widening pass; on the DiT's shapes it also beats
+ *    OpenBLAS for F32 weights (bench_ops gemm, doc/performance.md), so all
+ *    three dtypes take it and equal values give equal bits.
+ *  - Otherwise cblas_sgemm, with F16/BF16 weights widened to F32 one
+ *    cache-sized panel of rows at a time (never a whole-model copy).
+ *
+ * Threading of the cblas paths. OpenMP and OpenBLAS must not run two busy
+ * thread pools on the same cores (both spin-wait after a job; on 2 cores that
+ * costs 2-10x).
  *  - OpenMP build of OpenBLAS (what configure prefers): its threads are
  *    OpenMP's. Large products (M > 256) are whole-width calls that OpenBLAS
  *    threads itself; it splits M and N, never K, so every element is computed
@@ -160,13 +170,14 @@ static void linear_tile(float *out, int64_t ldo, const float *in, int64_t K, con
 
 int px_gemm_path = PX_GEMM_AUTO;
 
-/* The blocked GEMM's kernels for the active ISA, NULL when it has no SIMD
- * micro-kernel (then cblas is faster). */
+/* The blocked GEMM's kernels for the active ISA; 0 when it has no SIMD
+ * micro-kernel that was measured faster than OpenBLAS (AVX2 only: on an
+ * AVX-512 CPU OpenBLAS's 16-wide kernels would beat the 8-wide one; the
+ * scalar kernel is the reference, not a fast path). */
 static int blocked_kernels(px_gemm_kernels *g)
 {
-    px_isa isa = px_ops_isa();
-    if (isa != PX_ISA_AVX2 && isa != PX_ISA_AVX512) return 0;
-    return px_gemm_kernels_for(isa, g) == 0;
+    if (px_ops_isa() != PX_ISA_AVX2) return 0;
+    return px_gemm_kernels_for(PX_ISA_AVX2, g) == 0;
 }
 
 int px_linear(float *out, const float *in, const px_tensor *w, const float *bias, int64_t M)
@@ -179,8 +190,11 @@ int px_linear(float *out, const float *in, const px_tensor *w, const float *bias
         return px_fail("linear: weight dtype %s not supported", px_dtype_name(w->dtype));
     const int nt = nthreads_for(2.0 * (double)M * (double)N * (double)K);
     px_gemm_kernels gk;
+    /* Many rows (M > 256): the blocked GEMM, measured faster than the cblas
+     * paths for every weight dtype (doc/performance.md); so F32, BF16 and F16
+     * weights holding the same values give the same bits at every M. */
     if (px_gemm_path != PX_GEMM_CBLAS && blocked_kernels(&gk) &&
-        (px_gemm_path == PX_GEMM_BLOCKED || (M > TILE_M && w->dtype != PX_F32)))
+        (px_gemm_path == PX_GEMM_BLOCKED || M > TILE_M))
         return px_linear_blocked(out, in, w, bias, M, &gk, nt);
     const int64_t rm = tile_rows(M), tm = ceil_div(M, rm);
 

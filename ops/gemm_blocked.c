@@ -5,15 +5,16 @@
  * Loops (Goto / BLIS): for each NC-wide block of output columns, for each
  * KC-deep block of k: the threads pack the weight block (KC x NC, as 16-wide
  * micro-panels, shared; double-buffered so one barrier per block suffices),
- * then each thread takes its own contiguous share of the output rows, packs
- * MC x KC of the activations (in L2) and runs the 6 x 16 micro-kernel over
- * every (16-column, 6-row) tile of the block.
+ * then take units of MU output rows from a dynamic queue: pack MU x KC of the
+ * activations (in L2) and run the 6 x 16 micro-kernel over every (16-column,
+ * 6-row) tile of the unit, the weight micro-panel staying in L1.
  *
  * Determinism: KC depends on K only, and every output element is the same
  * fmaf chain over each k-block added to C (or to the bias) in k-block order,
  * whichever thread computes it and wherever its tile lies (edge tiles run the
  * same kernel on a padded copy). So the result is independent of the thread
- * count, of MC/NC, and of the ISA (the scalar kernel below uses fmaf). */
+ * count and of the scheduling, and of the ISA (the scalar kernel below uses
+ * fmaf; SIMD kernels fuse their multiply-adds the same way). */
 #include "config.h"
 #include "gemm_internal.h"
 #include "ops.h"
@@ -28,9 +29,11 @@
 #endif
 
 /* KC: depth of a k-block (at most this, near-equal parts of K, multiple of 8);
- * MC: rows of activations packed at a time (MC x KC floats in L2);
+ * MU: rows of activations per unit of work (packed MU x KC floats stay in L2;
+ *     units are handed out dynamically, so a core slowed by other load does
+ *     not hold the other back at every k-block);
  * NC_BYTES: F32 bytes of one packed weight block (two live, in L3). */
-enum { KC_MAX = 256, MC_MAX = 168, NC_BYTES = 4 << 20 };
+enum { KC_MAX = 256, MU = 96, NC_BYTES = 4 << 20 };
 
 // ----------------------------------------------------------------------------
 // scalar pieces (reference; bit-identical to the SIMD ones)
@@ -100,36 +103,33 @@ static int64_t kc_for(int64_t K)
 
 static float *align64(void *p) { return (float *)(((uintptr_t)p + 63) & ~(uintptr_t)63); }
 
-/* rows [m0, m0 + mb) of out for k-block [k0, k0 + kc) and the nc columns
+/* rows [ic, ic + mc) of out for k-block [k0, k0 + kc) and the nc columns
  * from n0 whose packed weights are bp; ap: this thread's pack buffer */
 static void block_rows(float *out, int64_t N, const float *in, int64_t K, const float *bias, const float *bp,
-                       float *ap, const px_gemm_kernels *g, int64_t m0, int64_t mb, int64_t n0, int64_t nc,
+                       float *ap, const px_gemm_kernels *g, int64_t ic, int64_t mc, int64_t n0, int64_t nc,
                        int64_t k0, int64_t kc)
 {
     const int mode = k0 > 0 ? PX_GEMM_ACCUMULATE : bias ? PX_GEMM_BIAS : PX_GEMM_STORE;
-    for (int64_t ic = m0; ic < m0 + mb; ic += MC_MAX) {
-        const int64_t mc = m0 + mb - ic < MC_MAX ? m0 + mb - ic : MC_MAX;
-        g->pack_a(ap, in + ic * K + k0, K, mc, kc);
-        for (int64_t jr = 0; jr < nc; jr += PX_GEMM_NR) {
-            const int64_t nr = nc - jr < PX_GEMM_NR ? nc - jr : PX_GEMM_NR;
-            const float *b = bp + jr * kc;
-            const float *bj = bias ? bias + n0 + jr : NULL;
-            for (int64_t ir = 0; ir < mc; ir += PX_GEMM_MR) {
-                const int64_t mr = mc - ir < PX_GEMM_MR ? mc - ir : PX_GEMM_MR;
-                float *c = out + (ic + ir) * N + n0 + jr;
-                const float *a = ap + ir * kc;
-                if (mr == PX_GEMM_MR && nr == PX_GEMM_NR) {
-                    g->kernel(kc, a, b, c, N, bj, mode);
-                    continue;
-                }
-                /* edge tile: same kernel on a padded copy */
-                float t[PX_GEMM_MR * PX_GEMM_NR], tb[PX_GEMM_NR] = { 0 };
-                if (bj) memcpy(tb, bj, (size_t)nr * sizeof(float));
-                if (mode == PX_GEMM_ACCUMULATE)
-                    for (int64_t i = 0; i < mr; i++) memcpy(t + i * PX_GEMM_NR, c + i * N, (size_t)nr * sizeof(float));
-                g->kernel(kc, a, b, t, PX_GEMM_NR, tb, mode);
-                for (int64_t i = 0; i < mr; i++) memcpy(c + i * N, t + i * PX_GEMM_NR, (size_t)nr * sizeof(float));
+    g->pack_a(ap, in + ic * K + k0, K, mc, kc);
+    for (int64_t jr = 0; jr < nc; jr += PX_GEMM_NR) {
+        const int64_t nr = nc - jr < PX_GEMM_NR ? nc - jr : PX_GEMM_NR;
+        const float *b = bp + jr * kc;
+        const float *bj = bias ? bias + n0 + jr : NULL;
+        for (int64_t ir = 0; ir < mc; ir += PX_GEMM_MR) {
+            const int64_t mr = mc - ir < PX_GEMM_MR ? mc - ir : PX_GEMM_MR;
+            float *c = out + (ic + ir) * N + n0 + jr;
+            const float *a = ap + ir * kc;
+            if (mr == PX_GEMM_MR && nr == PX_GEMM_NR) {
+                g->kernel(kc, a, b, c, N, bj, mode);
+                continue;
             }
+            /* edge tile: same kernel on a padded copy */
+            float t[PX_GEMM_MR * PX_GEMM_NR], tb[PX_GEMM_NR] = { 0 };
+            if (bj) memcpy(tb, bj, (size_t)nr * sizeof(float));
+            if (mode == PX_GEMM_ACCUMULATE)
+                for (int64_t i = 0; i < mr; i++) memcpy(t + i * PX_GEMM_NR, c + i * N, (size_t)nr * sizeof(float));
+            g->kernel(kc, a, b, t, PX_GEMM_NR, tb, mode);
+            for (int64_t i = 0; i < mr; i++) memcpy(c + i * N, t + i * PX_GEMM_NR, (size_t)nr * sizeof(float));
         }
     }
 }
@@ -154,13 +154,14 @@ int px_linear_blocked(float *out, const float *in, const px_tensor *w, const flo
         return 0;
     }
     const int64_t KC = kc_for(K);
-    int64_t NC = NC_BYTES / (KC * (int64_t)sizeof(float)) / PX_GEMM_NR * PX_GEMM_NR;
+    /* NC: near-equal parts of N of at most NC_BYTES packed, multiples of 16 */
+    int64_t NC = NC_BYTES / (KC * (int64_t)sizeof(float));
     if (NC < PX_GEMM_NR) NC = PX_GEMM_NR;
-    if (NC > ceil_div(N, PX_GEMM_NR) * PX_GEMM_NR) NC = ceil_div(N, PX_GEMM_NR) * PX_GEMM_NR;
-    const int64_t mpanels = ceil_div(M, PX_GEMM_MR);
-    if (nt > mpanels) nt = (int)mpanels;
+    NC = ceil_div(ceil_div(N, ceil_div(N, NC)), PX_GEMM_NR) * PX_GEMM_NR;
+    const int64_t nu = ceil_div(M, MU);
+    if (nt > nu) nt = (int)nu;
     if (nt < 1) nt = 1;
-    const size_t bfl = (size_t)(KC * NC), afl = (size_t)(MC_MAX * KC + PX_GEMM_A_SLACK) + 16;
+    const size_t bfl = (size_t)(KC * NC), afl = (size_t)(MU * KC + PX_GEMM_A_SLACK) + 16;
     char *mem = px_malloc((2 * bfl + (size_t)nt * afl) * sizeof(float) + 64, "linear packed blocks");
     if (!mem) return -1;
     float *bpack[2] = { align64(mem), NULL };
@@ -170,14 +171,10 @@ int px_linear_blocked(float *out, const float *in, const px_tensor *w, const flo
 #pragma omp parallel num_threads(nt) if (nt > 1)
     {
 #ifdef _OPENMP
-        const int tid = omp_get_thread_num(), nth = omp_get_num_threads();
+        const int tid = omp_get_thread_num();
 #else
-        const int tid = 0, nth = 1;
+        const int tid = 0;
 #endif
-        /* this thread's rows: an even share of the 6-row micro-panels */
-        const int64_t m0 = mpanels * tid / nth * PX_GEMM_MR;
-        int64_t m1 = mpanels * (tid + 1) / nth * PX_GEMM_MR;
-        if (m1 > M) m1 = M;
         float *ap = align64(bpack[1] + bfl + (size_t)tid * afl);
         int buf = 0;
         for (int64_t n0 = 0; n0 < N; n0 += NC) {
@@ -185,16 +182,21 @@ int px_linear_blocked(float *out, const float *in, const px_tensor *w, const flo
             for (int64_t k0 = 0; k0 < K; k0 += KC, buf ^= 1) {
                 const int64_t kc = K - k0 < KC ? K - k0 : KC;
                 float *bp = bpack[buf];
-                /* the weight block, shared (the previous user of this buffer,
-                 * two blocks back, finished before the last barrier) */
-#pragma omp for schedule(static)
+                /* the weight block, shared. Its buffer was last read two
+                 * blocks back, by units every thread finished before the
+                 * barrier that closed the previous block's packing. */
+#pragma omp for schedule(dynamic, 8)
                 for (int64_t p = 0; p < npan; p++) {
                     int64_t rows = nc - p * PX_GEMM_NR < PX_GEMM_NR ? nc - p * PX_GEMM_NR : PX_GEMM_NR;
                     g->pack_b[wt](bp + p * PX_GEMM_NR * kc, wb + ((n0 + p * PX_GEMM_NR) * K + k0) * esz, K, rows,
                                   kc);
                 }
-                /* implicit barrier: the block is packed */
-                if (m1 > m0) block_rows(out, N, in, K, bias, bp, ap, g, m0, m1 - m0, n0, nc, k0, kc);
+                /* implicit barrier: the block is packed. A thread done with
+                 * its units goes on to pack the next block (no wait here). */
+#pragma omp for schedule(dynamic, 1) nowait
+                for (int64_t u = 0; u < nu; u++)
+                    block_rows(out, N, in, K, bias, bp, ap, g, u * MU, M - u * MU < MU ? M - u * MU : MU, n0, nc,
+                               k0, kc);
             }
         }
     }

@@ -138,7 +138,7 @@ START_TEST(blocked_isas_and_threads_bit_identical)
     }
     fprintf(stderr, "blocked GEMM: %d ISA variant(s) compared with the scalar one\n", tested);
 
-    /* px_linear itself (the path it picks for BF16 with M > 256) */
+    /* px_linear itself (the blocked path on AVX2 CPUs for M > 256) */
     problem p;
     problem_make(&p, 300, 260, 190, 77);
     px_tensor wt = weight(&p, 1);
@@ -153,6 +153,32 @@ START_TEST(blocked_isas_and_threads_bit_identical)
     free(y[0]);
     free(y[1]);
     problem_free(&p);
+}
+END_TEST
+
+/* Half-precision weights give the bits of F32 weights holding the same
+ * rounded values, on both sides of the M = 256 switch between the paths
+ * (test_t5 relies on this for whole models). */
+START_TEST(half_weights_equal_rounded_f32)
+{
+    const int64_t sh[][3] = { { 200, 70, 300 }, { 300, 70, 300 } };
+    for (size_t si = 0; si < sizeof sh / sizeof sh[0]; si++) {
+        problem p;
+        problem_make(&p, sh[si][0], sh[si][1], sh[si][2], 60 + si);
+        const size_t n = (size_t)(p.M * p.N);
+        float *a = malloc(n * 4), *b = malloc(n * 4);
+        for (int d = 1; d < 3; d++) {
+            px_tensor wh = weight(&p, d);
+            px_tensor wf = px_tensor_view(PX_F32, p.wr + (size_t)d * (size_t)(p.N * p.K), 2, (int64_t[]){ p.N, p.K });
+            ck_assert_int_eq(px_linear(a, p.x, &wh, p.b, p.M), 0);
+            ck_assert_int_eq(px_linear(b, p.x, &wf, p.b, p.M), 0);
+            ck_assert_msg(memcmp(a, b, n * 4) == 0, "M=%lld: %s weights differ from rounded F32 weights",
+                          (long long)p.M, px_dtype_name(dtypes[d]));
+        }
+        free(a);
+        free(b);
+        problem_free(&p);
+    }
 }
 END_TEST
 
@@ -192,6 +218,7 @@ static Suite *suite(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, blocked_matches_double_product);
     tcase_add_test(tc, blocked_isas_and_threads_bit_identical);
+    tcase_add_test(tc, half_weights_equal_rounded_f32);
     tcase_add_test(tc, blocked_close_to_cblas_path);
     suite_add_tcase(s, tc);
     return s;
