@@ -1,11 +1,16 @@
 /* Operator benchmark (not a test).
  *
  *  gemm     px_linear with F32 / BF16 / F16 weights against raw cblas_sgemm on
- *           the same shapes in the same run: the PixArt-XL-2 DiT at 512 px
- *           with classifier-free guidance (2 x 1024 = 2048 tokens, hidden
- *           1152, FF 4608, fused QKV 3456, adaLN 6 x 1152 with M = 2, caption
- *           projection 4096 -> 1152 with 2 x 120 tokens). Targets: wrapper
- *           >= 95 % of raw for F32 weights, >= 85 % for BF16/F16.
+ *           the same shapes in the same run, on both of its paths (cblas and
+ *           the blocked GEMM, ops/gemm_blocked.c; * marks the one px_linear
+ *           picks): the PixArt-XL-2 DiT at 512 px with classifier-free
+ *           guidance (2 x 1024 = 2048 tokens, hidden 1152, FF 4608, fused
+ *           QKV 3456, adaLN 6 x 1152 with M = 2, caption projection
+ *           4096 -> 1152 with 2 x 120 tokens). Targets: px_linear >= 95 % of
+ *           raw for F32 weights, >= 85 % for BF16/F16.
+ *  gemm1024 the same plus the 1024 px shapes (2 x 4096 = 8192 tokens).
+ *  gemmparts where the cblas path's BF16 overhead goes (splitting into
+ *           panels, the widening pass) on the 512 px large-M shapes.
  *  attn     px_attention, batch 2, 16 heads x 72, N = 1024 and 4096: time,
  *           GFLOP/s and the peak resident memory it adds (measured in a fresh
  *           child process from ru_maxrss), next to what a full N x N score
@@ -15,7 +20,8 @@
  *
  * Each timing is the best of several repetitions, variants interleaved so
  * they see the same machine load.
- * usage: bench_ops [gemm] [attn] [kernels]   (default: all)
+ * usage: bench_ops [gemm | gemm1024] [gemmparts] [attn] [kernels]
+ *        (default: gemm, attn, kernels)
  *        PIXART_NUM_THREADS sets the thread count (default: all cores). */
 #include "ops/gemm_internal.h"
 #include "ops/ops.h"
@@ -202,6 +208,69 @@ static void bench_gemm(int with1024)
            100 * worst_auto[0], 100 * worst_auto[1], 100 * worst_auto[2]);
 }
 
+/* Where the cblas path's half-precision overhead goes, for the large-M
+ * shapes: (a) raw sgemm of the whole product; (b) the same F32 product cut
+ * into the cblas path's panels of rows of w (16 MiB of F32 each, one
+ * threaded sgemm per panel, beta = 0); (c) the widening pass alone (BF16 ->
+ * F32 of every panel, threaded like the path); (d) the cblas path with BF16
+ * weights (bias included). d - a = splitting (b - a) + widening (~c) + bias. */
+static void bench_gemm_parts(void)
+{
+    printf("\n== GEMM parts of the cblas path with BF16 weights, ms (best of reps)\n");
+    printf("%-27s %5s %5s %5s | %8s | %8s | %8s | %8s | %6s\n", "shape", "M", "N", "K", "a raw", "b panels",
+           "c widen", "d path", "d/a");
+    for (size_t si = 0; si < 4; si++) {
+        const gshape *g = &gshapes[si];
+        const int64_t M = g->M, N = g->N, K = g->K;
+        float *x = xmalloc((size_t)(M * K) * 4), *w = xmalloc((size_t)(N * K) * 4);
+        float *bias = xmalloc((size_t)N * 4), *y = xmalloc((size_t)(M * N) * 4);
+        uint16_t *wb = xmalloc((size_t)(N * K) * 2);
+        fill(x, (size_t)(M * K), 1, -1, 1);
+        fill(w, (size_t)(N * K), 2, -0.05f, 0.05f);
+        fill(bias, (size_t)N, 3, -1, 1);
+        px_convert_from_f32(wb, PX_BF16, w, N * K);
+        px_tensor tb = px_tensor_view(PX_BF16, wb, 2, (int64_t[]){ N, K });
+        int64_t P = (16 << 20) / (K * 4);
+        if (P > N) P = N;
+        P = (N + (N + P - 1) / P - 1) / ((N + P - 1) / P);
+        float *panel = xmalloc((size_t)(P * K) * 4);
+        double best[4] = { 1e30, 1e30, 1e30, 1e30 };
+        for (int r = -1; r < 8; r++)
+            for (int v = 0; v < 4; v++) {
+                double t0 = now();
+                if (v == 0) {
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)M, (int)N, (int)K, 1.0f, x, (int)K,
+                                w, (int)K, 0.0f, y, (int)N);
+                } else if (v == 1) {
+                    for (int64_t p0 = 0; p0 < N; p0 += P) {
+                        int64_t pb = N - p0 < P ? N - p0 : P;
+                        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)M, (int)pb, (int)K, 1.0f, x,
+                                    (int)K, w + p0 * K, (int)K, 0.0f, y + p0, (int)N);
+                    }
+                } else if (v == 2) {
+                    for (int64_t p0 = 0; p0 < N; p0 += P) {
+                        int64_t pb = N - p0 < P ? N - p0 : P;
+#pragma omp parallel for schedule(static)
+                        for (int64_t r0 = 0; r0 < pb; r0 += 16) {
+                            int64_t rb = pb - r0 < 16 ? pb - r0 : 16;
+                            px_k.bf16_to_f32(panel + r0 * K, wb + (p0 + r0) * K, (size_t)(rb * K));
+                        }
+                    }
+                } else {
+                    px_gemm_path = PX_GEMM_CBLAS;
+                    px_linear(y, x, &tb, bias, M);
+                    px_gemm_path = PX_GEMM_AUTO;
+                }
+                double t = now() - t0;
+                if (r >= 0 && t < best[v]) best[v] = t;
+            }
+        printf("%-27s %5lld %5lld %5lld | %8.2f | %8.2f | %8.2f | %8.2f | %5.1f%%\n", g->what, (long long)M,
+               (long long)N, (long long)K, best[0] * 1e3, best[1] * 1e3, best[2] * 1e3, best[3] * 1e3,
+               100 * best[3] / best[0]);
+        free(x); free(w); free(bias); free(y); free(wb); free(panel);
+    }
+}
+
 // ----------------------------------------------------------------------------
 // attention
 
@@ -360,14 +429,15 @@ int main(int argc, char **argv)
 {
     px_ops_init();
     if (argc == 3 && !strcmp(argv[1], "attn-child")) return attn_child(atoll(argv[2]));
-    int do_gemm = argc < 2, do_attn = argc < 2, do_kernels = argc < 2, with1024 = 0;
+    int do_gemm = argc < 2, do_attn = argc < 2, do_kernels = argc < 2, with1024 = 0, do_parts = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "gemm")) do_gemm = 1;
         else if (!strcmp(argv[i], "gemm1024")) do_gemm = with1024 = 1;
+        else if (!strcmp(argv[i], "gemmparts")) do_parts = 1;
         else if (!strcmp(argv[i], "attn")) do_attn = 1;
         else if (!strcmp(argv[i], "kernels")) do_kernels = 1;
         else {
-            fprintf(stderr, "usage: bench_ops [gemm | gemm1024] [attn] [kernels]\n");
+            fprintf(stderr, "usage: bench_ops [gemm | gemm1024] [gemmparts] [attn] [kernels]\n");
             return 2;
         }
     }
@@ -381,6 +451,7 @@ int main(int argc, char **argv)
     printf("bench_ops: %s, %ld online CPUs, %d threads, kernels: %s, load average before: %s\n", model,
            sysconf(_SC_NPROCESSORS_ONLN), px_get_num_threads(), px_isa_name(px_ops_isa()), load);
     if (do_gemm) bench_gemm(with1024);
+    if (do_parts) bench_gemm_parts();
     if (do_attn) bench_attn();
     if (do_kernels) bench_kernels();
     return 0;
