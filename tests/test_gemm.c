@@ -211,6 +211,37 @@ START_TEST(blocked_close_to_cblas_path)
 }
 END_TEST
 
+/* The cblas path's shared widened panels (M > 256, N x K over one 16 MiB
+ * panel of F32) no longer run by themselves on AVX2 CPUs, where px_linear
+ * takes the blocked path for M > 256: forced here, as test_ops checks them
+ * on other CPUs. Weights are multiples of 1/256, exact in all three dtypes. */
+START_TEST(cblas_panels_forced)
+{
+    const int64_t M = 260, N = 1030, K = 4100;
+    float *x = malloc(M * K * 4), *w = malloc(N * K * 4), *b = malloc(N * 4);
+    float *want = malloc(M * N * 4), *got = malloc(M * N * 4);
+    uint16_t *wh = malloc(N * K * 2);
+    px_test_fill_uniform(x, M * K, 31, -1, 1);
+    px_test_fill_uniform(w, N * K, 32, -1, 1);
+    for (int64_t i = 0; i < N * K; i++) w[i] = rintf(w[i] * 255.0f) / 256.0f;
+    px_test_fill_uniform(b, N, 33, -1, 1);
+    linear_double(want, x, w, b, M, N, K);
+    for (int path = PX_GEMM_CBLAS; path <= PX_GEMM_BLOCKED; path++)
+        for (int d = 0; d < 3; d++) {
+            if (d) px_convert_from_f32(wh, dtypes[d], w, N * K);
+            px_tensor wt = px_tensor_view(dtypes[d], d ? (void *)wh : (void *)w, 2, (int64_t[]){ N, K });
+            px_gemm_path = path;
+            ck_assert_int_eq(px_linear(got, x, &wt, b, M), 0);
+            px_gemm_path = PX_GEMM_AUTO;
+            char label[64];
+            snprintf(label, sizeof label, "%s path, panels, %s", path == PX_GEMM_CBLAS ? "cblas" : "blocked",
+                     px_dtype_name(dtypes[d]));
+            assert_close(got, want, M * N, 2e-6 * sqrt((double)K) + 1e-6, 1e-5, label);
+        }
+    free(x); free(w); free(b); free(want); free(got); free(wh);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("gemm");
@@ -220,6 +251,7 @@ static Suite *suite(void)
     tcase_add_test(tc, blocked_isas_and_threads_bit_identical);
     tcase_add_test(tc, half_weights_equal_rounded_f32);
     tcase_add_test(tc, blocked_close_to_cblas_path);
+    tcase_add_test(tc, cblas_panels_forced);
     suite_add_tcase(s, tc);
     return s;
 }
