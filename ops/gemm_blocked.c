@@ -28,12 +28,12 @@
 #include <omp.h>
 #endif
 
-/* KC: depth of a k-block (at most this, near-equal parts of K, multiple of 8);
- * MU: rows of activations per unit of work (packed MU x KC floats stay in L2;
+/* KC_MAX: depth of a k-block (KC: near-equal parts of K, rounded up to 8);
+ * MU_MAX: rows per unit of work (packed MU x KC activations stay in L2;
  *     units are handed out dynamically, so a core slowed by other load does
  *     not hold the other back at every k-block);
  * NC_BYTES: F32 bytes of one packed weight block (two live, in L3). */
-enum { KC_MAX = 256, MU = 96, NC_BYTES = 4 << 20 };
+enum { KC_MAX = 256, MU_MAX = 96, NC_BYTES = 4 << 20 };
 
 // ----------------------------------------------------------------------------
 // scalar pieces (reference; bit-identical to the SIMD ones)
@@ -158,6 +158,10 @@ int px_linear_blocked(float *out, const float *in, const px_tensor *w, const flo
     int64_t NC = NC_BYTES / (KC * (int64_t)sizeof(float));
     if (NC < PX_GEMM_NR) NC = PX_GEMM_NR;
     NC = ceil_div(ceil_div(N, ceil_div(N, NC)), PX_GEMM_NR) * PX_GEMM_NR;
+    /* units: at most MU_MAX rows, and at least 4 per thread while they can
+     * keep 6 rows (few rows: smaller units balance the threads) */
+    int64_t MU = ceil_div(ceil_div(M, 4 * (int64_t)(nt > 0 ? nt : 1)), PX_GEMM_MR) * PX_GEMM_MR;
+    if (MU > MU_MAX) MU = MU_MAX;
     const int64_t nu = ceil_div(M, MU);
     if (nt > nu) nt = (int)nu;
     if (nt < 1) nt = 1;
