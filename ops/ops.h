@@ -103,8 +103,11 @@ int px_get_num_threads(void);
 /* ---- GEMM ------------------------------------------------------------- */
 
 /* nn.Linear: out (M, N) = in (M, K) @ w^T + bias, w (N, K) F32/F16/BF16,
- * bias (N) or NULL. Half-precision weights are widened to F32 in
- * cache-sized panels of rows, never as a whole copy. Returns -1 on OOM. */
+ * bias (N) or NULL. Half-precision weights are never copied whole: with AVX2
+ * and M > 256 the blocked GEMM (ops/gemm_blocked.c) widens them while packing
+ * its weight micro-panels; otherwise cblas_sgemm runs on cache-sized widened
+ * panels of rows (ops/gemm.c). Half-precision weights give the same bits as
+ * F32 weights holding the same rounded values. Returns -1 on OOM. */
 int px_linear(float *out, const float *in, const px_tensor *w, const float *bias, int64_t M);
 
 /* Row-major F32 GEMM: C = alpha * op(A) @ op(B) + beta * C (cblas_sgemm). */

@@ -392,7 +392,9 @@ START_TEST(linear_all_weight_dtypes)
 END_TEST
 
 /* M > 256 (several M tiles) and N x K larger than one widened panel (16 MiB
- * of F32), so the shared-panel paths run over two panels. Weights are
+ * of F32): without AVX2 the shared-panel paths run over two panels; with AVX2
+ * px_linear takes the blocked GEMM here over several weight blocks (the
+ * two-panel cblas case is forced in tests/test_gemm.c). Weights are
  * multiples of 1/256 below 1 in magnitude, exact in F32, BF16 and F16, so one
  * naive double-precision product is the reference for all three dtypes. */
 START_TEST(linear_panels_all_dtypes)
