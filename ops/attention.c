@@ -95,7 +95,7 @@ typedef struct {
 /* Copy head h of batch b of K (as K^T panels) and V (as column panels),
  * zero-padded; returns the V panel stride. */
 static size_t pack_kv(attn_scratch *w, const float *k, const float *v, const px_attn_args *a, int64_t ks,
-                    int64_t vs, int64_t b, int64_t h, size_t dp)
+                      int64_t vs, int64_t b, int64_t h, size_t dp)
 {
     const int64_t Nk = a->Nk, D = a->D;
     const size_t nkp = round_up((size_t)Nk, PX_ATTN_KP), vstride = nkp * PX_ATTN_KP;
@@ -107,7 +107,8 @@ static size_t pack_kv(attn_scratch *w, const float *k, const float *v, const px_
         for (int64_t d = 0; d < D; d++) kpanel[(size_t)d * PX_ATTN_KP] = kj[d];
         for (int64_t d0 = 0; d0 < D; d0 += PX_ATTN_KP) {
             const int64_t n = D - d0 < PX_ATTN_KP ? D - d0 : PX_ATTN_KP;
-            memcpy(w->Vp + (size_t)(d0 / PX_ATTN_KP) * vstride + (size_t)j * PX_ATTN_KP, vj + d0, (size_t)n * sizeof(float));
+            float *vpanel = w->Vp + (size_t)(d0 / PX_ATTN_KP) * vstride + (size_t)j * PX_ATTN_KP;
+            memcpy(vpanel, vj + d0, (size_t)n * sizeof(float));
         }
     }
     return vstride;

@@ -387,19 +387,35 @@ static void attn_qk_avx2(float *S, size_t lds, const float *Q, const float *Kp, 
         for (size_t d = 0; d < dp; d++, kp += PX_ATTN_KP) {
             V k0 = _mm256_loadu_ps(kp), k1 = _mm256_loadu_ps(kp + 8), k2 = _mm256_loadu_ps(kp + 16);
             V a = _mm256_broadcast_ss(q0 + d);
-            c00 = _mm256_fmadd_ps(a, k0, c00); c01 = _mm256_fmadd_ps(a, k1, c01); c02 = _mm256_fmadd_ps(a, k2, c02);
+            c00 = _mm256_fmadd_ps(a, k0, c00);
+            c01 = _mm256_fmadd_ps(a, k1, c01);
+            c02 = _mm256_fmadd_ps(a, k2, c02);
             a = _mm256_broadcast_ss(q1 + d);
-            c10 = _mm256_fmadd_ps(a, k0, c10); c11 = _mm256_fmadd_ps(a, k1, c11); c12 = _mm256_fmadd_ps(a, k2, c12);
+            c10 = _mm256_fmadd_ps(a, k0, c10);
+            c11 = _mm256_fmadd_ps(a, k1, c11);
+            c12 = _mm256_fmadd_ps(a, k2, c12);
             a = _mm256_broadcast_ss(q2 + d);
-            c20 = _mm256_fmadd_ps(a, k0, c20); c21 = _mm256_fmadd_ps(a, k1, c21); c22 = _mm256_fmadd_ps(a, k2, c22);
+            c20 = _mm256_fmadd_ps(a, k0, c20);
+            c21 = _mm256_fmadd_ps(a, k1, c21);
+            c22 = _mm256_fmadd_ps(a, k2, c22);
             a = _mm256_broadcast_ss(q3 + d);
-            c30 = _mm256_fmadd_ps(a, k0, c30); c31 = _mm256_fmadd_ps(a, k1, c31); c32 = _mm256_fmadd_ps(a, k2, c32);
+            c30 = _mm256_fmadd_ps(a, k0, c30);
+            c31 = _mm256_fmadd_ps(a, k1, c31);
+            c32 = _mm256_fmadd_ps(a, k2, c32);
         }
         float *s0 = S + p * PX_ATTN_KP, *s1 = s0 + lds, *s2 = s1 + lds, *s3 = s2 + lds;
-        _mm256_storeu_ps(s0, _mm256_mul_ps(c00, vs)); _mm256_storeu_ps(s0 + 8, _mm256_mul_ps(c01, vs)); _mm256_storeu_ps(s0 + 16, _mm256_mul_ps(c02, vs));
-        _mm256_storeu_ps(s1, _mm256_mul_ps(c10, vs)); _mm256_storeu_ps(s1 + 8, _mm256_mul_ps(c11, vs)); _mm256_storeu_ps(s1 + 16, _mm256_mul_ps(c12, vs));
-        _mm256_storeu_ps(s2, _mm256_mul_ps(c20, vs)); _mm256_storeu_ps(s2 + 8, _mm256_mul_ps(c21, vs)); _mm256_storeu_ps(s2 + 16, _mm256_mul_ps(c22, vs));
-        _mm256_storeu_ps(s3, _mm256_mul_ps(c30, vs)); _mm256_storeu_ps(s3 + 8, _mm256_mul_ps(c31, vs)); _mm256_storeu_ps(s3 + 16, _mm256_mul_ps(c32, vs));
+        _mm256_storeu_ps(s0, _mm256_mul_ps(c00, vs));
+        _mm256_storeu_ps(s0 + 8, _mm256_mul_ps(c01, vs));
+        _mm256_storeu_ps(s0 + 16, _mm256_mul_ps(c02, vs));
+        _mm256_storeu_ps(s1, _mm256_mul_ps(c10, vs));
+        _mm256_storeu_ps(s1 + 8, _mm256_mul_ps(c11, vs));
+        _mm256_storeu_ps(s1 + 16, _mm256_mul_ps(c12, vs));
+        _mm256_storeu_ps(s2, _mm256_mul_ps(c20, vs));
+        _mm256_storeu_ps(s2 + 8, _mm256_mul_ps(c21, vs));
+        _mm256_storeu_ps(s2 + 16, _mm256_mul_ps(c22, vs));
+        _mm256_storeu_ps(s3, _mm256_mul_ps(c30, vs));
+        _mm256_storeu_ps(s3 + 8, _mm256_mul_ps(c31, vs));
+        _mm256_storeu_ps(s3 + 16, _mm256_mul_ps(c32, vs));
     }
 }
 
@@ -413,24 +429,40 @@ static void attn_pv_avx2(float *O, const float *alpha, const float *P, size_t ld
     for (size_t c = 0; c < dp; c += PX_ATTN_KP, Vp += vstride) {
         float *o0 = O + c, *o1 = o0 + dp, *o2 = o1 + dp, *o3 = o2 + dp;
         V a = SET1(alpha[0]);
-        V x00 = _mm256_mul_ps(_mm256_loadu_ps(o0), a), x01 = _mm256_mul_ps(_mm256_loadu_ps(o0 + 8), a), x02 = _mm256_mul_ps(_mm256_loadu_ps(o0 + 16), a);
+        V x00 = _mm256_mul_ps(_mm256_loadu_ps(o0), a);
+        V x01 = _mm256_mul_ps(_mm256_loadu_ps(o0 + 8), a);
+        V x02 = _mm256_mul_ps(_mm256_loadu_ps(o0 + 16), a);
         a = SET1(alpha[1]);
-        V x10 = _mm256_mul_ps(_mm256_loadu_ps(o1), a), x11 = _mm256_mul_ps(_mm256_loadu_ps(o1 + 8), a), x12 = _mm256_mul_ps(_mm256_loadu_ps(o1 + 16), a);
+        V x10 = _mm256_mul_ps(_mm256_loadu_ps(o1), a);
+        V x11 = _mm256_mul_ps(_mm256_loadu_ps(o1 + 8), a);
+        V x12 = _mm256_mul_ps(_mm256_loadu_ps(o1 + 16), a);
         a = SET1(alpha[2]);
-        V x20 = _mm256_mul_ps(_mm256_loadu_ps(o2), a), x21 = _mm256_mul_ps(_mm256_loadu_ps(o2 + 8), a), x22 = _mm256_mul_ps(_mm256_loadu_ps(o2 + 16), a);
+        V x20 = _mm256_mul_ps(_mm256_loadu_ps(o2), a);
+        V x21 = _mm256_mul_ps(_mm256_loadu_ps(o2 + 8), a);
+        V x22 = _mm256_mul_ps(_mm256_loadu_ps(o2 + 16), a);
         a = SET1(alpha[3]);
-        V x30 = _mm256_mul_ps(_mm256_loadu_ps(o3), a), x31 = _mm256_mul_ps(_mm256_loadu_ps(o3 + 8), a), x32 = _mm256_mul_ps(_mm256_loadu_ps(o3 + 16), a);
+        V x30 = _mm256_mul_ps(_mm256_loadu_ps(o3), a);
+        V x31 = _mm256_mul_ps(_mm256_loadu_ps(o3 + 8), a);
+        V x32 = _mm256_mul_ps(_mm256_loadu_ps(o3 + 16), a);
         const float *vj = Vp;
         for (size_t j = 0; j < nk; j++, vj += PX_ATTN_KP) {
             V v0 = _mm256_loadu_ps(vj), v1 = _mm256_loadu_ps(vj + 8), v2 = _mm256_loadu_ps(vj + 16);
             a = _mm256_broadcast_ss(p0 + j);
-            x00 = _mm256_fmadd_ps(a, v0, x00); x01 = _mm256_fmadd_ps(a, v1, x01); x02 = _mm256_fmadd_ps(a, v2, x02);
+            x00 = _mm256_fmadd_ps(a, v0, x00);
+            x01 = _mm256_fmadd_ps(a, v1, x01);
+            x02 = _mm256_fmadd_ps(a, v2, x02);
             a = _mm256_broadcast_ss(p1 + j);
-            x10 = _mm256_fmadd_ps(a, v0, x10); x11 = _mm256_fmadd_ps(a, v1, x11); x12 = _mm256_fmadd_ps(a, v2, x12);
+            x10 = _mm256_fmadd_ps(a, v0, x10);
+            x11 = _mm256_fmadd_ps(a, v1, x11);
+            x12 = _mm256_fmadd_ps(a, v2, x12);
             a = _mm256_broadcast_ss(p2 + j);
-            x20 = _mm256_fmadd_ps(a, v0, x20); x21 = _mm256_fmadd_ps(a, v1, x21); x22 = _mm256_fmadd_ps(a, v2, x22);
+            x20 = _mm256_fmadd_ps(a, v0, x20);
+            x21 = _mm256_fmadd_ps(a, v1, x21);
+            x22 = _mm256_fmadd_ps(a, v2, x22);
             a = _mm256_broadcast_ss(p3 + j);
-            x30 = _mm256_fmadd_ps(a, v0, x30); x31 = _mm256_fmadd_ps(a, v1, x31); x32 = _mm256_fmadd_ps(a, v2, x32);
+            x30 = _mm256_fmadd_ps(a, v0, x30);
+            x31 = _mm256_fmadd_ps(a, v1, x31);
+            x32 = _mm256_fmadd_ps(a, v2, x32);
         }
         _mm256_storeu_ps(o0, x00); _mm256_storeu_ps(o0 + 8, x01); _mm256_storeu_ps(o0 + 16, x02);
         _mm256_storeu_ps(o1, x10); _mm256_storeu_ps(o1 + 8, x11); _mm256_storeu_ps(o1 + 16, x12);
