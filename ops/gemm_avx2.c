@@ -9,6 +9,7 @@
 #include "gemm_internal.h"
 
 #include <immintrin.h>
+#include <stdint.h>
 #include <string.h>
 
 #define V __m256
@@ -61,6 +62,12 @@ static void kernel_6x16_avx2(int64_t kc, const float *a, const float *b, float *
         for (int i = 0; i < PX_GEMM_MR; i++) {
             _mm256_storeu_ps(c + i * ldc, acc[i][0]);
             _mm256_storeu_ps(c + i * ldc + 8, acc[i][1]);
+        }
+    } else if (mode == PX_GEMM_ROW_BIAS) {
+        for (int i = 0; i < PX_GEMM_MR; i++) {
+            V bi = _mm256_broadcast_ss(bias + i);
+            _mm256_storeu_ps(c + i * ldc, _mm256_add_ps(bi, acc[i][0]));
+            _mm256_storeu_ps(c + i * ldc + 8, _mm256_add_ps(bi, acc[i][1]));
         }
     } else {
         /* PX_GEMM_BIAS: bias + acc; PX_GEMM_ACCUMULATE: c + acc */
@@ -192,6 +199,63 @@ static void pack_a_avx2(float *dst, const float *a, int64_t lda, int64_t mc, int
     }
 }
 
+/* One micro-panel of the implicit im2col matrix (px_gemm_pack_conv in
+ * gemm_internal.h). When the 16 pixels lie in one row of the image, each k
+ * is one shifted row segment: two unaligned loads, masked where the segment
+ * runs past the left or right edge (masked lanes read as +0 and do not
+ * touch memory), zeros where the source row is padding. Panels straddling
+ * two rows go through the scalar routine (only when W % 16 != 0). */
+static void pack_conv_avx2(float *dst, const float *x, int64_t H, int64_t W, int ks, int64_t n0, int64_t cols,
+                           int64_t k0, int64_t kc)
+{
+    const int64_t oy = n0 / W, ox0 = n0 % W;
+    if (cols < PX_GEMM_NR || ox0 + PX_GEMM_NR > W || W > INT32_MAX / 2) {
+        px_gemm_pack_conv_ref(dst, x, H, W, ks, n0, cols, k0, kc);
+        return;
+    }
+    const int p = ks / 2, kk = ks * ks;
+    __m256i m[3][2];
+    int full[3];
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), wv = _mm256_set1_epi32((int)W);
+    for (int kx = 0; kx < ks; kx++) {
+        const int64_t lo = ox0 + kx - p;
+        full[kx] = lo >= 0 && lo + PX_GEMM_NR <= W;
+        for (int h = 0; h < 2; h++) {
+            __m256i ix = _mm256_add_epi32(lane, _mm256_set1_epi32((int)(lo + 8 * h)));
+            m[kx][h] = _mm256_andnot_si256(_mm256_cmpgt_epi32(_mm256_setzero_si256(), ix),
+                                           _mm256_cmpgt_epi32(wv, ix));
+        }
+    }
+    int64_t ci = k0 / kk;
+    int r = (int)(k0 % kk), ky = r / ks, kx = r % ks;
+    const V zero = _mm256_setzero_ps();
+    for (int64_t k = 0; k < kc; k++, dst += PX_GEMM_NR) {
+        const int64_t iy = oy + ky - p;
+        if (iy < 0 || iy >= H) {
+            _mm256_store_ps(dst, zero);
+            _mm256_store_ps(dst + 8, zero);
+        } else {
+            /* offset from the row start; may be -1 (masked lane) */
+            const float *row = x + (ci * H + iy) * W;
+            const int64_t off = ox0 + kx - p;
+            if (full[kx]) {
+                _mm256_store_ps(dst, _mm256_loadu_ps(row + off));
+                _mm256_store_ps(dst + 8, _mm256_loadu_ps(row + off + 8));
+            } else {
+                _mm256_store_ps(dst, _mm256_maskload_ps(row + off, m[kx][0]));
+                _mm256_store_ps(dst + 8, _mm256_maskload_ps(row + off + 8, m[kx][1]));
+            }
+        }
+        if (++kx == ks) {
+            kx = 0;
+            if (++ky == ks) {
+                ky = 0;
+                ci++;
+            }
+        }
+    }
+}
+
 void px_gemm_kernels_init_avx2(px_gemm_kernels *g)
 {
     g->kernel = kernel_6x16_avx2;
@@ -199,4 +263,5 @@ void px_gemm_kernels_init_avx2(px_gemm_kernels *g)
     g->pack_b[PX_GEMM_W_F32] = pack_b_f32_avx2;
     g->pack_b[PX_GEMM_W_BF16] = pack_b_bf16_avx2;
     g->pack_b[PX_GEMM_W_F16] = pack_b_f16_avx2;
+    g->pack_conv = pack_conv_avx2;
 }

@@ -49,7 +49,9 @@ static void kernel_ref(int64_t kc, const float *a, const float *b, float *c, int
     for (int i = 0; i < PX_GEMM_MR; i++)
         for (int j = 0; j < PX_GEMM_NR; j++) {
             float *o = c + i * ldc + j;
-            *o = mode == PX_GEMM_STORE ? acc[i][j] : (mode == PX_GEMM_BIAS ? bias[j] : *o) + acc[i][j];
+            *o = mode == PX_GEMM_STORE
+                     ? acc[i][j]
+                     : (mode == PX_GEMM_BIAS ? bias[j] : mode == PX_GEMM_ROW_BIAS ? bias[i] : *o) + acc[i][j];
         }
 }
 
@@ -75,6 +77,23 @@ PACK_B_REF(pack_b_f32_ref, float, f32_id)
 PACK_B_REF(pack_b_bf16_ref, uint16_t, px_bf16_to_f32)
 PACK_B_REF(pack_b_f16_ref, uint16_t, px_f16_to_f32)
 
+void px_gemm_pack_conv_ref(float *dst, const float *x, int64_t H, int64_t W, int ks, int64_t n0, int64_t cols,
+                           int64_t k0, int64_t kc)
+{
+    const int64_t p = ks / 2, kk = (int64_t)ks * ks;
+    for (int64_t k = 0; k < kc; k++) {
+        const int64_t ci = (k0 + k) / kk, r = (k0 + k) % kk, ky = r / ks, kx = r % ks;
+        for (int64_t j = 0; j < PX_GEMM_NR; j++) {
+            float v = 0.0f;
+            if (j < cols) {
+                const int64_t oy = (n0 + j) / W, ox = (n0 + j) % W, iy = oy + ky - p, ix = ox + kx - p;
+                if (iy >= 0 && iy < H && ix >= 0 && ix < W) v = x[(ci * H + iy) * W + ix];
+            }
+            dst[k * PX_GEMM_NR + j] = v;
+        }
+    }
+}
+
 int px_gemm_kernels_for(int isa, px_gemm_kernels *g)
 {
     if (!px_isa_supported((px_isa)isa)) return -1;
@@ -83,6 +102,7 @@ int px_gemm_kernels_for(int isa, px_gemm_kernels *g)
     g->pack_b[PX_GEMM_W_F32] = pack_b_f32_ref;
     g->pack_b[PX_GEMM_W_BF16] = pack_b_bf16_ref;
     g->pack_b[PX_GEMM_W_F16] = pack_b_f16_ref;
+    g->pack_conv = px_gemm_pack_conv_ref;
 #if defined(PX_HOST_X86)
     if (isa == PX_ISA_AVX2 || isa == PX_ISA_AVX512) px_gemm_kernels_init_avx2(g);
 #endif
@@ -205,5 +225,119 @@ int px_linear_blocked(float *out, const float *in, const px_tensor *w, const flo
         }
     }
     free(mem);
+    return 0;
+}
+
+// ----------------------------------------------------------------------------
+// convolution with implicit im2col
+
+/* Per image, out (Cout, N = H*W) = w (Cout, K = Cin*ks*ks) @ cols (K, N):
+ * the weights are the 6-row operand (all of them packed once, per k-block,
+ * as kc x 6 micro-panels), the pixels the 16-column operand (so a micro-tile
+ * is 6 channels x 16 neighbouring pixels of the NCHW output). Units of work
+ * are runs of NU pixels of one image, handed out dynamically; a unit packs
+ * its kc x NU column block (in L2) from the image for each k-block and runs
+ * the micro-kernel over MC_CONV channels at a time (their packed weights,
+ * mc x kc, stay in L2 while the column micro-panel sits in L1). A unit
+ * covers all of K, so no thread waits for another between k-blocks.
+ *
+ * Determinism as for px_linear_blocked: KC depends on K only, every output
+ * element is the same fmaf chain per k-block, added to the bias (or stored)
+ * at the first block and to C at the next ones, in k-block order. */
+enum { MC_CONV = 96, NU_MAX = 256 };
+
+int px_conv2d_blocked(float *out, const float *in, const px_tensor *w, const float *bias, int64_t B,
+                      int64_t Cin, int64_t H, int64_t W, int64_t Cout, int ks, const px_gemm_kernels *g, int nt)
+{
+    if (ks != 1 && ks != 3) return px_fail("conv2d: blocked path: kernel size %d not supported", ks);
+    const int64_t M = Cout, N = H * W, K = Cin * ks * ks;
+    if (B <= 0 || M <= 0 || N <= 0) return 0;
+    if (K == 0) {
+        for (int64_t b = 0; b < B; b++)
+            for (int64_t m = 0; m < M; m++)
+                for (int64_t n = 0; n < N; n++) out[(b * M + m) * N + n] = bias ? bias[m] : 0.0f;
+        return 0;
+    }
+    const float *wf = w->data;
+    float *wconv = NULL;
+    if (w->dtype != PX_F32) {
+        wconv = px_tensor_to_f32_alloc(w, "conv2d weight");
+        if (!wconv) return -1;
+        wf = wconv;
+    }
+    const int64_t KC = kc_for(K), nkb = ceil_div(K, KC), Mp = ceil_div(M, PX_GEMM_MR) * PX_GEMM_MR;
+    /* one region per k-block, each with pack_a's slack, 64-byte aligned */
+    const int64_t astride = ceil_div(Mp * KC + PX_GEMM_A_SLACK, 16) * 16;
+    /* units: at most NU_MAX pixels, at least 4 per thread while they can
+     * keep 16 */
+    const int64_t ntt = nt > 0 ? nt : 1;
+    int64_t NU = ceil_div(ceil_div(B * N, 4 * ntt), PX_GEMM_NR) * PX_GEMM_NR;
+    if (NU > NU_MAX) NU = NU_MAX;
+    const int64_t upi = ceil_div(N, NU), nu = B * upi;
+    if (nt < 1) nt = 1;
+    const size_t afl = (size_t)(nkb * astride), bfl = (size_t)(KC * NU) + 16;
+    char *mem = px_malloc((afl + (size_t)nt * bfl) * sizeof(float) + 64, "conv2d packed blocks");
+    if (!mem) {
+        free(wconv);
+        return -1;
+    }
+    float *apack = align64(mem);
+
+#pragma omp parallel num_threads(nt) if (nt > 1)
+    {
+#ifdef _OPENMP
+        const int tid = omp_get_thread_num();
+#else
+        const int tid = 0;
+#endif
+        float *bp = align64(apack + afl + (size_t)tid * bfl);
+#pragma omp for schedule(dynamic, 1)
+        for (int64_t kb = 0; kb < nkb; kb++) {
+            const int64_t k0 = kb * KC, kc = K - k0 < KC ? K - k0 : KC;
+            g->pack_a(apack + kb * astride, wf + k0, K, M, kc);
+        }
+        /* implicit barrier: the weights are packed */
+#pragma omp for schedule(dynamic, 1)
+        for (int64_t u = 0; u < nu; u++) {
+            const int64_t b = u / upi, n0 = (u % upi) * NU, nc = N - n0 < NU ? N - n0 : NU;
+            const float *x = in + b * Cin * N;
+            float *o = out + b * M * N;
+            for (int64_t kb = 0; kb < nkb; kb++) {
+                const int64_t k0 = kb * KC, kc = K - k0 < KC ? K - k0 : KC;
+                const int mode = k0 > 0 ? PX_GEMM_ACCUMULATE : bias ? PX_GEMM_ROW_BIAS : PX_GEMM_STORE;
+                for (int64_t jr = 0; jr < nc; jr += PX_GEMM_NR)
+                    g->pack_conv(bp + jr * kc, x, H, W, ks, n0 + jr, nc - jr < PX_GEMM_NR ? nc - jr : PX_GEMM_NR,
+                                 k0, kc);
+                const float *ab = apack + kb * astride;
+                for (int64_t ic = 0; ic < M; ic += MC_CONV) {
+                    const int64_t mc = M - ic < MC_CONV ? M - ic : MC_CONV;
+                    for (int64_t jr = 0; jr < nc; jr += PX_GEMM_NR) {
+                        const int64_t nr = nc - jr < PX_GEMM_NR ? nc - jr : PX_GEMM_NR;
+                        const float *bq = bp + jr * kc;
+                        for (int64_t ir = ic; ir < ic + mc; ir += PX_GEMM_MR) {
+                            const int64_t mr = M - ir < PX_GEMM_MR ? M - ir : PX_GEMM_MR;
+                            const float *a = ab + ir * kc;
+                            float *c = o + ir * N + n0 + jr;
+                            if (mr == PX_GEMM_MR && nr == PX_GEMM_NR) {
+                                g->kernel(kc, a, bq, c, N, bias ? bias + ir : NULL, mode);
+                                continue;
+                            }
+                            /* edge tile: same kernel on a padded copy */
+                            float t[PX_GEMM_MR * PX_GEMM_NR], tb[PX_GEMM_MR] = { 0 };
+                            if (bias) memcpy(tb, bias + ir, (size_t)mr * sizeof(float));
+                            if (mode == PX_GEMM_ACCUMULATE)
+                                for (int64_t i = 0; i < mr; i++)
+                                    memcpy(t + i * PX_GEMM_NR, c + i * N, (size_t)nr * sizeof(float));
+                            g->kernel(kc, a, bq, t, PX_GEMM_NR, tb, mode);
+                            for (int64_t i = 0; i < mr; i++)
+                                memcpy(c + i * N, t + i * PX_GEMM_NR, (size_t)nr * sizeof(float));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    free(mem);
+    free(wconv);
     return 0;
 }

@@ -24,8 +24,10 @@ void px_sgemm1(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float 
 enum { PX_GEMM_MR = 6, PX_GEMM_NR = 16, PX_GEMM_A_SLACK = 8 };
 
 /* How a micro-kernel combines its k-block sum `acc` with C:
- * STORE c = acc; BIAS c = bias[j] + acc; ACCUMULATE c = c + acc. */
-enum { PX_GEMM_STORE = 0, PX_GEMM_BIAS = 1, PX_GEMM_ACCUMULATE = 2 };
+ * STORE c = acc; BIAS c = bias[j] + acc; ACCUMULATE c = c + acc;
+ * ROW_BIAS c = bias[i] + acc (a bias per output row: the convolution's
+ * per-channel bias, its rows being output channels). */
+enum { PX_GEMM_STORE = 0, PX_GEMM_BIAS = 1, PX_GEMM_ACCUMULATE = 2, PX_GEMM_ROW_BIAS = 3 };
 
 /* Weight storage types a micro-panel can be packed from. */
 enum { PX_GEMM_W_F32 = 0, PX_GEMM_W_BF16, PX_GEMM_W_F16, PX_GEMM_W_COUNT };
@@ -41,11 +43,25 @@ enum { PX_GEMM_W_F32 = 0, PX_GEMM_W_BF16, PX_GEMM_W_F16, PX_GEMM_W_COUNT };
  *          columns past `rows`; dst 32-byte aligned. */
 typedef void (*px_gemm_kernel)(int64_t kc, const float *a, const float *b, float *c, int64_t ldc,
                                const float *bias, int mode);
+/*  pack_conv: one kc x 16 micro-panel of the implicit im2col matrix of a
+ *          stride-1 ks x ks convolution (ks 1 or 3, zero padding ks / 2) of
+ *          one image x (Cin, H, W): dst[k * 16 + j] = x[ci][oy + ky - ks/2]
+ *          [ox + kx - ks/2] (0 outside the image) where k0 + k = (ci * ks +
+ *          ky) * ks + kx and pixel n0 + j = oy * W + ox, for j < cols (<= 16);
+ *          zero columns past cols; dst 32-byte aligned. */
+typedef void (*px_gemm_pack_conv)(float *dst, const float *x, int64_t H, int64_t W, int ks, int64_t n0,
+                                  int64_t cols, int64_t k0, int64_t kc);
 typedef struct {
     px_gemm_kernel kernel;
     void (*pack_a)(float *dst, const float *a, int64_t lda, int64_t mc, int64_t kc);
     void (*pack_b[PX_GEMM_W_COUNT])(float *dst, const void *w, int64_t ldw, int64_t rows, int64_t kc);
+    px_gemm_pack_conv pack_conv;
 } px_gemm_kernels;
+
+/* the scalar pack_conv (the SIMD ones fall back to it for panels that
+ * straddle two pixel rows) */
+void px_gemm_pack_conv_ref(float *dst, const float *x, int64_t H, int64_t W, int ks, int64_t n0, int64_t cols,
+                           int64_t k0, int64_t kc);
 
 /* The scalar pieces, then what the ISA overrides; -1 when unsupported. */
 int px_gemm_kernels_for(int isa, px_gemm_kernels *g);
@@ -62,5 +78,19 @@ extern int px_gemm_path;
 
 int px_linear_blocked(float *out, const float *in, const px_tensor *w, const float *bias, int64_t M,
                       const px_gemm_kernels *g, int nt);
+
+/* nn.Conv2d with stride 1 and ks 3 (padding 1) or 1 (padding 0) through the
+ * blocked GEMM with implicit im2col: per image out (Cout, H*W) = w (Cout,
+ * Cin*ks*ks) @ cols + bias, the weights as the 6-row operand (packed once,
+ * widened to F32), the column operand packed by g->pack_conv straight from
+ * the image (no column buffer). w F32/BF16/F16 (Cout, Cin, ks, ks); bias
+ * NULL or Cout. Independent of nt like px_linear_blocked. -1 on OOM. */
+int px_conv2d_blocked(float *out, const float *in, const px_tensor *w, const float *bias, int64_t B,
+                      int64_t Cin, int64_t H, int64_t W, int64_t Cout, int ks, const px_gemm_kernels *g, int nt);
+
+/* Which path px_conv2d takes for the shapes the blocked one covers
+ * (PX_GEMM_AUTO its choice, PX_GEMM_CBLAS im2col + cblas_sgemm,
+ * PX_GEMM_BLOCKED px_conv2d_blocked when the ISA has a SIMD kernel). */
+extern int px_conv_path;
 
 #endif
