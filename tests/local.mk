@@ -17,3 +17,11 @@ tests_test_gemm_SOURCES = tests/test_gemm.c tests/testutil.c tests/testutil.h
 tests_test_gemm_CFLAGS = $(PX_TEST_CFLAGS)
 tests_test_gemm_LDADD = $(PX_TEST_LIBS)
 endif
+# the convolution through the blocked GEMM with implicit im2col (ops/conv.c)
+if HAVE_CHECK
+check_PROGRAMS += tests/test_conv
+TESTS += tests/test_conv
+tests_test_conv_SOURCES = tests/test_conv.c tests/testutil.c tests/testutil.h
+tests_test_conv_CFLAGS = $(PX_TEST_CFLAGS)
+tests_test_conv_LDADD = $(PX_TEST_LIBS)
+endif
