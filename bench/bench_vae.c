@@ -10,11 +10,15 @@
  * products; norms and activations not counted) and compared with the raw
  * cblas_sgemm rate on a conv-shaped GEMM measured in the same run.
  *
- * usage: bench_vae [RUNS]   RUNS: comma-separated SIZE:MODES with MODES u (untiled)
- * and/or t (tiled); default "64:ut,128:u" (about 4 minutes on 2 idle cores:
- * a 1024 px decode is 10.5 TFLOP). The tiled 1024 px decode (36 tiles, 1.6x
- * the work of the untiled one) is left to `bench_vae 128:t`. */
+ * usage: bench_vae [RUNS [CONVS]]   RUNS: comma-separated SIZE:MODES with MODES u
+ * (untiled) and/or t (tiled); default "64:ut,128:u" (about 4 minutes on 2 idle
+ * cores: a 1024 px decode is 10.5 TFLOP). The tiled 1024 px decode (36 tiles,
+ * 1.6x the work of the untiled one) is left to `bench_vae 128:t`. CONVS:
+ * comma-separated convolution paths to run every decode with, each of auto
+ * (px_conv2d's choice), im2col (im2col + cblas_sgemm) and blocked (the
+ * blocked GEMM with implicit im2col); default "auto". */
 #include "model/vae.h"
+#include "ops/gemm_internal.h"
 #include "ops/ops.h"
 #include "tensor/error.h"
 
@@ -314,7 +318,7 @@ static result run_decode(int h, int w, int tiled)
 }
 
 /* Runs job in a child; returns its result and peak RSS (GiB). */
-static result in_child(int job, int h, int w, int tiled, double *rss_gib)
+static result in_child(int job, int h, int w, int tiled, int conv_path, double *rss_gib)
 {
     int fd[2];
     result r = {0, 0, 0};
@@ -322,6 +326,7 @@ static result in_child(int job, int h, int w, int tiled, double *rss_gib)
     pid_t pid = fork();
     if (pid == 0) {
         close(fd[0]);
+        px_conv_path = conv_path;
         result cr = job == 0 ? run_sgemm() : run_decode(h, w, tiled);
         ssize_t wr = write(fd[1], &cr, sizeof cr);
         _exit(wr == (ssize_t)sizeof cr ? 0 : 1);
@@ -340,16 +345,32 @@ static result in_child(int job, int h, int w, int tiled, double *rss_gib)
 int main(int argc, char **argv)
 {
     const char *runs = argc > 1 ? argv[1] : "64:ut,128:u";
+    const char *convs = argc > 2 ? argv[2] : "auto";
+    static const char *conv_names[] = { "auto", "im2col", "blocked" };
+    static const int conv_ids[] = { PX_GEMM_AUTO, PX_GEMM_CBLAS, PX_GEMM_BLOCKED };
+    int conv_list[8], nconv = 0;
+    for (const char *c0 = convs; *c0 && nconv < 8;) {
+        size_t len = strcspn(c0, ",");
+        int id = -1;
+        for (int i = 0; i < 3; i++)
+            if (strlen(conv_names[i]) == len && !strncmp(c0, conv_names[i], len)) id = i;
+        if (id < 0) {
+            fprintf(stderr, "bad conv path in '%s' (auto, im2col, blocked)\n", convs);
+            return 1;
+        }
+        conv_list[nconv++] = id;
+        c0 += len + (c0[len] == ',');
+    }
     px_vae_config c = sd_vae_config();
     double rss;
     printf("VAE decoder, sd-vae-ft-ema configuration (128/256/512/512, 2 layers, 32 groups), random F32 weights\n");
     printf("threads: %s (PIXART_NUM_THREADS), one child process per run\n",
            getenv("PIXART_NUM_THREADS") ? getenv("PIXART_NUM_THREADS") : "default");
-    result g = in_child(0, 0, 0, 0, &rss);
+    result g = in_child(0, 0, 0, 0, PX_GEMM_AUTO, &rss);
     if (!g.ok) return 1;
     printf("raw cblas_sgemm (256 x 2304 x 4096): %.1f GFLOP/s\n\n", g.value);
-    printf("%-9s %-8s %6s %9s %9s %9s %8s %10s\n", "latents", "tiling", "tiles", "seconds", "GFLOP",
-           "GFLOP/s", "of sgemm", "peak RSS");
+    printf("%-9s %-8s %-8s %6s %9s %9s %9s %8s %10s\n", "latents", "tiling", "conv", "tiles", "seconds",
+           "GFLOP", "GFLOP/s", "of sgemm", "peak RSS");
     char *list = strdup(runs);
     for (char *tok = strtok(list, ","); tok; tok = strtok(NULL, ",")) {
         int h = atoi(tok);
@@ -359,20 +380,21 @@ int main(int argc, char **argv)
             fprintf(stderr, "bad run '%s' (SIZE:MODES, e.g. 64:ut)\n", tok);
             return 1;
         }
-        for (const char *md = modes; *md; md++) {
+        for (const char *md = modes; *md; md++)
+        for (int ci = 0; ci < nconv; ci++) {
             int tiled = *md == 't';
             int ntiles = 1;
             double fl = decode_flops(&c, h, h);
             if (tiled && h > c.sample_size / 8) fl = tiled_decode_flops(&c, h, h, &ntiles);
-            result r = in_child(1, h, h, tiled, &rss);
+            result r = in_child(1, h, h, tiled, conv_ids[conv_list[ci]], &rss);
             if (!r.ok) {
                 printf("%dx%d %s: FAILED\n", h, h, tiled ? "tiled" : "untiled");
                 return 1;
             }
             char lat[32];
             snprintf(lat, sizeof lat, "%dx%d", h, h);
-            printf("%-9s %-8s %6d %9.2f %9.0f %9.1f %7.0f%% %7.2f GiB\n", lat, tiled ? "tiled" : "untiled",
-                   ntiles, r.seconds, fl / 1e9, fl / 1e9 / r.seconds, 100 * fl / 1e9 / r.seconds / g.value,
+            printf("%-9s %-8s %-8s %6d %9.2f %9.0f %9.1f %7.0f%% %7.2f GiB\n", lat, tiled ? "tiled" : "untiled",
+                   conv_names[conv_list[ci]], ntiles, r.seconds, fl / 1e9, fl / 1e9 / r.seconds, 100 * fl / 1e9 / r.seconds / g.value,
                    rss);
             fflush(stdout);
         }
