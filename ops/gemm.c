@@ -12,22 +12,19 @@
  *
  * Threading of the cblas paths. OpenMP and OpenBLAS must not run two busy
  * thread pools on the same cores (both spin-wait after a job; on 2 cores that
- * costs 2-10x).
- *  - OpenMP build of OpenBLAS (what configure prefers): its threads are
- *    OpenMP's. Large products (M > 256) are whole-width calls that OpenBLAS
- *    threads itself; it splits M and N, never K, so every element is computed
- *    the same way for any thread count. Half-precision weights: all threads
- *    widen a panel (OpenMP loop), then one threaded call per panel.
- *  - Otherwise, and for M <= 256 (few rows: too little work for OpenBLAS to
- *    split well), the output is cut into tiles whose size depends on the
- *    shape only (M in parts of at most 256 rows, N narrowed until there are
- *    at least 8 tiles); each tile is one single-threaded cblas_sgemm and the
- *    tiles are spread over the OpenMP threads, so the result is bit-identical
- *    for any thread count by construction. A pthreads OpenBLAS is set to one
- *    thread meanwhile (px_blas_enter). Half-precision weights: M > 256 widens
- *    shared panels inside the same parallel region; M <= 256 widens per tile
- *    into a per-thread buffer (in L2-sized pieces for M <= 16, where reading
- *    the weights is the cost and half precision halves it).
+ * costs 2-10x). The output is cut into tiles whose size depends on the shape
+ * only (M in parts of at most 256 rows, N narrowed until there are at least 8
+ * tiles); each tile is one single-threaded cblas_sgemm and the tiles are
+ * spread over the OpenMP threads, so the result is bit-identical for any
+ * thread count by construction. (OpenBLAS threading one whole-width call
+ * itself was a few percent faster for M = 2048, but its results change with
+ * the thread count: measured on 5 shapes, 6-93 % of the elements differed in
+ * the last bits between 1 and 2 threads.) The OpenMP build of OpenBLAS runs
+ * single-threaded inside our parallel regions by itself; a pthreads OpenBLAS
+ * is set to one thread meanwhile (px_blas_enter). Half-precision weights:
+ * M > 256 widens shared panels inside the same parallel region; M <= 256
+ * widens per tile into a per-thread buffer (in L2-sized pieces for M <= 16,
+ * where reading the weights is the cost and half precision halves it).
  * Measurements against raw cblas_sgemm: doc/performance.md (bench/bench_ops). */
 #include "gemm_internal.h"
 #include "ops.h"
@@ -67,19 +64,6 @@ int px_blas_enter(void)
 void px_blas_leave(int entered)
 {
     if (entered) openblas_set_num_threads(px_get_num_threads());
-}
-
-/* 1 when OpenBLAS is the OpenMP build: its threads are OpenMP's, so one
- * multithreaded call shares the pool instead of competing with it. */
-static int blas_uses_openmp(void)
-{
-#ifdef _OPENMP
-    static int v = -1;
-    if (v < 0) v = openblas_get_parallel() == 2;
-    return v && !omp_in_parallel();
-#else
-    return 0;
-#endif
 }
 
 static int nthreads_for(double flops)
@@ -129,11 +113,6 @@ void px_sgemm(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float a
     const int64_t rm = tile_rows(M), cn = tile_cols(M, N);
     const int64_t tm = ceil_div(M, rm), tn = ceil_div(N, cn);
     const int nt = nthreads_for(2.0 * (double)M * (double)N * (double)K);
-    if (nt > 1 && blas_uses_openmp()) {
-        /* OpenBLAS threads the one call on our own pool (see px_linear) */
-        px_sgemm1(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-        return;
-    }
     int entered = nt > 1 ? px_blas_enter() : 0;
 #pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1 && tm * tn > 1)
     for (int64_t t = 0; t < tm * tn; t++) {
@@ -197,43 +176,6 @@ int px_linear(float *out, const float *in, const px_tensor *w, const float *bias
         (px_gemm_path == PX_GEMM_BLOCKED || M > TILE_M))
         return px_linear_blocked(out, in, w, bias, M, &gk, nt);
     const int64_t rm = tile_rows(M), tm = ceil_div(M, rm);
-
-    if (nt > 1 && tm > 1 && blas_uses_openmp()) {
-        /* OpenMP OpenBLAS and many rows: whole-width calls, threaded by
-         * OpenBLAS on our pool (it splits M and N, never K, so the result is
-         * the same for any thread count); bias rows first, then beta = 1. */
-        float beta = 0.0f;
-        if (bias) {
-#pragma omp parallel for schedule(static) num_threads(nt)
-            for (int64_t m = 0; m < M; m++) memcpy(out + m * N, bias, (size_t)N * sizeof(float));
-            beta = 1.0f;
-        }
-        if (w->dtype == PX_F32) {
-            px_sgemm1(0, 1, M, N, K, 1.0f, in, K, w->data, K, beta, out, N);
-            return 0;
-        }
-        int64_t P = PANEL_BYTES / (K * (int64_t)sizeof(float));
-        if (P < TILE_ALIGN) P = TILE_ALIGN;
-        if (P > N) P = N;
-        const int64_t npanel = ceil_div(N, P);
-        P = ceil_div(N, npanel);
-        float *panel = px_malloc((size_t)(P * K) * sizeof(float), "linear weight panel");
-        if (!panel) return -1;
-        const uint16_t *wh = w->data;
-        void (*widen)(float *, const uint16_t *, size_t) =
-            w->dtype == PX_BF16 ? px_k.bf16_to_f32 : px_k.f16_to_f32;
-        for (int64_t p0 = 0; p0 < N; p0 += P) {
-            const int64_t pb = N - p0 < P ? N - p0 : P;
-#pragma omp parallel for schedule(static) num_threads(nt)
-            for (int64_t r0 = 0; r0 < pb; r0 += 16) {
-                int64_t rb = pb - r0 < 16 ? pb - r0 : 16;
-                widen(panel + r0 * K, wh + (p0 + r0) * K, (size_t)(rb * K));
-            }
-            px_sgemm1(0, 1, M, pb, K, 1.0f, in, K, panel, K, beta, out + p0, N);
-        }
-        free(panel);
-        return 0;
-    }
 
     if (w->dtype == PX_F32) {
         const float *wf = w->data;

@@ -242,6 +242,47 @@ START_TEST(cblas_panels_forced)
 }
 END_TEST
 
+/* The cblas paths (px_linear forced onto them, and px_sgemm) give the same
+ * bits for 1 and 2 threads: their tiles depend on the shape only. (OpenBLAS
+ * threading one whole call itself did not: 6-93 % of the elements of these
+ * shapes differed in the last bits.) */
+START_TEST(cblas_paths_threads_bit_identical)
+{
+    const int64_t shapes[][3] = { { 300, 260, 190 }, { 513, 1000, 37 }, { 300, 37, 851 } };
+    const int saved = px_get_num_threads();
+    for (size_t si = 0; si < 3; si++) {
+        const int64_t M = shapes[si][0], N = shapes[si][1], K = shapes[si][2];
+        float *x = malloc(M * K * 4), *w = malloc(N * K * 4), *b = malloc(N * 4);
+        float *y[2], *g[2];
+        uint16_t *wh = malloc(N * K * 2);
+        px_test_fill_uniform(x, M * K, 31 + si, -1, 1);
+        px_test_fill_uniform(w, N * K, 41 + si, -1, 1);
+        px_test_fill_uniform(b, N, 51 + si, -1, 1);
+        px_convert_from_f32(wh, PX_BF16, w, N * K);
+        px_tensor wf = px_tensor_view(PX_F32, w, 2, (int64_t[]){ N, K });
+        px_tensor wb = px_tensor_view(PX_BF16, wh, 2, (int64_t[]){ N, K });
+        for (int d = 0; d < 2; d++) {
+            px_gemm_path = PX_GEMM_CBLAS;
+            for (int t = 0; t < 2; t++) {
+                px_set_num_threads(t + 1);
+                y[t] = malloc(M * N * 4);
+                g[t] = malloc(M * N * 4);
+                ck_assert_int_eq(px_linear(y[t], x, d ? &wb : &wf, b, M), 0);
+                px_sgemm(0, 1, M, N, K, 1.0f, x, K, w, K, 0.0f, g[t], N);
+            }
+            px_gemm_path = PX_GEMM_AUTO;
+            ck_assert_msg(memcmp(y[0], y[1], M * N * 4) == 0, "px_linear (cblas, %s) %lldx%lldx%lld: 1 vs 2 threads",
+                          d ? "bf16" : "f32", (long long)M, (long long)N, (long long)K);
+            ck_assert_msg(memcmp(g[0], g[1], M * N * 4) == 0, "px_sgemm %lldx%lldx%lld: 1 vs 2 threads", (long long)M,
+                          (long long)N, (long long)K);
+            for (int t = 0; t < 2; t++) { free(y[t]); free(g[t]); }
+        }
+        free(x); free(w); free(b); free(wh);
+    }
+    px_set_num_threads(saved);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("gemm");
@@ -252,6 +293,7 @@ static Suite *suite(void)
     tcase_add_test(tc, half_weights_equal_rounded_f32);
     tcase_add_test(tc, blocked_close_to_cblas_path);
     tcase_add_test(tc, cblas_panels_forced);
+    tcase_add_test(tc, cblas_paths_threads_bit_identical);
     suite_add_tcase(s, tc);
     return s;
 }
