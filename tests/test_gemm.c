@@ -23,17 +23,6 @@ static const int64_t shapes[][3] = {
     { 13, 33, 257 }, { 1, 100, 300 }, { 7, 45, 520 }, { 200, 70, 40 }, { 7, 4100, 1024 },
 };
 
-static void linear_double(float *out, const float *in, const float *w, const float *bias, int64_t M,
-                          int64_t N, int64_t K)
-{
-    for (int64_t m = 0; m < M; m++)
-        for (int64_t n = 0; n < N; n++) {
-            double acc = bias ? bias[n] : 0;
-            for (int64_t k = 0; k < K; k++) acc += (double)in[m * K + k] * w[n * K + k];
-            out[m * N + n] = (float)acc;
-        }
-}
-
 typedef struct {
     int64_t M, N, K;
     float *x, *b, *wr; /* activations, bias, weights as rounded to the dtype (F32) */
@@ -85,7 +74,7 @@ START_TEST(blocked_matches_double_product)
         for (int d = 0; d < 3; d++)
             for (int with_bias = 0; with_bias < 2; with_bias++) {
                 const float *bias = with_bias ? p.b : NULL;
-                linear_double(want, p.x, p.wr + (size_t)d * (size_t)(p.N * p.K), bias, p.M, p.N, p.K);
+                px_test_linear_double(want, p.x, p.wr + (size_t)d * (size_t)(p.N * p.K), bias, p.M, p.N, p.K);
                 px_tensor wt = weight(&p, d);
                 ck_assert_int_eq(px_linear_blocked(got, p.x, &wt, bias, p.M, &g, 2), 0);
                 char label[96];
@@ -211,10 +200,12 @@ START_TEST(blocked_close_to_cblas_path)
 }
 END_TEST
 
-/* The cblas path's shared widened panels (M > 256, N x K over one 16 MiB
- * panel of F32) no longer run by themselves on AVX2 CPUs, where px_linear
- * takes the blocked path for M > 256: forced here, as test_ops checks them
- * on other CPUs. Weights are multiples of 1/256, exact in all three dtypes. */
+/* M > 256 (several M tiles) and N x K over one 16 MiB panel of F32, on each
+ * path forced: the cblas path's shared widened panels (px_linear's own choice
+ * on CPUs without the AVX2 micro-kernel) and the blocked GEMM over several
+ * weight blocks (its choice on AVX2; elsewhere forcing it falls back to
+ * cblas). Weights are multiples of 1/256 below 1, exact in F32, BF16 and
+ * F16, so one double-precision product is the reference for all three. */
 START_TEST(cblas_panels_forced)
 {
     const int64_t M = 260, N = 1030, K = 4100;
@@ -225,7 +216,7 @@ START_TEST(cblas_panels_forced)
     px_test_fill_uniform(w, N * K, 32, -1, 1);
     for (int64_t i = 0; i < N * K; i++) w[i] = rintf(w[i] * 255.0f) / 256.0f;
     px_test_fill_uniform(b, N, 33, -1, 1);
-    linear_double(want, x, w, b, M, N, K);
+    px_test_linear_double(want, x, w, b, M, N, K);
     for (int path = PX_GEMM_CBLAS; path <= PX_GEMM_BLOCKED; path++)
         for (int d = 0; d < 3; d++) {
             if (d) px_convert_from_f32(wh, dtypes[d], w, N * K);

@@ -342,17 +342,6 @@ END_TEST
 
 /* ---- GEMM -------------------------------------------------------------- */
 
-static void linear_naive(float *out, const float *in, const float *w, const float *bias, int64_t M,
-                         int64_t N, int64_t K)
-{
-    for (int64_t m = 0; m < M; m++)
-        for (int64_t n = 0; n < N; n++) {
-            double acc = bias ? bias[n] : 0;
-            for (int64_t k = 0; k < K; k++) acc += (double)in[m * K + k] * w[n * K + k];
-            out[m * N + n] = (float)acc;
-        }
-}
-
 START_TEST(linear_all_weight_dtypes)
 {
     /* {3, 700, 1000}: matrix-vector path, several widened pieces per N tile */
@@ -377,7 +366,7 @@ START_TEST(linear_all_weight_dtypes)
             }
             px_tensor wt = px_tensor_view(d, wd, 2, (int64_t[]){ N, K });
             for (int with_bias = 0; with_bias < 2; with_bias++) {
-                linear_naive(want, x, wr, with_bias ? b : NULL, M, N, K);
+                px_test_linear_double(want, x, wr, with_bias ? b : NULL, M, N, K);
                 ck_assert_int_eq(px_linear(got, x, &wt, with_bias ? b : NULL, M), 0);
                 char label[64];
                 snprintf(label, sizeof label, "linear %s %lldx%lldx%lld", px_dtype_name(d), (long long)M,
@@ -388,36 +377,6 @@ START_TEST(linear_all_weight_dtypes)
         }
         free(x); free(w); free(b); free(want); free(got); free(wr); free(wh);
     }
-}
-END_TEST
-
-/* M > 256 (several M tiles) and N x K larger than one widened panel (16 MiB
- * of F32): without AVX2 the shared-panel paths run over two panels; with AVX2
- * px_linear takes the blocked GEMM here over several weight blocks (the
- * two-panel cblas case is forced in tests/test_gemm.c). Weights are
- * multiples of 1/256 below 1 in magnitude, exact in F32, BF16 and F16, so one
- * naive double-precision product is the reference for all three dtypes. */
-START_TEST(linear_panels_all_dtypes)
-{
-    const int64_t M = 260, N = 1030, K = 4100;
-    float *x = malloc(M * K * 4), *w = malloc(N * K * 4), *b = malloc(N * 4);
-    float *want = malloc(M * N * 4), *got = malloc(M * N * 4);
-    uint16_t *wh = malloc(N * K * 2);
-    px_test_fill_uniform(x, M * K, 31, -1, 1);
-    px_test_fill_uniform(w, N * K, 32, -1, 1);
-    for (int64_t i = 0; i < N * K; i++) w[i] = rintf(w[i] * 255.0f) / 256.0f;
-    px_test_fill_uniform(b, N, 33, -1, 1);
-    linear_naive(want, x, w, b, M, N, K);
-    for (int dt = 0; dt < 3; dt++) {
-        px_dtype d = dt == 0 ? PX_F32 : dt == 1 ? PX_BF16 : PX_F16;
-        if (d != PX_F32) px_convert_from_f32(wh, d, w, N * K);
-        px_tensor wt = px_tensor_view(d, d == PX_F32 ? (void *)w : (void *)wh, 2, (int64_t[]){ N, K });
-        ck_assert_int_eq(px_linear(got, x, &wt, b, M), 0);
-        char label[64];
-        snprintf(label, sizeof label, "linear panels %s", px_dtype_name(d));
-        assert_close(got, want, M * N, 2e-6 * sqrt((double)K) + 1e-6, 1e-5, label);
-    }
-    free(x); free(w); free(b); free(want); free(got); free(wh);
 }
 END_TEST
 
@@ -514,7 +473,6 @@ static Suite *suite(void)
     tcase_add_test(tc, conv_and_upsample_match_torch);
     tcase_add_test(tc, attention_matches_torch);
     tcase_add_test(tc, linear_all_weight_dtypes);
-    tcase_add_test(tc, linear_panels_all_dtypes);
     tcase_add_loop_test(tc, attention_tiled_matches_reference, 0, 3);
     tcase_add_test(tc, conv_im2col_matches_reference);
     tcase_add_test(tc, threads_bit_identical);

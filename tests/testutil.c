@@ -148,6 +148,17 @@ void px_test_fill_uniform(float *x, size_t n, uint64_t seed, float lo, float hi)
     }
 }
 
+void px_test_linear_double(float *out, const float *in, const float *w, const float *bias, int64_t M, int64_t N,
+                           int64_t K)
+{
+    for (int64_t m = 0; m < M; m++)
+        for (int64_t n = 0; n < N; n++) {
+            double acc = bias ? bias[n] : 0;
+            for (int64_t k = 0; k < K; k++) acc += (double)in[m * K + k] * w[n * K + k];
+            out[m * N + n] = (float)acc;
+        }
+}
+
 // ----------------------------------------------------------------------------
 // temporary folders and files
 

@@ -45,6 +45,12 @@ void px_test_check_ref(const px_st_file *f, const char *key, const float *got, s
 /* Deterministic pseudo-random floats in [lo, hi) for kernel tests. */
 void px_test_fill_uniform(float *x, size_t n, uint64_t seed, float lo, float hi);
 
+/* nn.Linear in double: out (M, N) = in (M, K) @ w (N, K)^T + bias (or NULL),
+ * each sum accumulated in double, then rounded once: the reference px_linear
+ * is compared against. */
+void px_test_linear_double(float *out, const float *in, const float *w, const float *bias, int64_t M, int64_t N,
+                           int64_t K);
+
 /* ---- temporary folders and files ------------------------------------------
  * All of these fail the test (ck_abort) when the file system says no. */
 
