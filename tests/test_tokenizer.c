@@ -914,12 +914,13 @@ START_TEST(reference_t5_cases)
 END_TEST
 
 /* Tokenize prompt(s) of a pipeline call (a string or a list) and compare with
- * the reference ids (B, 120). */
+ * the reference ids (B, max_len): 120 for PixArtAlphaPipeline, 300 by default
+ * for PixArtSigmaPipeline, or the call's max_sequence_length. */
 static int check_prompt_ids(const px_t5tok *tok, const px_json *prompt, const int64_t *want, size_t nwant,
-                            const char *ctx)
+                            size_t max_len, const char *ctx)
 {
     size_t b = prompt->type == PX_JSON_ARRAY ? prompt->count : 1;
-    if (nwant != b * 120) {
+    if (nwant != b * max_len) {
         fprintf(stderr, "%s: %zu reference ids for %zu prompts\n", ctx, nwant, b);
         return 1;
     }
@@ -930,12 +931,13 @@ static int check_prompt_ids(const px_t5tok *tok, const px_json *prompt, const in
         char *pp;
         size_t pl;
         ck_assert_int_eq(px_pixart_preprocess_n(p->string, p->len, &pp, &pl), 0);
-        int32_t ids[120];
-        ck_assert_int_eq(px_t5tok_encode_n(tok, pp, pl, 120, ids, NULL, NULL), 0);
-        for (int k = 0; k < 120; k++)
-            if (ids[k] != want[i * 120 + (size_t)k]) {
-                fprintf(stderr, "%s row %zu: id %d at %d, reference %lld\n", ctx, i, ids[k], k,
-                        (long long)want[i * 120 + (size_t)k]);
+        int32_t ids[1024];
+        ck_assert(max_len <= 1024);
+        ck_assert_int_eq(px_t5tok_encode_n(tok, pp, pl, max_len, ids, NULL, NULL), 0);
+        for (size_t k = 0; k < max_len; k++)
+            if (ids[k] != want[i * max_len + k]) {
+                fprintf(stderr, "%s row %zu: id %d at %zu, reference %lld\n", ctx, i, ids[k], k,
+                        (long long)want[i * max_len + k]);
                 bad++;
                 break;
             }
@@ -965,10 +967,12 @@ START_TEST(reference_pipeline_prompts)
         const px_json *call = member(j, "call", PX_JSON_OBJECT);
         const px_json *prompt = px_json_get(call, "prompt");
         ck_assert_ptr_nonnull(prompt);
+        const px_json *msl = px_json_get(call, "max_sequence_length");
+        const size_t max_len = msl && msl->type == PX_JSON_NUMBER ? (size_t)msl->integer : 120;
         px_st_file *f = px_test_open(px_test_ref(st_rel));
         size_t n;
         int64_t *ids = px_test_get_i64(f, "pipeline/prompt_ids", &n);
-        bad += check_prompt_ids(tok, prompt, ids, n, rel);
+        bad += check_prompt_ids(tok, prompt, ids, n, max_len, rel);
         free(ids);
         checked++;
         const px_json *neg = px_json_get(call, "negative_prompt");
@@ -976,9 +980,9 @@ START_TEST(reference_pipeline_prompts)
             ids = px_test_get_i64(f, "pipeline/negative_ids", &n);
             size_t b = prompt->type == PX_JSON_ARRAY ? prompt->count : 1;
             if (neg->type == PX_JSON_STRING) {
-                for (size_t i = 0; i < b; i++) bad += check_prompt_ids(tok, neg, ids + i * 120, 120, rel);
+                for (size_t i = 0; i < b; i++) bad += check_prompt_ids(tok, neg, ids + i * max_len, max_len, max_len, rel);
             } else {
-                bad += check_prompt_ids(tok, neg, ids, n, rel);
+                bad += check_prompt_ids(tok, neg, ids, n, max_len, rel);
             }
             free(ids);
         }
