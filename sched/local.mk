@@ -13,6 +13,7 @@ libpx_sched_la_SOURCES = \
 	sched/config.c sched/config.h \
 	sched/ddim.c sched/ddim.h \
 	sched/dpmsolver.c sched/dpmsolver.h \
+	sched/lcm.c sched/lcm.h \
 	sched/scheduler.c sched/scheduler.h
 libpx_sched_la_CFLAGS = $(AM_CFLAGS) -ffp-contract=off
 libpixart_la_LIBADD += libpx_sched.la
