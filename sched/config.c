@@ -412,7 +412,13 @@ static int lcm_sa_keys(const reader *rp, px_sched_config *c, const px_json *obj)
     v = c->corrector_order;
     if (get_int(&r, "corrector_order", &v, 1, 3)) return -1;
     c->corrector_order = (int)v;
-    {
+    /* Another class's algorithm_type (DPM-Solver's "dpmsolver++") would make
+     * SASolverScheduler.from_config raise; the PixArt model card swaps it in
+     * as from_config(config, algorithm_type='data_prediction'), which is what
+     * loading another class's file as SA-Solver does here. */
+    const px_json *cls = px_json_get(obj, "_class_name");
+    int own = !cls || (cls->type == PX_JSON_STRING && !strcmp(cls->string, "SASolverScheduler"));
+    if (own) {
         int tmp = (int)c->sa_algorithm;
         if (get_enum(&r, "algorithm_type", sa_algo_names, sa_algo_vals, &tmp) < 0) return -1;
         c->sa_algorithm = (px_sa_algorithm)tmp;

@@ -14,6 +14,7 @@ libpx_sched_la_SOURCES = \
 	sched/ddim.c sched/ddim.h \
 	sched/dpmsolver.c sched/dpmsolver.h \
 	sched/lcm.c sched/lcm.h \
+	sched/sasolver.c sched/sasolver.h \
 	sched/scheduler.c sched/scheduler.h
 libpx_sched_la_CFLAGS = $(AM_CFLAGS) -ffp-contract=off
 libpixart_la_LIBADD += libpx_sched.la

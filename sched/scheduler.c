@@ -15,6 +15,7 @@ int px_scheduler_init(px_scheduler *s, const px_sched_config *cfg)
     case PX_SCHED_DDIM: return px_ddim_init(&s->ddim, cfg);
     case PX_SCHED_DPM: return px_dpm_init(&s->dpm, cfg);
     case PX_SCHED_LCM: return px_lcm_init(&s->lcm, cfg);
+    case PX_SCHED_SA: return px_sa_init(&s->sa, cfg);
     }
     return px_fail("scheduler: unknown kind %d", (int)cfg->kind);
 }
@@ -25,6 +26,7 @@ void px_scheduler_free(px_scheduler *s)
     if (s->kind == PX_SCHED_DDIM) px_ddim_free(&s->ddim);
     else if (s->kind == PX_SCHED_DPM) px_dpm_free(&s->dpm);
     else if (s->kind == PX_SCHED_LCM) px_lcm_free(&s->lcm);
+    else if (s->kind == PX_SCHED_SA) px_sa_free(&s->sa);
     s->timesteps = NULL;
     s->n_timesteps = 0;
 }
@@ -39,6 +41,15 @@ int px_scheduler_set_timesteps(px_scheduler *s, int64_t num_inference_steps, con
         if (px_ddim_set_timesteps(&s->ddim, num_inference_steps)) return -1;
         s->timesteps = s->ddim.timesteps;
         s->n_timesteps = s->ddim.n_timesteps;
+        return 0;
+    }
+    if (s->kind == PX_SCHED_SA) {
+        if (timesteps)
+            return px_fail("SASolverScheduler does not support custom timesteps (its set_timesteps has no "
+                           "`timesteps` argument)");
+        if (px_sa_set_timesteps(&s->sa, num_inference_steps)) return -1;
+        s->timesteps = s->sa.timesteps;
+        s->n_timesteps = s->sa.n_timesteps;
         return 0;
     }
     if (s->kind == PX_SCHED_LCM) {
@@ -80,6 +91,11 @@ int px_scheduler_step(px_scheduler *s, const float *model_output, int64_t model_
         px_lcm_step_args a = { args->generators, args->n_generators, args->variance_noise,
                                args->variance_noise_out, args->denoised_out };
         return px_lcm_step(&s->lcm, model_output, t, sample, dims, &a, prev_sample);
+    }
+    if (s->kind == PX_SCHED_SA) {
+        px_sa_step_args a = { args->generators, args->n_generators, args->variance_noise,
+                              args->variance_noise_out };
+        return px_sa_step(&s->sa, model_output, model_channels, t, sample, dims, &a, prev_sample);
     }
     px_dpm_step_args a = { args->generators, args->n_generators, args->variance_noise };
     return px_dpm_step(&s->dpm, model_output, model_channels, t, sample, dims, &a, prev_sample);

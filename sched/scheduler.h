@@ -31,6 +31,7 @@
 #include "sched/ddim.h"
 #include "sched/dpmsolver.h"
 #include "sched/lcm.h"
+#include "sched/sasolver.h"
 #include "sched/rng.h"
 
 typedef struct px_scheduler {
@@ -41,6 +42,7 @@ typedef struct px_scheduler {
     px_ddim ddim;               /* kind == PX_SCHED_DDIM */
     px_dpm dpm;                 /* kind == PX_SCHED_DPM */
     px_lcm lcm;                 /* kind == PX_SCHED_LCM */
+    px_sa sa;                   /* kind == PX_SCHED_SA */
 } px_scheduler;
 
 int px_scheduler_init(px_scheduler *s, const px_sched_config *cfg);

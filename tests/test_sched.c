@@ -18,9 +18,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* SA-Solver is not implemented yet: its traces / cases are skipped (visibly) */
-#define SA_IMPLEMENTED 0
-
 // ---------------------------------------------------------------------------
 // trace runner
 
@@ -73,6 +70,26 @@ static int64_t shape_numel(const px_json *s, int64_t *dims4)
     return n;
 }
 
+/* SA-Solver's per-step facts against the reference's record (trace `steps`,
+ * case `derived.sasolver_steps`): corrector on/off, its order and tau, the
+ * predictor's order and tau. */
+static void check_sa_step(const px_json *steps, int64_t i, const px_sa_step_info *got, const char *name)
+{
+    ck_assert_msg(steps && steps->type == PX_JSON_ARRAY && (int64_t)steps->count > i, "%s: steps", name);
+    const px_json *e = steps->items[i];
+    ck_assert_int_eq(px_json_get(e, "step")->integer, i);
+    ck_assert_msg(px_json_get(e, "use_corrector")->boolean == got->use_corrector, "%s step %lld: use_corrector",
+                  name, (long long)i);
+    if (got->use_corrector) {
+        ck_assert_int_eq(px_json_get(e, "corrector_order")->integer, got->corrector_order);
+        ck_assert_int_eq(px_json_get(e, "tau_corrector")->integer, got->tau_corrector);
+    }
+    ck_assert_int_eq(px_json_get(e, "predictor_order")->integer, got->predictor_order);
+    ck_assert_int_eq(px_json_get(e, "tau_predictor")->integer, got->tau_predictor);
+    const px_json *drawn = px_json_get(e, "noise_drawn");
+    if (drawn) ck_assert(drawn->boolean);
+}
+
 /* Runs one trace (reference JSON layout); tensors are f[prefix + key]. */
 static void run_trace(const px_json *t, const px_st_file *f, const char *prefix, int full, trace_stats *st)
 {
@@ -121,10 +138,13 @@ static void run_trace(const px_json *t, const px_st_file *f, const char *prefix,
 
     const float *ac = cfg.kind == PX_SCHED_DDIM ? s.ddim.alphas_cumprod
                       : cfg.kind == PX_SCHED_LCM ? s.lcm.alphas_cumprod
+                      : cfg.kind == PX_SCHED_SA  ? s.sa.tables.alphas_cumprod
                                                  : s.dpm.alphas_cumprod;
     if (has_key(stored, "alphas_cumprod")) compare(f, prefix, "alphas_cumprod", ac, (size_t)cfg.num_train_timesteps, st);
     if (cfg.kind == PX_SCHED_DPM && has_key(stored, "sigmas"))
         compare(f, prefix, "sigmas", s.dpm.sigmas, (size_t)s.n_timesteps + 1, st);
+    if (cfg.kind == PX_SCHED_SA && has_key(stored, "sigmas"))
+        compare(f, prefix, "sigmas", s.sa.sigmas, (size_t)s.n_timesteps + 1, st);
     if (cfg.kind == PX_SCHED_LCM && has_key(stored, "c_skip")) {
         /* the float32 boundary-condition scalings (pitfall 22) */
         float cs[256], co[256];
@@ -197,6 +217,14 @@ static void run_trace(const px_json *t, const px_st_file *f, const char *prefix,
         if (want_noise) compare(f, prefix, k, noise, (size_t)n, st);
         snprintf(k, sizeof k, "denoised_%02lld", (long long)i);
         if (cfg.kind == PX_SCHED_LCM && has_key(stored, k)) compare(f, prefix, k, den, (size_t)n, st);
+        if (cfg.kind == PX_SCHED_SA) {
+            /* the corrected sample (the predictor's input), the converted model output */
+            snprintf(k, sizeof k, "sample_corrected_%02lld", (long long)i);
+            if (has_key(stored, k)) compare(f, prefix, k, s.sa.last_sample, (size_t)n, st);
+            snprintf(k, sizeof k, "model_output_converted_%02lld", (long long)i);
+            if (has_key(stored, k)) compare(f, prefix, k, s.sa.model_outputs[s.sa.history - 1], (size_t)n, st);
+            check_sa_step(px_json_get(t, "steps"), i, &s.sa.last_step, name);
+        }
         snprintf(k, sizeof k, "prev_sample_%02lld", (long long)i);
         if (has_key(stored, k)) compare(f, prefix, k, next, (size_t)n, st);
         snprintf(k, sizeof k, "pred_original_sample_%02lld", (long long)i);
@@ -225,11 +253,6 @@ static void run_trace_file(const char *json_path, const char *st_path, size_t ex
     px_st_file *f = px_test_open(st_path);
     trace_stats st = { 0 };
     for (size_t i = 0; i < traces->count; i++) {
-        if (!SA_IMPLEMENTED && !strcmp(px_json_get(traces->items[i], "class")->string, "SASolverScheduler")) {
-            fprintf(stderr, "SKIP %s: SASolverScheduler is not implemented\n",
-                    px_json_get(traces->items[i], "name")->string);
-            continue;
-        }
         char prefix[160];
         snprintf(prefix, sizeof prefix, "%s/", px_json_get(traces->items[i], "name")->string);
         run_trace(traces->items[i], f, prefix, 0, &st);
@@ -269,31 +292,21 @@ START_TEST(test_reference_traces_full)
     px_json *index = px_json_load_file(px_test_ref("sched/index.json"));
     ck_assert_msg(index && index->type == PX_JSON_ARRAY, "%s", px_last_error());
     trace_stats st = { 0 };
-    size_t skipped = 0;
     for (size_t i = 0; i < index->count; i++) {
         const char *name = px_json_get(index->items[i], "name")->string;
         char rel[256];
         snprintf(rel, sizeof rel, "sched/%s.json", name);
         px_json *t = px_json_load_file(px_test_ref(rel));
         ck_assert_msg(t, "%s", px_last_error());
-        const char *cls = px_json_get(t, "class")->string;
-        if (strcmp(cls, "DDIMScheduler") && strcmp(cls, "DPMSolverMultistepScheduler") &&
-            strcmp(cls, "LCMScheduler")) {
-            /* SASolverScheduler traces: not implemented yet (issue 14) */
-            fprintf(stderr, "SKIP reference sched/%s: %s is not implemented\n", name, cls);
-            skipped++;
-            px_json_free(t);
-            continue;
-        }
         snprintf(rel, sizeof rel, "sched/%s.safetensors", name);
         px_st_file *f = px_test_open(px_test_ref(rel));
         run_trace(t, f, "", 1, &st);
         px_st_close(f);
         px_json_free(t);
     }
-    fprintf(stderr, "reference sched/: %zu traces (%zu skipped), %zu tensors, %zu not bit-identical, max rel err %.3g\n",
-            index->count - skipped, skipped, st.tensors, st.not_bitexact, st.max_rel);
-    ck_assert_uint_ge(index->count - skipped, 28);
+    fprintf(stderr, "reference sched/: %zu traces, %zu tensors, %zu not bit-identical, max rel err %.3g\n",
+            index->count, st.tensors, st.not_bitexact, st.max_rel);
+    ck_assert_uint_ge(index->count, 28 + 14 + 15);
     ck_assert_uint_eq(st.out_of_tol, 0);
     ck_assert_uint_eq(st.not_bitexact, 0);
     px_json_free(index);
@@ -379,7 +392,7 @@ static void replay_case(const char *dir, const char *name, trace_stats *st)
         ck_assert(!px_scheduler_step_draws(&s, s.n_timesteps - 1, eta));
     }
     for (int64_t i = 0; i < s.n_timesteps; i++) {
-        char k[64];
+        char k[96];
         snprintf(k, sizeof k, "pipeline/transformer_out_step%02lld", (long long)i);
         if (!px_st_find(f, k)) break; /* large latents: only step 00 is stored */
         size_t no;
@@ -404,6 +417,15 @@ static void replay_case(const char *dir, const char *name, trace_stats *st)
         if (eta > 0) {
             snprintf(k, sizeof k, "pipeline/ddim_variance_noise_step%02lld", (long long)i);
             compare(f, "", k, noise, n, st);
+        }
+        if (cfg.kind == PX_SCHED_SA) {
+            snprintf(k, sizeof k, "pipeline/sasolver_noise_step%02lld", (long long)i);
+            compare(f, "", k, noise, n, st);
+            snprintf(k, sizeof k, "pipeline/sasolver_corrected_step%02lld", (long long)i);
+            compare(f, "", k, s.sa.last_sample, n, st);
+            snprintf(k, sizeof k, "pipeline/sasolver_model_output_converted_step%02lld", (long long)i);
+            compare(f, "", k, s.sa.model_outputs[s.sa.history - 1], n, st);
+            check_sa_step(px_json_get(derived, "sasolver_steps"), i, &s.sa.last_step, name);
         }
         if (cfg.kind == PX_SCHED_LCM) {
             snprintf(k, sizeof k, "pipeline/lcm_noise_step%02lld", (long long)i);
@@ -454,7 +476,6 @@ START_TEST(test_pipeline_cases_lcm_sa)
     ck_assert_msg(index && index->type == PX_JSON_ARRAY, "%s", px_last_error());
     trace_stats st = { 0 };
     for (size_t i = 0; i < index->count; i++) {
-        if (!SA_IMPLEMENTED && !strcmp(px_json_get(index->items[i], "group")->string, "sasolver")) continue;
         replay_case("sched/cases", px_json_get(index->items[i], "name")->string, &st);
     }
     fprintf(stderr, "LCM / SA-Solver pipeline cases: %zu calls, %zu tensors, %zu not bit-identical, max rel err %.3g\n",
@@ -789,6 +810,111 @@ START_TEST(test_lcm_errors)
 }
 END_TEST
 
+/* SASolverScheduler configs and errors */
+START_TEST(test_config_sa)
+{
+    px_sched_config c;
+    ck_assert_msg(!parse(&c, "{\"_class_name\": \"SASolverScheduler\", \"tau_func\": null}", -1), "%s",
+                  px_last_error());
+    ck_assert_int_eq(c.kind, PX_SCHED_SA);
+    ck_assert_str_eq(px_sched_class_name(c.kind), "SASolverScheduler");
+    ck_assert_int_eq(c.predictor_order, 2);
+    ck_assert_int_eq(c.corrector_order, 2);
+    ck_assert_int_eq(c.sa_algorithm, PX_SA_DATA_PREDICTION);
+    ck_assert_int_eq(c.timestep_spacing, PX_SPACING_LINSPACE);
+    ck_assert_int_eq(c.beta_schedule, PX_BETA_LINEAR);
+    ck_assert_int_eq(c.lower_order_final, 1);
+    px_sched_config_free(&c);
+    ck_assert_msg(!parse(&c, "{\"_class_name\": \"SASolverScheduler\", \"algorithm_type\": \"noise_prediction\","
+                             " \"predictor_order\": 3, \"corrector_order\": 1, \"use_karras_sigmas\": true,"
+                             " \"variance_type\": \"learned_range\"}", -1), "%s", px_last_error());
+    ck_assert_int_eq(c.sa_algorithm, PX_SA_NOISE_PREDICTION);
+    ck_assert_int_eq(c.predictor_order, 3);
+    ck_assert_int_eq(c.corrector_order, 1);
+    ck_assert_int_eq(c.use_karras_sigmas, 1);
+    ck_assert_int_eq(c.learned_variance, 1);
+    px_sched_config_free(&c);
+
+    /* SASolverScheduler.from_config(PixArt's DPM config, algorithm_type='data_prediction')
+     * (the model card's call): DPM's "dpmsolver++" is not taken; rescale_betas_zero_snr is
+     * not an SA argument */
+    ck_assert_msg(!parse(&c, pixart_cfg, PX_SCHED_SA), "%s", px_last_error());
+    ck_assert_int_eq(c.kind, PX_SCHED_SA);
+    ck_assert_int_eq(c.sa_algorithm, PX_SA_DATA_PREDICTION);
+    ck_assert_int_eq(c.timestep_spacing, PX_SPACING_LINSPACE);
+    px_sched_config_free(&c);
+    ck_assert_msg(!parse(&c, "{\"_class_name\": \"DDIMScheduler\", \"rescale_betas_zero_snr\": true}",
+                         PX_SCHED_SA), "%s", px_last_error());
+    ck_assert_int_eq(c.rescale_betas_zero_snr, 0);
+    px_sched_config_free(&c);
+
+    ck_assert_int_eq(px_sched_kind_from_name("sa-solver"), PX_SCHED_SA);
+    ck_assert_int_eq(px_sched_kind_from_name("SASolverScheduler"), PX_SCHED_SA);
+    expect_error("{\"_class_name\": \"sa-solver\"}", -1, "_class_name");
+    expect_error("{\"_class_name\": \"SASolverScheduler\", \"algorithm_type\": \"dpmsolver++\"}", -1,
+                 "'algorithm_type'");
+    expect_error("{\"_class_name\": \"SASolverScheduler\", \"predictor_order\": 4}", -1, "'predictor_order'");
+    expect_error("{\"_class_name\": \"SASolverScheduler\", \"corrector_order\": 0}", -1, "'corrector_order'");
+    expect_error("{\"_class_name\": \"SASolverScheduler\", \"tau_func\": \"lambda t: 0\"}", -1, "'tau_func'");
+    expect_error("{\"_class_name\": \"SASolverScheduler\", \"use_karras_sigmas\": true, \"sigma_min\": 0.1}", -1,
+                 "'sigma_min'");
+    expect_error("{\"_class_name\": \"SASolverScheduler\", \"beta_start\": 1}", -1, "'beta_start'");
+    expect_error("{\"_class_name\": \"SASolverScheduler\", \"lambda_min_clipped\": NaN}", -1,
+                 "'lambda_min_clipped'");
+    expect_error("{\"_class_name\": \"SASolverScheduler\", \"num_train_timesteps\": 3,"
+                 " \"trained_betas\": [0.1, NaN, 0.2]}", -1, "'trained_betas'[1]");
+
+    /* diffusers fails on thresholding with noise_prediction (alpha_t[None]) */
+    px_sched_config_defaults(&c, PX_SCHED_SA);
+    c.sa_algorithm = PX_SA_NOISE_PREDICTION;
+    c.thresholding = 1;
+    px_scheduler s;
+    ck_assert_int_eq(px_scheduler_init(&s, &c), -1);
+    ck_assert(strstr(px_last_error(), "thresholding"));
+}
+END_TEST
+
+START_TEST(test_sa_errors)
+{
+    px_sched_config c;
+    px_sched_config_defaults(&c, PX_SCHED_SA);
+    px_scheduler s;
+    ck_assert(!px_scheduler_init(&s, &c));
+    float x[4] = { 0.5f, -0.5f, 0.25f, 1.0f }, y[4], z[4];
+    px_sched_dims dims = { 1, 1, 4 };
+    ck_assert_int_eq(px_scheduler_step(&s, x, 1, 999, x, dims, NULL, y, NULL), -1); /* before set_timesteps */
+    int64_t ts[2] = { 999, 500 };
+    ck_assert_int_eq(px_scheduler_set_timesteps(&s, 0, ts, 2), -1);
+    ck_assert(strstr(px_last_error(), "custom timesteps"));
+    ck_assert_int_eq(px_scheduler_set_timesteps(&s, 0, NULL, 0), -1);
+    ck_assert(!px_scheduler_set_timesteps(&s, 2, NULL, 0));
+    /* the last sigma is sigma(t = 0), not 0 */
+    ck_assert(s.sa.sigmas[2] == s.sa.tables.train_sigmas[0] && s.sa.sigmas[2] > 0);
+    ck_assert(px_scheduler_step_draws(&s, 0, 0) && px_scheduler_step_draws(&s, 1, 0));
+    ck_assert_int_eq(px_scheduler_step(&s, x, 1, 999, x, dims, NULL, y, NULL), -1);
+    ck_assert(strstr(px_last_error(), "generator"));
+    ck_assert_int_eq(px_scheduler_step(&s, x, 1, 999, x, dims, NULL, y, z), -1);
+    ck_assert(strstr(px_last_error(), "pred_original_sample"));
+    ck_assert_int_eq(px_scheduler_step(&s, x, 2, 999, x, dims, NULL, y, NULL), -1);
+    px_rng g, g2;
+    px_rng_seed(&g, 9);
+    px_rng_seed(&g2, 9);
+    float noise[4], want[4];
+    px_step_args a = { .generators = &g, .n_generators = 1, .variance_noise_out = noise };
+    ck_assert(!px_scheduler_step(&s, x, 1, 999, x, dims, &a, y, NULL));
+    px_randn(&g2, want, 4);
+    ck_assert(!memcmp(noise, want, sizeof want));
+    /* the last step draws too (tau is 1 at t = 499, and the draw happens whatever tau is) */
+    ck_assert(!px_scheduler_step(&s, y, 1, 499, y, dims, &a, z, NULL));
+    px_randn(&g2, want, 4);
+    ck_assert(!memcmp(noise, want, sizeof want));
+    ck_assert(!memcmp(&g, &g2, sizeof g));
+    ck_assert(s.sa.last_step.use_corrector && s.sa.last_step.corrector_order == 2);
+    ck_assert_int_eq(px_scheduler_step(&s, z, 1, 499, z, dims, &a, y, NULL), -1); /* one step too many */
+    px_scheduler_free(&s);
+}
+END_TEST
+
 /* set_timesteps / step argument errors */
 START_TEST(test_scheduler_errors)
 {
@@ -996,6 +1122,8 @@ static Suite *sched_suite(void)
     tcase_add_test(cfg, test_scheduler_errors);
     tcase_add_test(cfg, test_config_lcm);
     tcase_add_test(cfg, test_lcm_errors);
+    tcase_add_test(cfg, test_config_sa);
+    tcase_add_test(cfg, test_sa_errors);
     suite_add_tcase(s, cfg);
     TCase *loop = tcase_create("loop");
     tcase_set_timeout(loop, 60);
