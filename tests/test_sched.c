@@ -1000,10 +1000,16 @@ static double run_toy_loop(px_sched_config *c, int64_t steps)
     ck_assert(!px_scheduler_set_timesteps(&s, steps, NULL, 0));
     for (int i = 0; i < N; i++) lat[i] *= s.init_noise_sigma;
     memcpy(xT, lat, sizeof xT);
-    const float *ac = c->kind == PX_SCHED_DDIM ? s.ddim.alphas_cumprod : s.dpm.alphas_cumprod;
+    const float *ac = c->kind == PX_SCHED_DDIM ? s.ddim.alphas_cumprod
+                      : c->kind == PX_SCHED_LCM ? s.lcm.alphas_cumprod
+                                                : s.dpm.alphas_cumprod;
     toy_model m = { x0, ac, N };
     double aT, sT, af, sf;
-    if (c->kind == PX_SCHED_DDIM) {
+    if (c->kind == PX_SCHED_LCM) {
+        /* the last step returns denoised = c_out x0 + c_skip x_t with c_out = 1 and
+         * c_skip < 1e-6 at t >= 205: x0, whatever noise the earlier steps added */
+        aT = 1, sT = 1, af = 1, sf = 0;
+    } else if (c->kind == PX_SCHED_DDIM) {
         aT = sqrt(ac[s.timesteps[0]]), sT = sqrt(1 - ac[s.timesteps[0]]);
         af = sqrt(s.ddim.final_alpha_cumprod), sf = sqrt(1 - s.ddim.final_alpha_cumprod);
     } else {
@@ -1050,6 +1056,11 @@ START_TEST(test_toy_loop)
     ck_assert_double_lt(run_toy_loop(&c, 10), 1e-4);
     c.set_alpha_to_one = 0; /* ends at alphas_cumprod[0] */
     ck_assert_double_lt(run_toy_loop(&c, 7), 1e-4);
+    /* LCM (PixArt-LCM config, 4 and 8 steps): lands on x0 (a noise draw in the last step would not) */
+    ck_assert_msg(!parse(&c, pixart_lcm_cfg, -1), "%s", px_last_error());
+    ck_assert_double_lt(run_toy_loop(&c, 4), 1e-5);
+    ck_assert_double_lt(run_toy_loop(&c, 8), 1e-5);
+    px_sched_config_free(&c);
     /* (not 'trailing' / 'linspace': DDIM's prev_t = t - N // steps is not the
      * next timestep there, so even a perfect denoiser drifts -- diffusers too) */
 }
