@@ -848,6 +848,29 @@ START_TEST(test_config_sa)
     ck_assert_int_eq(c.rescale_betas_zero_snr, 0);
     px_sched_config_free(&c);
 
+    /* `--scheduler sa-solver` on the pipe_small checkpoint: its DPM config read as
+     * SA-Solver is SASolverScheduler(), the scheduler of the small_sa5_cfg call */
+    {
+        px_sched_config want;
+        px_json *cj = px_json_load_file(px_test_data("sched/cases/small_sa5_cfg.json"));
+        ck_assert_msg(cj, "%s", px_last_error());
+        ck_assert(!px_sched_config_from_json(&want, px_json_get(px_json_get(cj, "scheduler"), "config"), -1, "case"));
+        ck_assert_msg(!px_sched_config_load(&c, px_test_data("pipe_small/scheduler/scheduler_config.json"), PX_SCHED_SA),
+                      "%s", px_last_error());
+        ck_assert_int_eq(c.kind, want.kind);
+        ck_assert(c.num_train_timesteps == want.num_train_timesteps && c.beta_start == want.beta_start &&
+                  c.beta_end == want.beta_end && c.beta_schedule == want.beta_schedule && !c.trained_betas);
+        ck_assert(c.prediction_type == want.prediction_type && c.thresholding == want.thresholding &&
+                  c.timestep_spacing == want.timestep_spacing && c.steps_offset == want.steps_offset);
+        ck_assert(c.predictor_order == want.predictor_order && c.corrector_order == want.corrector_order &&
+                  c.sa_algorithm == want.sa_algorithm && c.lower_order_final == want.lower_order_final &&
+                  c.use_karras_sigmas == want.use_karras_sigmas && c.learned_variance == want.learned_variance &&
+                  c.lambda_min_clipped == want.lambda_min_clipped);
+        px_sched_config_free(&c);
+        px_sched_config_free(&want);
+        px_json_free(cj);
+    }
+
     ck_assert_int_eq(px_sched_kind_from_name("sa-solver"), PX_SCHED_SA);
     ck_assert_int_eq(px_sched_kind_from_name("SASolverScheduler"), PX_SCHED_SA);
     expect_error("{\"_class_name\": \"sa-solver\"}", -1, "_class_name");
