@@ -1,6 +1,7 @@
 /* Scheduler configuration ("the blueprint"): scheduler/scheduler_config.json of
  * a diffusers checkpoint, read as diffusers v0.30.3 `<Class>.from_config(cfg)`
- * reads it for DDIMScheduler and DPMSolverMultistepScheduler.
+ * reads it for DDIMScheduler, DPMSolverMultistepScheduler, LCMScheduler and
+ * SASolverScheduler.
  *
  * from_config semantics: only the target class's __init__ arguments are taken
  * from the file, every other key is ignored (so a DPM config loaded as DDIM

@@ -1,4 +1,5 @@
-# sched/: schedules, DDIM and DPM-Solver steps, torch-identical random numbers.
+# sched/: schedules, DDIM, DPM-Solver, LCM and SA-Solver steps, torch-identical
+# random numbers.
 #
 # Built as a convenience library with -ffp-contract=off: these files mirror
 # torch/numpy float arithmetic operation by operation (and write torch's fused
