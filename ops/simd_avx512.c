@@ -34,7 +34,11 @@ static inline __attribute__((always_inline)) V poly(V x, const float *c, int n)
     return p;
 }
 
-/* exp(x), as exp8 in simd_avx2.c */
+/* exp(x), as exp8 in simd_avx2.c, except the last step: exp8 multiplies by
+ * 2^n as two exact factors 2^(n/2) 2^(n - n/2) so that a result in the
+ * subnormal range is rounded once; vscalefps computes y 2^n with that one
+ * correct rounding (and +inf on overflow) in a single instruction instead of
+ * nine, so the results are the same bits. */
 static inline V exp16(V x)
 {
     x = _mm512_max_ps(SET1(-110.0f), x); /* max/min return the 2nd operand for NaN */
@@ -45,12 +49,7 @@ static inline V exp16(V x)
     r = _mm512_fnmadd_ps(n, SET1(1.42860682030941723e-6f), r);
     V g = poly(r, exp_c, 6);
     V y = _mm512_add_ps(_mm512_fmadd_ps(g, _mm512_mul_ps(r, r), r), SET1(1.0f));
-    __m512i ni = _mm512_cvtps_epi32(n);
-    __m512i n1 = _mm512_srai_epi32(ni, 1), n2 = _mm512_sub_epi32(ni, n1);
-    __m512i bias = _mm512_set1_epi32(127);
-    V s1 = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(n1, bias), 23));
-    V s2 = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(n2, bias), 23));
-    return _mm512_mul_ps(_mm512_mul_ps(y, s1), s2);
+    return _mm512_scalef_ps(y, n);
 }
 
 static inline V sign_of(V x)
