@@ -14,6 +14,10 @@
  * repacked per tile; memory is O(Nk * D) per thread for the packed K and V.
  * A row's result depends only on the key tiling, not on which rows share a
  * block or which thread runs it, so it is the same for any thread count.
+ * The panel widths of the packing belong to the micro-kernels
+ * (px_kernels.attn_kp, attn_vp: 24 for the reference, AVX2 and NEON; 64 keys
+ * and 16 columns for AVX-512); AVX2 and AVX-512 compute every score and
+ * output element as the same chain of operations, so they give the same bits.
  * Timings: doc/performance.md, doc/dit.md. */
 #include "ops.h"
 #include "tensor/error.h"
@@ -76,12 +80,16 @@ int px_attention_ref(float *out, const float *q, const float *k, const float *v,
 // ----------------------------------------------------------------------------
 // fast path
 
-/* Query rows per block (the output block, QB x dv, stays in L1/L2) and keys
- * per tile (a multiple of every ISA's K panel width, 24 and 64: the packed K
- * and V tiles, KT x (dk + dv) floats, stay in L2 while every 4-row strip of
- * the block uses them). The key tiling is the same for every ISA, so the
- * online softmax rescales at the same keys everywhere. */
-enum { QB = 64, KT = 384, ALIGN = 64 };
+/* Query rows per block and keys per tile (a multiple of every ISA's K panel
+ * width, 24 and 64). The packed K and V tiles, KT x (dk + dv) floats (221 KiB
+ * for a head of 72 with 24-wide panels, 233 KiB with AVX-512's), stay in L2
+ * while every 4-row strip of the block uses them; a strip's own rows of Q and
+ * O (2.4 KiB) are touched once per tile, so they may as well come from L3.
+ * A larger block reuses each K/V tile fetched from L3 over more rows: at N =
+ * 4096, QB = 256 took 5-15 % less time than 64 with the AVX-512 kernels
+ * (one thread; 128 and 512 in between). The key tiling is the same for
+ * every ISA, so the online softmax rescales at the same keys everywhere. */
+enum { QB = 256, KT = 384, ALIGN = 64 };
 
 static size_t round_up(size_t n, size_t m) { return (n + m - 1) / m * m; }
 
