@@ -539,11 +539,11 @@ END_TEST
 
 /* px_attention gives the same bits on every SIMD variant this CPU runs (on
  * x86: AVX2 and AVX-512, whose micro-kernels and softmax sum in the same
- * order) and for 1 and 2 threads; one head too, so that its query rows are
- * split over several work items. */
+ * order) and for 1 and 2 threads; D = 64 has one head of 600 query rows,
+ * which is split over several work items (3 blocks of 256). */
 START_TEST(attention_simd_variants_bit_identical)
 {
-    const int64_t Ds[] = { 12, 64, 72 }, Nqs[] = { 77, 67, 130 }, Nks[] = { 1, 409, 777 }, Hs[] = { 3, 1, 2 };
+    const int64_t Ds[] = { 12, 64, 72 }, Nqs[] = { 77, 600, 130 }, Nks[] = { 1, 409, 777 }, Hs[] = { 3, 1, 2 };
     const int64_t D = Ds[_i], Nq = Nqs[_i], Nk = Nks[_i], B = 2, H = Hs[_i];
     const size_t no = (size_t)(B * Nq * H * D);
     attn_case c = attn_case_make(B, H, D, Nq, Nk);
