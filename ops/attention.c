@@ -228,15 +228,14 @@ int px_attention(float *out, const float *q, const float *k, const float *v, con
     /* per thread, each piece starting on a cache line */
     const size_t fl = ALIGN / sizeof(float), kn = round_up(L.nkp * L.dk, fl), vn = round_up(L.nkp * L.dv, fl);
     const size_t qn = round_up((size_t)QB * L.dk, fl), on = round_up((size_t)QB * L.dv, fl);
-    const size_t per = kn + vn + qn + on + 4 * (size_t)KT + 2 * (size_t)QB;
-    const size_t per_al = round_up(per, fl);
-    float *scratch = px_malloc((size_t)nt * per_al * sizeof(float) + ALIGN, "attention tiles");
+    const size_t per = round_up(kn + vn + qn + on + 4 * (size_t)KT + 2 * (size_t)QB, fl);
+    float *scratch = px_malloc((size_t)nt * per * sizeof(float) + ALIGN, "attention tiles");
     if (!scratch) return -1;
     float *base = (float *)(((uintptr_t)scratch + ALIGN - 1) & ~(uintptr_t)(ALIGN - 1));
 #pragma omp parallel num_threads(nt) if (nt > 1)
     {
 #ifdef _OPENMP
-        float *mine = base + (size_t)omp_get_thread_num() * per_al;
+        float *mine = base + (size_t)omp_get_thread_num() * per;
 #else
         float *mine = base;
 #endif
