@@ -14,6 +14,10 @@
  * repacked per tile; memory is O(Nk * D) per thread for the packed K and V.
  * A row's result depends only on the key tiling, not on which rows share a
  * block or which thread runs it, so it is the same for any thread count.
+ * The panel widths of the packing belong to the micro-kernels
+ * (px_kernels.attn_kp, attn_vp: 24 for the reference, AVX2 and NEON; 64 keys
+ * and 16 columns for AVX-512); AVX2 and AVX-512 compute every score and
+ * output element as the same chain of operations, so they give the same bits.
  * Timings: doc/performance.md, doc/dit.md. */
 #include "ops.h"
 #include "tensor/error.h"
@@ -76,38 +80,52 @@ int px_attention_ref(float *out, const float *q, const float *k, const float *v,
 // ----------------------------------------------------------------------------
 // fast path
 
-/* Query rows per block (the output block, QB x dp, stays in L1/L2) and keys
- * per tile (a multiple of the panel width; the packed K and V tiles, 2 x KT x
- * dp floats, stay in L2 while every 4-row strip of the block uses them). */
-enum { QB = 64, KT = 16 * PX_ATTN_KP, ALIGN = 64 };
+/* Query rows per block and keys per tile (a multiple of every ISA's K panel
+ * width, 24 and 64). The packed K and V tiles, KT x (dk + dv) floats (221 KiB
+ * for a head of 72 with 24-wide panels, 233 KiB with AVX-512's), stay in L2
+ * while every 4-row strip of the block uses them; a strip's own rows of Q and
+ * O (2.4 KiB) are touched once per tile, so they may as well come from L3.
+ * A larger block reuses each K/V tile fetched from L3 over more rows: at N =
+ * 4096, QB = 256 took 5-15 % less time than 64 with the AVX-512 kernels
+ * (one thread; 128 and 512 in between). The key tiling is the same for
+ * every ISA, so the online softmax rescales at the same keys everywhere. */
+enum { QB = 256, KT = 384, ALIGN = 64 };
 
 static size_t round_up(size_t n, size_t m) { return (n + m - 1) / m * m; }
 
+/* The packing layout of the active micro-kernels (px_k.attn_kp/attn_vp). */
 typedef struct {
-    float *Kp;   /* ceil(Nk / KP) panels of dp x KP: K^T, zero-padded */
-    float *Vp;   /* dp / KP panels of ceil(Nk / KP) * KP rows x KP columns: V */
-    float *Qb;   /* QB x dp: the query block */
-    float *Ob;   /* QB x dp: its unnormalised output */
+    size_t kp, vp; /* keys per K^T panel, columns per V panel */
+    size_t dk;     /* depth of the dot products: the head size D */
+    size_t dv;     /* D rounded up to a multiple of vp: row stride of O */
+    size_t nkp;    /* Nk rounded up to a multiple of kp */
+} attn_layout;
+
+typedef struct {
+    float *Kp;   /* nkp / kp panels of dk x kp: K^T, zero-padded keys */
+    float *Vp;   /* dv / vp panels of nkp rows x vp columns: V, zero-padded */
+    float *Qb;   /* QB x dk: the query block */
+    float *Ob;   /* QB x dv: its unnormalised output */
     float *S;    /* 4 x KT: scores, then probabilities, of one strip */
     float *m, *l; /* QB: running max and sum per row */
 } attn_scratch;
 
 /* Copy head h of batch b of K (as K^T panels) and V (as column panels),
  * zero-padded; returns the V panel stride. */
-static size_t pack_kv(attn_scratch *w, const float *k, const float *v, const px_attn_args *a, int64_t ks,
-                      int64_t vs, int64_t b, int64_t h, size_t dp)
+static size_t pack_kv(attn_scratch *w, const attn_layout *L, const float *k, const float *v, const px_attn_args *a,
+                      int64_t ks, int64_t vs, int64_t b, int64_t h)
 {
     const int64_t Nk = a->Nk, D = a->D;
-    const size_t nkp = round_up((size_t)Nk, PX_ATTN_KP), vstride = nkp * PX_ATTN_KP;
-    memset(w->Kp, 0, nkp * dp * sizeof(float));
-    memset(w->Vp, 0, nkp * dp * sizeof(float));
+    const size_t kp = L->kp, vp = L->vp, vstride = L->nkp * vp;
+    memset(w->Kp, 0, L->nkp * L->dk * sizeof(float));
+    memset(w->Vp, 0, L->nkp * L->dv * sizeof(float));
     for (int64_t j = 0; j < Nk; j++) {
         const float *kj = k + (b * Nk + j) * ks + h * D, *vj = v + (b * Nk + j) * vs + h * D;
-        float *kpanel = w->Kp + (size_t)(j / PX_ATTN_KP) * dp * PX_ATTN_KP + (size_t)(j % PX_ATTN_KP);
-        for (int64_t d = 0; d < D; d++) kpanel[(size_t)d * PX_ATTN_KP] = kj[d];
-        for (int64_t d0 = 0; d0 < D; d0 += PX_ATTN_KP) {
-            const int64_t n = D - d0 < PX_ATTN_KP ? D - d0 : PX_ATTN_KP;
-            float *vpanel = w->Vp + (size_t)(d0 / PX_ATTN_KP) * vstride + (size_t)j * PX_ATTN_KP;
+        float *kpanel = w->Kp + (size_t)j / kp * L->dk * kp + (size_t)j % kp;
+        for (int64_t d = 0; d < D; d++) kpanel[(size_t)d * kp] = kj[d];
+        for (int64_t d0 = 0; d0 < D; d0 += (int64_t)vp) {
+            const int64_t n = D - d0 < (int64_t)vp ? D - d0 : (int64_t)vp;
+            float *vpanel = w->Vp + (size_t)d0 / vp * vstride + (size_t)j * vp;
             memcpy(vpanel, vj + d0, (size_t)n * sizeof(float));
         }
     }
@@ -152,33 +170,35 @@ static void softmax_strip(attn_scratch *w, float *alpha, const px_attn_args *a, 
 /* Query rows [qrow0, qrow0 + nrow) (nrow <= QB) of head h of batch b, with K
  * and V already packed in w. */
 static void attend_block(float *out, const float *q, const px_attn_args *a, int64_t qs, int64_t os, int64_t b,
-                         int64_t h, int64_t qrow0, int64_t nrow, size_t dp, size_t vstride, attn_scratch *w)
+                         int64_t h, int64_t qrow0, int64_t nrow, const attn_layout *L, size_t vstride,
+                         attn_scratch *w)
 {
     const int64_t Nq = a->Nq, Nk = a->Nk, D = a->D;
+    const size_t dk = L->dk, dv = L->dv;
     const int64_t nr4 = (nrow + 3) / 4 * 4;
     for (int64_t i = 0; i < nr4; i++) {
-        float *qd = w->Qb + (size_t)i * dp;
-        memset(qd, 0, dp * sizeof(float));
+        float *qd = w->Qb + (size_t)i * dk;
         if (i < nrow) memcpy(qd, q + (b * Nq + qrow0 + i) * qs + h * D, (size_t)D * sizeof(float));
+        else memset(qd, 0, dk * sizeof(float));
         w->m[i] = -INFINITY;
         w->l[i] = 0.0f;
     }
-    memset(w->Ob, 0, (size_t)nr4 * dp * sizeof(float));
+    memset(w->Ob, 0, (size_t)nr4 * dv * sizeof(float));
     for (int64_t j0 = 0; j0 < Nk; j0 += KT) {
         const int64_t nk = Nk - j0 < KT ? Nk - j0 : KT;
-        const size_t np = round_up((size_t)nk, PX_ATTN_KP) / PX_ATTN_KP;
-        const float *Kt = w->Kp + (size_t)j0 * dp, *Vt = w->Vp + (size_t)j0 * PX_ATTN_KP;
+        const size_t np = round_up((size_t)nk, L->kp) / L->kp;
+        const float *Kt = w->Kp + (size_t)j0 * dk, *Vt = w->Vp + (size_t)j0 * L->vp;
         for (int64_t i0 = 0; i0 < nrow; i0 += 4) {
             float alpha[4];
-            px_k.attn_qk(w->S, KT, w->Qb + (size_t)i0 * dp, Kt, dp, np, a->scale);
+            px_k.attn_qk(w->S, KT, w->Qb + (size_t)i0 * dk, Kt, dk, np, a->scale);
             softmax_strip(w, alpha, a, b, h, qrow0, i0, nrow, j0, nk);
-            px_k.attn_pv(w->Ob + (size_t)i0 * dp, alpha, w->S, KT, Vt, vstride, (size_t)nk, dp);
+            px_k.attn_pv(w->Ob + (size_t)i0 * dv, alpha, w->S, KT, Vt, vstride, (size_t)nk, dv);
         }
     }
     for (int64_t i = 0; i < nrow; i++) {
         float inv = 1.0f / w->l[i];
         float *dst = out + (b * Nq + qrow0 + i) * os + h * D;
-        const float *o = w->Ob + (size_t)i * dp;
+        const float *o = w->Ob + (size_t)i * dv;
         for (int64_t d = 0; d < D; d++) dst[d] = o[d] * inv;
     }
 }
@@ -191,7 +211,10 @@ int px_attention(float *out, const float *q, const float *k, const float *v, con
     const int64_t B = a->B, Nq = a->Nq, Nk = a->Nk, H = a->H, D = a->D;
     if (B <= 0 || Nq <= 0 || H <= 0 || D <= 0) return 0;
     if (Nk <= 0) return px_fail("attention: no keys (Nk = %lld)", (long long)Nk);
-    const size_t dp = round_up((size_t)D, PX_ATTN_KP);
+    attn_layout L = { .kp = px_k.attn_kp, .vp = px_k.attn_vp, .dk = (size_t)D };
+    if (KT % L.kp) return px_fail("attention: key tile %d is not a multiple of the panel width %zu", KT, L.kp);
+    L.dv = round_up((size_t)D, L.vp);
+    L.nkp = round_up((size_t)Nk, L.kp);
     const int64_t nqb = (Nq + QB - 1) / QB;
     /* Work items: (batch, head, range of query blocks). K and V are packed
      * once per item, so ranges are as long as possible: one per head unless
@@ -202,8 +225,10 @@ int px_attention(float *out, const float *q, const float *k, const float *v, con
     if (split < 1) split = 1;
     const int64_t blocks_per = (nqb + split - 1) / split, items = B * H * split;
     if (nt > items) nt = (int)items;
-    const size_t kv = round_up((size_t)Nk, PX_ATTN_KP) * dp;
-    const size_t per = round_up(2 * kv + 2 * (size_t)QB * dp + 4 * (size_t)KT + 2 * (size_t)QB, ALIGN / sizeof(float));
+    /* per thread, each piece starting on a cache line */
+    const size_t fl = ALIGN / sizeof(float), kn = round_up(L.nkp * L.dk, fl), vn = round_up(L.nkp * L.dv, fl);
+    const size_t qn = round_up((size_t)QB * L.dk, fl), on = round_up((size_t)QB * L.dv, fl);
+    const size_t per = round_up(kn + vn + qn + on + 4 * (size_t)KT + 2 * (size_t)QB, fl);
     float *scratch = px_malloc((size_t)nt * per * sizeof(float) + ALIGN, "attention tiles");
     if (!scratch) return -1;
     float *base = (float *)(((uintptr_t)scratch + ALIGN - 1) & ~(uintptr_t)(ALIGN - 1));
@@ -216,10 +241,10 @@ int px_attention(float *out, const float *q, const float *k, const float *v, con
 #endif
         attn_scratch w;
         w.Kp = mine;
-        w.Vp = w.Kp + kv;
-        w.Qb = w.Vp + kv;
-        w.Ob = w.Qb + (size_t)QB * dp;
-        w.S = w.Ob + (size_t)QB * dp;
+        w.Vp = w.Kp + kn;
+        w.Qb = w.Vp + vn;
+        w.Ob = w.Qb + qn;
+        w.S = w.Ob + on;
         w.m = w.S + 4 * (size_t)KT;
         w.l = w.m + QB;
         /* dynamic: items are equal work, but the machine may not be idle;
@@ -227,10 +252,10 @@ int px_attention(float *out, const float *q, const float *k, const float *v, con
 #pragma omp for schedule(dynamic, 1)
         for (int64_t it = 0; it < items; it++) {
             const int64_t bh = it / split, b = bh / H, h = bh % H, s0 = (it % split) * blocks_per;
-            const size_t vstride = pack_kv(&w, k, v, a, ks, vs, b, h, dp);
+            const size_t vstride = pack_kv(&w, &L, k, v, a, ks, vs, b, h);
             for (int64_t qb = s0; qb < s0 + blocks_per && qb < nqb; qb++) {
                 const int64_t r0 = qb * QB, nrow = Nq - r0 < QB ? Nq - r0 : QB;
-                attend_block(out, q, a, qs, os, b, h, r0, nrow, dp, vstride, &w);
+                attend_block(out, q, a, qs, os, b, h, r0, nrow, &L, vstride, &w);
             }
         }
     }

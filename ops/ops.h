@@ -57,21 +57,27 @@ typedef struct {
     /* y[i] = (x[i] - mean) * rstd * w + b, evaluated in that order (GroupNorm) */
     void (*norm_affine)(float *y, const float *x, float mean, float rstd, float w, float b, size_t n);
     /* ---- attention micro-kernels (ops/attention.c), 4 query rows at a time ----
-     * dp is the head size rounded up to a multiple of PX_ATTN_KP (zero-padded).
-     * Q: 4 rows of dp floats (row stride dp). Kp: np panels of PX_ATTN_KP keys,
-     * each dimension-major (panel[d][j] = k_j[d], dp x KP floats).
-     * S (4 rows, stride lds) = scale * (Q . k_j), 4 x (np * KP). */
-    void (*attn_qk)(float *S, size_t lds, const float *Q, const float *Kp, size_t dp, size_t np, float scale);
-    /* O (4 rows of dp, stride dp) = O[r] * alpha[r] + sum_{j < nk} P[r][j] v_j,
-     * P rows of stride ldp; V in dp / KP column panels, panel c at Vp + c *
-     * vstride holding row j's columns [c KP, (c + 1) KP) at j * KP. The sum
-     * runs in increasing j, starting from O * alpha. */
+     * They read K and V packed in panels whose widths are part of the table
+     * (attn_kp, attn_vp below): the reference, AVX2 and NEON use PX_ATTN_KP
+     * for both, AVX-512 its own (ops/simd_avx512.c).
+     * Q: 4 rows of dk floats (row stride dk). Kp: np panels of attn_kp keys,
+     * each dimension-major (panel[d][j] = k_j[d], dk x attn_kp floats).
+     * S (4 rows, stride lds) = scale * (Q . k_j), 4 x (np * attn_kp); each dot
+     * product is summed in increasing d. */
+    void (*attn_qk)(float *S, size_t lds, const float *Q, const float *Kp, size_t dk, size_t np, float scale);
+    /* O (4 rows of dv, stride dv; dv a multiple of attn_vp) = O[r] * alpha[r]
+     * + sum_{j < nk} P[r][j] v_j, P rows of stride ldp; V in dv / attn_vp
+     * column panels, panel c at Vp + c * vstride holding row j's columns
+     * [c attn_vp, (c + 1) attn_vp) at j * attn_vp. The sum runs in increasing
+     * j, starting from O * alpha. */
     void (*attn_pv)(float *O, const float *alpha, const float *P, size_t ldp, const float *Vp, size_t vstride,
-                    size_t nk, size_t dp);
+                    size_t nk, size_t dv);
+    /* keys per K^T panel and columns per V panel of the two kernels above */
+    size_t attn_kp, attn_vp;
 } px_kernels;
 
-/* Keys per packed K^T panel and columns per packed V panel of the attention
- * micro-kernels (3 AVX2 vectors). */
+/* Keys per packed K^T panel and columns per packed V panel of the reference,
+ * AVX2 and NEON attention micro-kernels (3 AVX2 vectors). */
 #define PX_ATTN_KP 24
 
 /* The active table (after px_ops_init). */

@@ -135,30 +135,31 @@ static void norm_affine_ref(float *y, const float *x, float mean, float rstd, fl
     for (size_t i = 0; i < n; i++) y[i] = (x[i] - mean) * rstd * w + b;
 }
 
-/* attention micro-kernels: dot products accumulated in float in increasing d
- * (the SIMD variants fuse the multiply-add, so they agree to rounding) */
-static void attn_qk_ref(float *S, size_t lds, const float *Q, const float *Kp, size_t dp, size_t np, float scale)
+/* attention micro-kernels, on panels of PX_ATTN_KP keys / columns: dot
+ * products accumulated in float in increasing d (the SIMD variants fuse the
+ * multiply-add, so they agree to rounding) */
+static void attn_qk_ref(float *S, size_t lds, const float *Q, const float *Kp, size_t dk, size_t np, float scale)
 {
     for (size_t p = 0; p < np; p++) {
-        const float *panel = Kp + p * dp * PX_ATTN_KP;
+        const float *panel = Kp + p * dk * PX_ATTN_KP;
         for (size_t r = 0; r < 4; r++)
             for (size_t j = 0; j < PX_ATTN_KP; j++) {
                 float acc = 0.0f;
-                for (size_t d = 0; d < dp; d++) acc += Q[r * dp + d] * panel[d * PX_ATTN_KP + j];
+                for (size_t d = 0; d < dk; d++) acc += Q[r * dk + d] * panel[d * PX_ATTN_KP + j];
                 S[r * lds + p * PX_ATTN_KP + j] = acc * scale;
             }
     }
 }
 
 static void attn_pv_ref(float *O, const float *alpha, const float *P, size_t ldp, const float *Vp, size_t vstride,
-                        size_t nk, size_t dp)
+                        size_t nk, size_t dv)
 {
     for (size_t r = 0; r < 4; r++)
-        for (size_t d = 0; d < dp; d++) {
+        for (size_t d = 0; d < dv; d++) {
             const float *col = Vp + (d / PX_ATTN_KP) * vstride + d % PX_ATTN_KP;
-            float acc = O[r * dp + d] * alpha[r];
+            float acc = O[r * dv + d] * alpha[r];
             for (size_t j = 0; j < nk; j++) acc += P[r * ldp + j] * col[j * PX_ATTN_KP];
-            O[r * dp + d] = acc;
+            O[r * dv + d] = acc;
         }
 }
 
@@ -166,6 +167,7 @@ void px_kernels_init_ref(px_kernels *k)
 {
     k->attn_qk = attn_qk_ref;
     k->attn_pv = attn_pv_ref;
+    k->attn_kp = k->attn_vp = PX_ATTN_KP;
     k->gelu_tanh = gelu_tanh_ref;
     k->gelu_erf = gelu_erf_ref;
     k->silu = silu_ref;

@@ -215,28 +215,40 @@ static float max_avx2(const float *x, size_t n)
     return mx;
 }
 
+/* The sum runs in an order that does not depend on the vector width, so that
+ * AVX-512 (simd_avx512.c) gives the same bits: element i goes to partial sum
+ * i mod 16 (here two vectors, lo for 0..7 and hi for 8..15), in increasing i;
+ * then lo + hi and the 8-lane tree of hsum_ps. */
 static float exp_sum_avx2(float *y, const float *x, float c, size_t n)
 {
-    V cv = SET1(c), acc = _mm256_setzero_ps();
+    V cv = SET1(c), lo = _mm256_setzero_ps(), hi = lo;
     size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        V e = exp8(_mm256_sub_ps(_mm256_loadu_ps(x + i), cv));
-        _mm256_storeu_ps(y + i, e);
-        acc = _mm256_add_ps(acc, e);
+    for (; i + 16 <= n; i += 16) {
+        V e0 = exp8(_mm256_sub_ps(_mm256_loadu_ps(x + i), cv));
+        V e1 = exp8(_mm256_sub_ps(_mm256_loadu_ps(x + i + 8), cv));
+        _mm256_storeu_ps(y + i, e0);
+        _mm256_storeu_ps(y + i + 8, e1);
+        lo = _mm256_add_ps(lo, e0);
+        hi = _mm256_add_ps(hi, e1);
     }
     if (i < n) {
-        float buf[8] = { 0 };
+        float buf[16] = { 0 };
         size_t r = n - i;
         memcpy(buf, x + i, r * sizeof(float));
-        V e = exp8(_mm256_sub_ps(_mm256_loadu_ps(buf), cv));
-        /* only the r live lanes count towards the sum */
+        V e0 = exp8(_mm256_sub_ps(_mm256_loadu_ps(buf), cv));
+        V e1 = exp8(_mm256_sub_ps(_mm256_loadu_ps(buf + 8), cv));
+        /* only the r live lanes count towards the sum (adding +0 to a
+         * partial sum >= +0 leaves it unchanged, like a masked add) */
         __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-        V live = _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32((int)r), lane));
-        acc = _mm256_add_ps(acc, _mm256_and_ps(e, live));
-        _mm256_storeu_ps(buf, e);
+        V live0 = _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32((int)r), lane));
+        V live1 = _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32((int)r - 8), lane));
+        lo = _mm256_add_ps(lo, _mm256_and_ps(e0, live0));
+        hi = _mm256_add_ps(hi, _mm256_and_ps(e1, live1));
+        _mm256_storeu_ps(buf, e0);
+        _mm256_storeu_ps(buf + 8, e1);
         memcpy(y + i, buf, r * sizeof(float));
     }
-    return hsum_ps(acc);
+    return hsum_ps(_mm256_add_ps(lo, hi));
 }
 
 static void layernorm_avx2(float *y, const float *x, const float *w, const float *b, size_t n, float eps)
@@ -376,15 +388,15 @@ static void f16_to_f32_avx2(float *y, const uint16_t *x, size_t n)
 /* S = scale * Q K^T for 4 query rows and one 24-key panel at a time: 12
  * accumulators (4 rows x 3 vectors of keys); per dimension d, three loads of
  * the panel row and four broadcasts of q_r[d] feed 12 FMAs. */
-static void attn_qk_avx2(float *S, size_t lds, const float *Q, const float *Kp, size_t dp, size_t np, float scale)
+static void attn_qk_avx2(float *S, size_t lds, const float *Q, const float *Kp, size_t dk, size_t np, float scale)
 {
     const V vs = SET1(scale);
-    const float *q0 = Q, *q1 = Q + dp, *q2 = Q + 2 * dp, *q3 = Q + 3 * dp;
+    const float *q0 = Q, *q1 = Q + dk, *q2 = Q + 2 * dk, *q3 = Q + 3 * dk;
     for (size_t p = 0; p < np; p++) {
-        const float *kp = Kp + p * dp * PX_ATTN_KP;
+        const float *kp = Kp + p * dk * PX_ATTN_KP;
         V c00 = _mm256_setzero_ps(), c01 = c00, c02 = c00, c10 = c00, c11 = c00, c12 = c00;
         V c20 = c00, c21 = c00, c22 = c00, c30 = c00, c31 = c00, c32 = c00;
-        for (size_t d = 0; d < dp; d++, kp += PX_ATTN_KP) {
+        for (size_t d = 0; d < dk; d++, kp += PX_ATTN_KP) {
             V k0 = _mm256_loadu_ps(kp), k1 = _mm256_loadu_ps(kp + 8), k2 = _mm256_loadu_ps(kp + 16);
             V a = _mm256_broadcast_ss(q0 + d);
             c00 = _mm256_fmadd_ps(a, k0, c00);
@@ -423,11 +435,11 @@ static void attn_qk_avx2(float *S, size_t lds, const float *Q, const float *Kp, 
  * accumulators (4 rows x 3 vectors of columns); per key j, three loads of the
  * panel row and four broadcasts of P[r][j] feed 12 FMAs. */
 static void attn_pv_avx2(float *O, const float *alpha, const float *P, size_t ldp, const float *Vp, size_t vstride,
-                         size_t nk, size_t dp)
+                         size_t nk, size_t dv)
 {
     const float *p0 = P, *p1 = P + ldp, *p2 = P + 2 * ldp, *p3 = P + 3 * ldp;
-    for (size_t c = 0; c < dp; c += PX_ATTN_KP, Vp += vstride) {
-        float *o0 = O + c, *o1 = o0 + dp, *o2 = o1 + dp, *o3 = o2 + dp;
+    for (size_t c = 0; c < dv; c += PX_ATTN_KP, Vp += vstride) {
+        float *o0 = O + c, *o1 = o0 + dv, *o2 = o1 + dv, *o3 = o2 + dv;
         V a = SET1(alpha[0]);
         V x00 = _mm256_mul_ps(_mm256_loadu_ps(o0), a);
         V x01 = _mm256_mul_ps(_mm256_loadu_ps(o0 + 8), a);

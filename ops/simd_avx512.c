@@ -34,7 +34,11 @@ static inline __attribute__((always_inline)) V poly(V x, const float *c, int n)
     return p;
 }
 
-/* exp(x), as exp8 in simd_avx2.c */
+/* exp(x), as exp8 in simd_avx2.c, except the last step: exp8 multiplies by
+ * 2^n as two exact factors 2^(n/2) 2^(n - n/2) so that a result in the
+ * subnormal range is rounded once; vscalefps computes y 2^n with that one
+ * correct rounding (and +inf on overflow) in a single instruction instead of
+ * nine, so the results are the same bits. */
 static inline V exp16(V x)
 {
     x = _mm512_max_ps(SET1(-110.0f), x); /* max/min return the 2nd operand for NaN */
@@ -45,12 +49,7 @@ static inline V exp16(V x)
     r = _mm512_fnmadd_ps(n, SET1(1.42860682030941723e-6f), r);
     V g = poly(r, exp_c, 6);
     V y = _mm512_add_ps(_mm512_fmadd_ps(g, _mm512_mul_ps(r, r), r), SET1(1.0f));
-    __m512i ni = _mm512_cvtps_epi32(n);
-    __m512i n1 = _mm512_srai_epi32(ni, 1), n2 = _mm512_sub_epi32(ni, n1);
-    __m512i bias = _mm512_set1_epi32(127);
-    V s1 = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(n1, bias), 23));
-    V s2 = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(n2, bias), 23));
-    return _mm512_mul_ps(_mm512_mul_ps(y, s1), s2);
+    return _mm512_scalef_ps(y, n);
 }
 
 static inline V sign_of(V x)
@@ -195,6 +194,20 @@ static float max_avx512(const float *x, size_t n)
     return mx;
 }
 
+/* 16 partial sums reduced exactly as simd_avx2.c's exp_sum does (lanes k and
+ * k + 8, then the tree of its hsum_ps) */
+static inline float hsum_as_avx2(V acc)
+{
+    __m256 s8 = _mm256_add_ps(_mm512_castps512_ps256(acc),
+                              _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc), 1)));
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps(s8, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    return _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+}
+
+/* Element i goes to lane i mod 16 in increasing i, then hsum_as_avx2: the
+ * order simd_avx2.c uses with two 8-lane vectors, so the attention softmax
+ * gives the same bits at both widths. */
 static float exp_sum_avx512(float *y, const float *x, float c, size_t n)
 {
     V cv = SET1(c), acc = _mm512_setzero_ps();
@@ -210,7 +223,7 @@ static float exp_sum_avx512(float *y, const float *x, float c, size_t n)
         _mm512_mask_storeu_ps(y + i, m, e);
         acc = _mm512_mask_add_ps(acc, m, acc, e); /* only the live lanes */
     }
-    return _mm512_reduce_add_ps(acc);
+    return hsum_as_avx2(acc);
 }
 
 static void layernorm_avx512(float *y, const float *x, const float *w, const float *b, size_t n, float eps)
@@ -337,6 +350,98 @@ static void f16_to_f32_avx512(float *y, const uint16_t *x, size_t n)
     }
 }
 
+/* ---- attention micro-kernels ------------------------------------------- */
+
+/* Packing layout (px_kernels.attn_kp, attn_vp): K^T panels of 64 keys (4
+ * vectors) and V panels of 16 columns (one vector), so a head of 72 is padded
+ * to 80 columns in V only; the dot products run over the 72 dimensions. Every
+ * element of S and O is the same chain of operations in the same order as in
+ * the AVX2 kernels (a multiply-add per d in increasing d, resp. O * alpha then
+ * a multiply-add per key in increasing j), only computed in other lanes, so
+ * the results are the same bits. */
+enum { ATTN_KP = 64, ATTN_VP = 16, PV_MAXV = 5 };
+
+/* S = scale * Q K^T for 4 query rows and one 64-key panel at a time: 16
+ * accumulators (4 rows x 4 vectors of keys); per dimension d, four loads of
+ * the panel row and four broadcasts of q_r[d] feed 16 FMAs. */
+static void attn_qk_avx512(float *S, size_t lds, const float *Q, const float *Kp, size_t dk, size_t np, float scale)
+{
+    const V vs = SET1(scale);
+    for (size_t p = 0; p < np; p++) {
+        const float *kp = Kp + p * dk * ATTN_KP;
+        V c[4][4];
+#pragma GCC unroll 4
+        for (int r = 0; r < 4; r++)
+#pragma GCC unroll 4
+            for (int v = 0; v < 4; v++) c[r][v] = _mm512_setzero_ps();
+        for (size_t d = 0; d < dk; d++, kp += ATTN_KP) {
+            V k[4];
+#pragma GCC unroll 4
+            for (int v = 0; v < 4; v++) k[v] = _mm512_loadu_ps(kp + 16 * v);
+#pragma GCC unroll 4
+            for (int r = 0; r < 4; r++) {
+                V a = SET1(Q[(size_t)r * dk + d]);
+#pragma GCC unroll 4
+                for (int v = 0; v < 4; v++) c[r][v] = _mm512_fmadd_ps(a, k[v], c[r][v]);
+            }
+        }
+#pragma GCC unroll 4
+        for (int r = 0; r < 4; r++)
+#pragma GCC unroll 4
+            for (int v = 0; v < 4; v++) _mm512_storeu_ps(S + r * lds + p * ATTN_KP + 16 * v, _mm512_mul_ps(c[r][v], vs));
+    }
+}
+
+/* O = O * alpha + P V for 4 rows and nv (<= 5) 16-column panels of V at once:
+ * 4 x nv accumulators; per key j, nv loads (one per panel) and four broadcasts
+ * of P[r][j] feed 4 nv FMAs. nv is a constant at every call (see below). */
+static inline __attribute__((always_inline)) void pv_panels(float *O, const float *alpha, const float *P, size_t ldp,
+                                                            const float *Vp, size_t vstride, size_t nk, size_t dv,
+                                                            const int nv)
+{
+    V x[4][PV_MAXV];
+#pragma GCC unroll 4
+    for (int r = 0; r < 4; r++) {
+        const V a = SET1(alpha[r]);
+#pragma GCC unroll 5
+        for (int v = 0; v < nv; v++) x[r][v] = _mm512_mul_ps(_mm512_loadu_ps(O + r * dv + 16 * v), a);
+    }
+    for (size_t j = 0; j < nk; j++) {
+        V vj[PV_MAXV];
+#pragma GCC unroll 5
+        for (int v = 0; v < nv; v++) vj[v] = _mm512_loadu_ps(Vp + v * vstride + j * ATTN_VP);
+#pragma GCC unroll 4
+        for (int r = 0; r < 4; r++) {
+            const V a = SET1(P[r * ldp + j]);
+#pragma GCC unroll 5
+            for (int v = 0; v < nv; v++) x[r][v] = _mm512_fmadd_ps(a, vj[v], x[r][v]);
+        }
+    }
+#pragma GCC unroll 4
+    for (int r = 0; r < 4; r++)
+#pragma GCC unroll 5
+        for (int v = 0; v < nv; v++) _mm512_storeu_ps(O + r * dv + 16 * v, x[r][v]);
+}
+
+/* Columns in groups of up to 5 panels (80: a PixArt head of 72 in one pass,
+ * T5's 64 in one pass of 4; 20 accumulators, 5 V loads and the broadcast fit
+ * in the 32 registers). */
+static void attn_pv_avx512(float *O, const float *alpha, const float *P, size_t ldp, const float *Vp, size_t vstride,
+                           size_t nk, size_t dv)
+{
+    for (size_t c = 0; c < dv; c += PV_MAXV * ATTN_VP) {
+        const size_t left = (dv - c) / ATTN_VP;
+        const float *vp = Vp + c / ATTN_VP * vstride;
+        switch (left < PV_MAXV ? left : PV_MAXV) {
+        case 1: pv_panels(O + c, alpha, P, ldp, vp, vstride, nk, dv, 1); break;
+        case 2: pv_panels(O + c, alpha, P, ldp, vp, vstride, nk, dv, 2); break;
+        case 3: pv_panels(O + c, alpha, P, ldp, vp, vstride, nk, dv, 3); break;
+        case 4: pv_panels(O + c, alpha, P, ldp, vp, vstride, nk, dv, 4); break;
+        default: pv_panels(O + c, alpha, P, ldp, vp, vstride, nk, dv, 5); break;
+        }
+    }
+}
+
 void px_kernels_init_avx512(px_kernels *k)
 {
     k->gelu_tanh = gelu_tanh_avx512;
@@ -355,4 +460,8 @@ void px_kernels_init_avx512(px_kernels *k)
     k->sum = sum_avx512;
     k->sumsq_dev = sumsq_dev_avx512;
     k->norm_affine = norm_affine_avx512;
+    k->attn_qk = attn_qk_avx512;
+    k->attn_pv = attn_pv_avx512;
+    k->attn_kp = ATTN_KP;
+    k->attn_vp = ATTN_VP;
 }

@@ -192,6 +192,15 @@ START_TEST(simd_kernels_match_reference)
             snprintf(label, sizeof label, "%s exp_sum n=%zu", px_isa_name(isa), n);
             assert_close(y2, y1, n, 1e-30, 4e-7, label); /* exp to a few ulp */
             assert_close(&s2, &s1, 1, 0, 1e-5, label);   /* summation order differs */
+            px_kernels x2;
+            if (isa == PX_ISA_AVX512 && !px_kernels_for(PX_ISA_AVX2, &x2)) {
+                /* both sum in one order, independent of the vector width
+                 * (simd_avx2.c exp_sum): the same bits */
+                float *y3 = malloc(n * 4), s3 = x2.exp_sum(y3, x, c, n);
+                ck_assert_msg(memcmp(y3, y2, n * 4) == 0 && memcmp(&s3, &s2, 4) == 0,
+                              "%s: sum %.9g, avx2 %.9g", label, s2, s3);
+                free(y3);
+            }
             double d1 = r.sum(x, n), d2 = s.sum(x, n);
             ck_assert_msg(fabs(d1 - d2) <= 1e-12 * n * 8, "%s sum n=%zu: %.17g vs %.17g", px_isa_name(isa), n, d2, d1);
             d1 = r.sumsq_dev(x, 0.25, n);
@@ -224,70 +233,132 @@ static void check_within_sum_bound(const float *got, const float *want, const do
     }
 }
 
+/* K (n keys x dk, row-major) as ceil(n / kp) K^T panels of dk x kp, keys
+ * zero-padded: the layout attn_qk reads */
+static float *pack_k_panels(const float *K, size_t n, size_t dk, size_t kp, size_t *np)
+{
+    *np = (n + kp - 1) / kp;
+    float *Kp = calloc(*np * dk * kp, 4);
+    for (size_t j = 0; j < n; j++)
+        for (size_t d = 0; d < dk; d++) Kp[(j / kp) * dk * kp + d * kp + j % kp] = K[j * dk + d];
+    return Kp;
+}
+
+/* V (n keys x D, row-major) as dv / vp column panels of n rows x vp (dv = D
+ * rounded up to vp, columns zero-padded), panel stride n vp: the layout
+ * attn_pv reads */
+static float *pack_v_panels(const float *Vl, size_t n, size_t D, size_t vp, size_t *dv)
+{
+    *dv = (D + vp - 1) / vp * vp;
+    float *Vp = calloc(*dv * n, 4);
+    for (size_t j = 0; j < n; j++)
+        for (size_t d = 0; d < D; d++) Vp[(d / vp) * n * vp + j * vp + d % vp] = Vl[j * D + d];
+    return Vp;
+}
+
+/* S (4 x n keys) = scale Q K^T through table t's attn_qk and packing */
+static void run_qk(float *S, const px_kernels *t, const float *Q, const float *K, size_t n, size_t dk, float scale)
+{
+    size_t np;
+    float *Kp = pack_k_panels(K, n, dk, t->attn_kp, &np);
+    const size_t lds = np * t->attn_kp + 3;
+    float *Sp = malloc(4 * lds * 4);
+    t->attn_qk(Sp, lds, Q, Kp, dk, np, scale);
+    for (size_t r = 0; r < 4; r++) memcpy(S + r * n, Sp + r * lds, n * 4);
+    free(Kp);
+    free(Sp);
+}
+
+/* O (4 x D) = O alpha + P V (P: 4 x nk, stride ldp) through table t's
+ * attn_pv and packing */
+static void run_pv(float *O, const px_kernels *t, const float *alpha, const float *P, size_t ldp, const float *Vl,
+                   size_t nk, size_t D)
+{
+    size_t dv;
+    float *Vp = pack_v_panels(Vl, nk, D, t->attn_vp, &dv);
+    float *Op = calloc(4 * dv, 4);
+    for (size_t r = 0; r < 4; r++) memcpy(Op + r * dv, O + r * D, D * 4);
+    t->attn_pv(Op, alpha, P, ldp, Vp, nk * t->attn_vp, nk, dv);
+    for (size_t r = 0; r < 4; r++) memcpy(O + r * D, Op + r * dv, D * 4);
+    free(Vp);
+    free(Op);
+}
+
+/* Every SIMD variant on its own packing layout against the reference on its
+ * own: within the bound above. Every SIMD variant computes each element as
+ * the same chain of fused multiply-adds in the same order (increasing d in
+ * qk; O alpha, then increasing j in pv), whatever its vector width and panel
+ * widths, so all of them must also give the same bits (on x86: AVX2 and
+ * AVX-512). Head sizes: 12, 19 (odd), 64 (T5), 72 (PixArt), 144; key counts
+ * that fill panels and tiles exactly or not. */
 START_TEST(simd_attention_kernels_match_reference)
 {
-    enum { KP = PX_ATTN_KP };
-    const size_t dps[] = { KP, 3 * KP, 6 * KP }, nps[] = { 1, 3, 16 }, nks[] = { 1, 5, 24, 100, 384 };
+    const size_t dks[] = { 12, 19, 64, 72, 144 }, nss[] = { 5, 64, 200, 384 }, nks[] = { 1, 5, 24, 100, 384 };
     const size_t ldp = 400;
-    px_kernels r;
+    px_kernels r, tabs[PX_ISA_COUNT];
+    px_isa isas[PX_ISA_COUNT];
     px_kernels_for(PX_ISA_REF, &r);
-    int tested = 0;
-    for (int isa = PX_ISA_REF + 1; isa < PX_ISA_COUNT; isa++) {
-        px_kernels s;
-        if (px_kernels_for((px_isa)isa, &s)) continue;
-        tested++;
-        for (size_t di = 0; di < 3; di++) {
-            const size_t dp = dps[di];
-            char label[96];
-            for (size_t pi = 0; pi < 3; pi++) {
-                const size_t np = nps[pi], ns = np * KP, lds = ns + 3;
-                float *Q = malloc(4 * dp * 4), *K = malloc(np * dp * KP * 4);
-                float *S1 = malloc(4 * lds * 4), *S2 = malloc(4 * lds * 4);
-                double *bound = malloc(4 * lds * sizeof *bound);
-                px_test_fill_uniform(Q, 4 * dp, dp + np, -1, 1);
-                px_test_fill_uniform(K, np * dp * KP, dp * np + 7, -1, 1);
-                const float scale = 0.125f; /* a power of two: scaling is exact */
-                r.attn_qk(S1, lds, Q, K, dp, np, scale);
-                s.attn_qk(S2, lds, Q, K, dp, np, scale);
-                for (size_t i = 0; i < 4; i++)
-                    for (size_t j = 0; j < lds; j++) {
-                        double a = 0;
-                        if (j < ns)
-                            for (size_t d = 0; d < dp; d++)
-                                a += fabs((double)Q[i * dp + d] * K[(j / KP) * dp * KP + d * KP + j % KP]);
-                        bound[i * lds + j] = a * scale;
-                        if (j >= ns) S1[i * lds + j] = S2[i * lds + j] = 0; /* not written */
-                    }
-                snprintf(label, sizeof label, "%s attn_qk dp=%zu np=%zu", px_isa_name(isa), dp, np);
-                check_within_sum_bound(S2, S1, bound, 4 * lds, dp, label);
-                free(Q); free(K); free(S1); free(S2); free(bound);
+    int ns = 0;
+    for (int isa = PX_ISA_REF + 1; isa < PX_ISA_COUNT; isa++)
+        if (!px_kernels_for((px_isa)isa, &tabs[ns])) isas[ns++] = (px_isa)isa;
+    char label[96];
+    for (size_t di = 0; di < sizeof dks / sizeof dks[0]; di++) {
+        const size_t dk = dks[di];
+        for (size_t si = 0; si < sizeof nss / sizeof nss[0]; si++) {
+            const size_t n = nss[si];
+            float *Q = malloc(4 * dk * 4), *K = malloc(n * dk * 4);
+            float *S1 = malloc(4 * n * 4), *S2 = malloc(4 * n * 4), *S0 = malloc(4 * n * 4);
+            double *bound = malloc(4 * n * sizeof *bound);
+            px_test_fill_uniform(Q, 4 * dk, dk + n, -1, 1);
+            px_test_fill_uniform(K, n * dk, dk * n + 7, -1, 1);
+            const float scale = 0.125f; /* a power of two: scaling is exact */
+            run_qk(S1, &r, Q, K, n, dk, scale);
+            for (size_t i = 0; i < 4; i++)
+                for (size_t j = 0; j < n; j++) {
+                    double a = 0;
+                    for (size_t d = 0; d < dk; d++) a += fabs((double)Q[i * dk + d] * K[j * dk + d]);
+                    bound[i * n + j] = a * scale;
+                }
+            for (int t = 0; t < ns; t++) {
+                run_qk(S2, &tabs[t], Q, K, n, dk, scale);
+                snprintf(label, sizeof label, "%s attn_qk dk=%zu n=%zu", px_isa_name(isas[t]), dk, n);
+                check_within_sum_bound(S2, S1, bound, 4 * n, dk, label);
+                if (t == 0) memcpy(S0, S2, 4 * n * 4);
+                else ck_assert_msg(memcmp(S2, S0, 4 * n * 4) == 0, "%s: not the bits of %s", label,
+                                   px_isa_name(isas[0]));
             }
-            for (size_t ki = 0; ki < 5; ki++) {
-                const size_t nk = nks[ki], vstride = (nk + 7) * KP;
-                float *P = malloc(4 * ldp * 4), *Vp = malloc(dp / KP * vstride * 4);
-                float *O1 = malloc(4 * dp * 4), *O2 = malloc(4 * dp * 4);
-                double *bound = malloc(4 * dp * sizeof *bound);
-                const float alpha[4] = { 1.0f, 0.5f, 0.0f, 0.3f };
-                px_test_fill_uniform(P, 4 * ldp, nk + dp, 0, 1);
-                px_test_fill_uniform(Vp, dp / KP * vstride, nk * dp + 1, -1, 1);
-                px_test_fill_uniform(O1, 4 * dp, nk + 3, -4, 4);
-                memcpy(O2, O1, 4 * dp * 4);
-                for (size_t i = 0; i < 4; i++)
-                    for (size_t d = 0; d < dp; d++) {
-                        double a = fabs((double)O1[i * dp + d] * alpha[i]);
-                        for (size_t j = 0; j < nk; j++)
-                            a += fabs((double)P[i * ldp + j] * Vp[(d / KP) * vstride + j * KP + d % KP]);
-                        bound[i * dp + d] = a;
-                    }
-                r.attn_pv(O1, alpha, P, ldp, Vp, vstride, nk, dp);
-                s.attn_pv(O2, alpha, P, ldp, Vp, vstride, nk, dp);
-                snprintf(label, sizeof label, "%s attn_pv dp=%zu nk=%zu", px_isa_name(isa), dp, nk);
-                check_within_sum_bound(O2, O1, bound, 4 * dp, nk + 1, label);
-                free(P); free(Vp); free(O1); free(O2); free(bound);
+            free(Q); free(K); free(S1); free(S2); free(S0); free(bound);
+        }
+        for (size_t ki = 0; ki < sizeof nks / sizeof nks[0]; ki++) {
+            const size_t nk = nks[ki];
+            float *P = malloc(4 * ldp * 4), *Vl = malloc(nk * dk * 4);
+            float *O = malloc(4 * dk * 4), *O1 = malloc(4 * dk * 4), *O2 = malloc(4 * dk * 4), *O0 = malloc(4 * dk * 4);
+            double *bound = malloc(4 * dk * sizeof *bound);
+            const float alpha[4] = { 1.0f, 0.5f, 0.0f, 0.3f };
+            px_test_fill_uniform(P, 4 * ldp, nk + dk, 0, 1);
+            px_test_fill_uniform(Vl, nk * dk, nk * dk + 1, -1, 1);
+            px_test_fill_uniform(O, 4 * dk, nk + 3, -4, 4);
+            for (size_t i = 0; i < 4; i++)
+                for (size_t d = 0; d < dk; d++) {
+                    double a = fabs((double)O[i * dk + d] * alpha[i]);
+                    for (size_t j = 0; j < nk; j++) a += fabs((double)P[i * ldp + j] * Vl[j * dk + d]);
+                    bound[i * dk + d] = a;
+                }
+            memcpy(O1, O, 4 * dk * 4);
+            run_pv(O1, &r, alpha, P, ldp, Vl, nk, dk);
+            for (int t = 0; t < ns; t++) {
+                memcpy(O2, O, 4 * dk * 4);
+                run_pv(O2, &tabs[t], alpha, P, ldp, Vl, nk, dk);
+                snprintf(label, sizeof label, "%s attn_pv D=%zu nk=%zu", px_isa_name(isas[t]), dk, nk);
+                check_within_sum_bound(O2, O1, bound, 4 * dk, nk + 1, label);
+                if (t == 0) memcpy(O0, O2, 4 * dk * 4);
+                else ck_assert_msg(memcmp(O2, O0, 4 * dk * 4) == 0, "%s: not the bits of %s", label,
+                                   px_isa_name(isas[0]));
             }
+            free(P); free(Vl); free(O); free(O1); free(O2); free(O0); free(bound);
         }
     }
-    fprintf(stderr, "simd_attention_kernels_match_reference: %d SIMD variant(s) tested on this CPU\n", tested);
+    fprintf(stderr, "simd_attention_kernels_match_reference: %d SIMD variant(s) tested on this CPU\n", ns);
 }
 END_TEST
 
@@ -336,6 +407,34 @@ START_TEST(simd_kernels_extreme_inputs)
                           px_isa_name(isa), x[i], y2[i], y1[i]);
         ck_assert(s.max(x, n) == INFINITY);
     }
+    /* AVX2 and AVX-512 evaluate the same polynomials in the same order
+     * (simd_avx512.c; exp16 scales by 2^n in one correctly rounded vscalefps
+     * where exp8 uses two exact factors): the same bits everywhere, from
+     * exp's underflow to its overflow, including the subnormal results */
+    px_kernels a2, a5;
+    if (!px_kernels_for(PX_ISA_AVX2, &a2) && !px_kernels_for(PX_ISA_AVX512, &a5)) {
+        enum { NS = 1 << 16 };
+        float *xs = malloc(NS * 4), *z2 = malloc(NS * 4), *z5 = malloc(NS * 4);
+        for (size_t i = 0; i < NS; i++) xs[i] = -120.0f + 210.0f * (float)i / NS;
+        memcpy(xs, special, sizeof special);
+        struct { const char *name; void (*f2)(float *, const float *, size_t), (*f5)(float *, const float *, size_t); } g[] = {
+            { "gelu_tanh", a2.gelu_tanh, a5.gelu_tanh }, { "gelu_erf", a2.gelu_erf, a5.gelu_erf }, { "silu", a2.silu, a5.silu },
+            { "exp", NULL, NULL },
+        };
+        for (size_t k = 0; k < 4; k++) {
+            if (g[k].f2) {
+                g[k].f2(z2, xs, NS);
+                g[k].f5(z5, xs, NS);
+            } else {
+                a2.exp_sum(z2, xs, 0.0f, NS);
+                a5.exp_sum(z5, xs, 0.0f, NS);
+            }
+            for (size_t i = 0; i < NS; i++)
+                ck_assert_msg(memcmp(&z2[i], &z5[i], 4) == 0 || (isnan(z2[i]) && isnan(z5[i])),
+                              "avx512 %s(%g): %.9g, avx2 %.9g", g[k].name, xs[i], z5[i], z2[i]);
+        }
+        free(xs); free(z2); free(z5);
+    }
     fprintf(stderr, "simd_kernels_extreme_inputs: %d SIMD variant(s) tested on this CPU\n", tested);
 }
 END_TEST
@@ -382,28 +481,91 @@ END_TEST
 
 /* ---- fast paths against references at larger sizes --------------------- */
 
+/* Attention inputs (q, k, v: B x N x H x D; key_bias: B x Nk with every 7th
+ * key masked; score_bias: H x Nq x Nk) */
+typedef struct {
+    px_attn_args a;
+    float *q, *k, *v, *kb, *sb;
+} attn_case;
+
+static attn_case attn_case_make(int64_t B, int64_t H, int64_t D, int64_t Nq, int64_t Nk)
+{
+    attn_case c = { .a = { .B = B, .Nq = Nq, .Nk = Nk, .H = H, .D = D, .scale = 0.3f } };
+    c.q = malloc(B * Nq * H * D * 4);
+    c.k = malloc(B * Nk * H * D * 4);
+    c.v = malloc(B * Nk * H * D * 4);
+    c.kb = malloc(B * Nk * 4);
+    c.sb = malloc(H * Nq * Nk * 4);
+    px_test_fill_uniform(c.q, B * Nq * H * D, 1, -2, 2);
+    px_test_fill_uniform(c.k, B * Nk * H * D, 2, -2, 2);
+    px_test_fill_uniform(c.v, B * Nk * H * D, 3, -1, 1);
+    px_test_fill_uniform(c.sb, H * Nq * Nk, 4, -1, 1);
+    for (int64_t i = 0; i < B * Nk; i++) c.kb[i] = (i % 7 == 3) ? -10000.0f : 0.0f;
+    c.a.key_bias = c.kb;
+    c.a.score_bias = c.sb;
+    return c;
+}
+
+static void attn_case_free(attn_case *c)
+{
+    free(c->q); free(c->k); free(c->v); free(c->kb); free(c->sb);
+}
+
 START_TEST(attention_tiled_matches_reference)
 {
     /* sizes that cross the query-block, 4-row strip, key-panel and key-tile
      * boundaries, with both biases; head sizes 12 (padded), 64 (T5) and 72
-     * (PixArt) */
+     * (PixArt); on every kernel table this CPU runs (each with its own
+     * packing layout) */
     const int64_t Ds[] = { 12, 64, 72 }, Nqs[] = { 600, 67, 130 }, Nks[] = { 1100, 120, 409 };
     const int64_t D = Ds[_i], Nq = Nqs[_i], Nk = Nks[_i], B = 2, H = 2;
-    float *q = malloc(B * Nq * H * D * 4), *k = malloc(B * Nk * H * D * 4), *v = malloc(B * Nk * H * D * 4);
-    float *kb = malloc(B * Nk * 4), *sb = malloc(H * Nq * Nk * 4);
+    attn_case c = attn_case_make(B, H, D, Nq, Nk);
     float *o1 = malloc(B * Nq * H * D * 4), *o2 = malloc(B * Nq * H * D * 4);
-    px_test_fill_uniform(q, B * Nq * H * D, 1, -2, 2);
-    px_test_fill_uniform(k, B * Nk * H * D, 2, -2, 2);
-    px_test_fill_uniform(v, B * Nk * H * D, 3, -1, 1);
-    px_test_fill_uniform(sb, H * Nq * Nk, 4, -1, 1);
-    for (int64_t i = 0; i < B * Nk; i++) kb[i] = (i % 7 == 3) ? -10000.0f : 0.0f;
-    px_attn_args a = { .B = B, .Nq = Nq, .Nk = Nk, .H = H, .D = D, .scale = 0.3f, .key_bias = kb, .score_bias = sb };
-    ck_assert_int_eq(px_attention_ref(o1, q, k, v, &a), 0);
-    ck_assert_int_eq(px_attention(o2, q, k, v, &a), 0);
-    char label[64];
-    snprintf(label, sizeof label, "tiled attention D=%lld", (long long)D);
-    assert_close(o2, o1, B * Nq * H * D, 2e-6, 1e-5, label);
-    free(q); free(k); free(v); free(kb); free(sb); free(o1); free(o2);
+    ck_assert_int_eq(px_attention_ref(o1, c.q, c.k, c.v, &c.a), 0);
+    const px_isa active = px_ops_isa();
+    for (int isa = PX_ISA_REF; isa < PX_ISA_COUNT; isa++) {
+        if (px_ops_select((px_isa)isa)) continue;
+        memset(o2, 0, B * Nq * H * D * 4);
+        ck_assert_int_eq(px_attention(o2, c.q, c.k, c.v, &c.a), 0);
+        char label[64];
+        snprintf(label, sizeof label, "%s tiled attention D=%lld", px_isa_name((px_isa)isa), (long long)D);
+        assert_close(o2, o1, B * Nq * H * D, 2e-6, 1e-5, label);
+    }
+    px_ops_select(active);
+    attn_case_free(&c);
+    free(o1); free(o2);
+}
+END_TEST
+
+/* px_attention gives the same bits on every SIMD variant this CPU runs (on
+ * x86: AVX2 and AVX-512, whose micro-kernels and softmax sum in the same
+ * order) and for 1 and 2 threads; D = 64 has one head of 600 query rows,
+ * which is split over several work items (3 blocks of 256). */
+START_TEST(attention_simd_variants_bit_identical)
+{
+    const int64_t Ds[] = { 12, 64, 72 }, Nqs[] = { 77, 600, 130 }, Nks[] = { 1, 409, 777 }, Hs[] = { 3, 1, 2 };
+    const int64_t D = Ds[_i], Nq = Nqs[_i], Nk = Nks[_i], B = 2, H = Hs[_i];
+    const size_t no = (size_t)(B * Nq * H * D);
+    attn_case c = attn_case_make(B, H, D, Nq, Nk);
+    float *o0 = malloc(no * 4), *o = malloc(no * 4);
+    const px_isa active = px_ops_isa();
+    const int threads = px_get_num_threads();
+    int runs = 0;
+    for (int isa = PX_ISA_REF + 1; isa < PX_ISA_COUNT; isa++) {
+        if (px_ops_select((px_isa)isa)) continue;
+        for (int t = 1; t <= 2; t++) {
+            px_set_num_threads(t);
+            ck_assert_int_eq(px_attention(runs ? o : o0, c.q, c.k, c.v, &c.a), 0);
+            ck_assert_msg(!runs || memcmp(o, o0, no * 4) == 0, "D=%lld: %s on %d thread(s) differs from the first run",
+                          (long long)D, px_isa_name((px_isa)isa), t);
+            runs++;
+        }
+    }
+    px_set_num_threads(threads);
+    px_ops_select(active);
+    fprintf(stderr, "attention_simd_variants_bit_identical D=%lld: %d runs compared\n", (long long)D, runs);
+    attn_case_free(&c);
+    free(o0); free(o);
 }
 END_TEST
 
@@ -474,6 +636,7 @@ static Suite *suite(void)
     tcase_add_test(tc, attention_matches_torch);
     tcase_add_test(tc, linear_all_weight_dtypes);
     tcase_add_loop_test(tc, attention_tiled_matches_reference, 0, 3);
+    tcase_add_loop_test(tc, attention_simd_variants_bit_identical, 0, 3);
     tcase_add_test(tc, conv_im2col_matches_reference);
     tcase_add_test(tc, threads_bit_identical);
     suite_add_tcase(s, tc);
