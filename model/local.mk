@@ -24,7 +24,7 @@ tests_test_dit_LDADD = $(PX_TEST_LIBS)
 endif
 
 # The VAE (diffusers AutoencoderKL: decoder, encoder, tiled decoding).
-libpixart_la_SOURCES += model/vae.c model/vae.h
+libpixart_la_SOURCES += model/vae.c model/vae.h model/vae_tiled.c model/vae_tiled.h
 if HAVE_CHECK
 check_PROGRAMS += tests/test_vae
 TESTS += tests/test_vae
