@@ -620,7 +620,8 @@ static int feed_forward(float *out, const float *x, const dit_block *bk, float *
 }
 
 /* BasicTransformerBlock(norm_type="ada_norm_single"): r.tok (B, N, C) updated in place.
- * t6 (B, 6C) adaln_single output; kv (B, L, cross_dim) the (projected) caption. */
+ * cb.t6 (B, 6C) the adaln_single output (cb.ss receives this block's table);
+ * kv (B, L, cross_dim) the (projected) caption. */
 static int block_forward(px_dit *m, const dit_block *bk, const cond_bufs *cb, const float *kv, int64_t B, int64_t N,
                          int64_t L, px_dump *d)
 {

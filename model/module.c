@@ -6,14 +6,22 @@
 
 #include "ops/ops.h"
 
-void px_mod_init(px_mod *m, const px_weights *w, int rec_in, const char *fmt, ...)
+/* name = "<component>/<path>"; returns the path part (the checkpoint prefix) */
+static const char *mod_vinit(px_mod *m, const px_weights *w, int rec_in, const char *fmt, va_list ap)
 {
     int n = snprintf(m->name, sizeof m->name, "%s/", px_weights_component(w));
+    if (n < 0 || (size_t)n >= sizeof m->name) n = 0;
+    vsnprintf(m->name + n, sizeof m->name - (size_t)n, fmt, ap);
+    m->rec_in = rec_in;
+    return m->name + n;
+}
+
+void px_mod_init(px_mod *m, const px_weights *w, int rec_in, const char *fmt, ...)
+{
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(m->name + n, sizeof m->name - (size_t)n, fmt, ap);
+    mod_vinit(m, w, rec_in, fmt, ap);
     va_end(ap);
-    m->rec_in = rec_in;
 }
 
 int px_mod_in(const px_mod *m, px_dump *d, const float *x, int ndim, const int64_t *shape)
@@ -33,12 +41,10 @@ int px_mod_out(const px_mod *m, px_dump *d, const float *x, int ndim, const int6
 
 int px_lin_load(px_lin *l, px_weights *w, int64_t N, int64_t K, int bias, int rec_in, const char *fmt, ...)
 {
-    char prefix[200];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(prefix, sizeof prefix, fmt, ap);
+    const char *prefix = mod_vinit(&l->m, w, rec_in, fmt, ap);
     va_end(ap);
-    px_mod_init(&l->m, w, rec_in, "%s", prefix);
     l->b = NULL;
     if (!(l->w = px_weights_get(w, 2, (int64_t[]){ N, K }, "%s.weight", prefix))) return -1;
     if (bias && !(l->b = px_weights_f32(w, 1, &N, "%s.bias", prefix))) return -1;
@@ -69,12 +75,10 @@ int px_lin_rows(float *out, const float *in, const px_lin *l, int64_t M, px_dump
 int px_conv_load(px_conv *c, px_weights *w, int64_t cin, int64_t cout, int k, int stride, int pad, int rec_in,
                  const char *fmt, ...)
 {
-    char prefix[200];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(prefix, sizeof prefix, fmt, ap);
+    const char *prefix = mod_vinit(&c->m, w, rec_in, fmt, ap);
     va_end(ap);
-    px_mod_init(&c->m, w, rec_in, "%s", prefix);
     c->cin = cin;
     c->cout = cout;
     c->k = k;

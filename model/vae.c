@@ -503,18 +503,14 @@ static float *resnet_fwd(const resnet *r, float *x, int64_t B, int64_t H, int64_
     if (!h) goto fail;
     // output_tensor = (input_tensor + hidden_states) / 1.0
     px_add(h, sc ? sc : x, h, nout);
-    free(sc);
-    free(x);
+    free(sc); free(x);
     if (px_mod_out(&r->m, d, h, PX_SHAPE(B, r->cout, H, W))) {
         free(h);
         return NULL;
     }
     return h;
 fail:
-    free(x);
-    free(sc);
-    free(h);
-    free(h2);
+    free(x); free(sc); free(h); free(h2);
     return NULL;
 }
 
@@ -563,9 +559,7 @@ static int attn_fwd(const attn *a, float *x, int64_t B, int64_t H, int64_t W, in
     // hidden_states = softmax(query @ key^T * scale) @ value, scale = dim_head ** -0.5 (baddbmm alpha)
     px_attn_args args = {.B = B, .Nq = N, .Nk = N, .H = 1, .D = C, .scale = (float)pow((double)C, -0.5)};
     if (px_attention(t, q, k, v, &args)) goto out; /* t: (B, N, C) attention output */
-    free(q);
-    free(k);
-    free(v);
+    free(q); free(k); free(v);
     q = k = v = NULL;
     // hidden_states = attn.to_out[0](hidden_states)
     if (!(o = alloc_f(n, "vae attention out")) || lin_per_batch(o, t, &a->o, B, N, d)) goto out;
@@ -574,12 +568,7 @@ static int attn_fwd(const attn *a, float *x, int64_t B, int64_t H, int64_t W, in
     px_add(x, t, x, n);
     rc = px_mod_out(&a->m, d, x, PX_SHAPE(B, C, H, W));
 out:
-    free(g);
-    free(t);
-    free(q);
-    free(k);
-    free(v);
-    free(o);
+    free(g); free(t); free(q); free(k); free(v); free(o);
     return rc;
 }
 
@@ -614,8 +603,7 @@ static float *upsample_fwd(const sampler *s, float *x, int64_t B, int64_t H, int
         y = NULL;
     }
 out:
-    free(x);
-    free(u);
+    free(x); free(u);
     return y;
 }
 
@@ -644,8 +632,7 @@ static float *downsample_fwd(const sampler *s, float *x, int64_t B, int64_t H, i
         y = NULL;
     }
 out:
-    free(x);
-    free(p);
+    free(x); free(p);
     return y;
 }
 

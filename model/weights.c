@@ -137,14 +137,9 @@ const px_tensor *px_weights_get(px_weights *w, int ndim, const int64_t *shape, c
     return get_named(w, ndim, shape, name);
 }
 
-const float *px_weights_f32(px_weights *w, int ndim, const int64_t *shape, const char *fmt, ...)
+/* float32 values of a checked tensor: the mapping itself, or a copy owned by w */
+static const float *as_f32(px_weights *w, const px_tensor *t, const char *name)
 {
-    char name[256];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(name, sizeof name, fmt, ap);
-    va_end(ap);
-    const px_tensor *t = get_named(w, ndim, shape, name);
     if (!t) return NULL;
     if (t->dtype == PX_F32) return (const float *)t->data;
     if (w->nowned == w->capowned) {
@@ -160,6 +155,16 @@ const float *px_weights_f32(px_weights *w, int ndim, const int64_t *shape, const
     float *v = px_tensor_to_f32_alloc(t, name);
     if (v) w->owned[w->nowned++] = v;
     return v;
+}
+
+const float *px_weights_f32(px_weights *w, int ndim, const int64_t *shape, const char *fmt, ...)
+{
+    char name[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(name, sizeof name, fmt, ap);
+    va_end(ap);
+    return as_f32(w, get_named(w, ndim, shape, name), name);
 }
 
 int px_weights_check_unused(const px_weights *w)

@@ -428,22 +428,21 @@ START_TEST(generate_from_text)
 
     // --dump-all from text: every key of every model, as before the modules recorded
     // themselves (issue 11), for pipe_small and for pipe_ms (micro-conditioning)
-    st = run("generate --model '%s' --prompt 'A painting of a squirrel eating a burger' --steps 2 --seed 0 "
-             "--no-resolution-binning --output-type npy -o '%s' --dump '%s' --dump-all --quiet",
-             model, npy, dump);
-    ck_assert_int_eq(st, 0);
-    f = px_test_open(dump);
-    check_dump_keys(f, "dumps/generate_small_dump_all.keys", NULL);
-    px_st_close(f);
     char ms[300];
-    if (!model_with_vocab(ms, sizeof ms, "pipe_ms")) return;
-    st = run("generate --model '%s' --prompt 'A painting of a squirrel eating a burger' --steps 2 --seed 1 "
-             "--height 32 --width 80 --no-resolution-binning --output-type npy -o '%s' --dump '%s' --dump-all --quiet",
-             ms, npy, dump);
-    ck_assert_int_eq(st, 0);
-    f = px_test_open(dump);
-    check_dump_keys(f, "dumps/generate_ms_dump_all.keys", NULL);
-    px_st_close(f);
+    ck_assert(model_with_vocab(ms, sizeof ms, "pipe_ms"));
+    static const struct { const char *args, *keys; } all[] = {
+        { "--seed 0", "dumps/generate_small_dump_all.keys" },
+        { "--seed 1 --height 32 --width 80", "dumps/generate_ms_dump_all.keys" },
+    };
+    for (int i = 0; i < 2; i++) {
+        st = run("generate --model '%s' --prompt 'A painting of a squirrel eating a burger' --steps 2 %s "
+                 "--no-resolution-binning --output-type npy -o '%s' --dump '%s' --dump-all --quiet",
+                 i ? ms : model, all[i].args, npy, dump);
+        ck_assert_int_eq(st, 0);
+        f = px_test_open(dump);
+        check_dump_keys(f, all[i].keys, NULL);
+        px_st_close(f);
+    }
 }
 END_TEST
 
