@@ -4,13 +4,13 @@
  * Checkpoints saved as Transformer2DModel(norm_type="ada_norm_single") load too. */
 #include "dit.h"
 
+#include "model/module.h"
+#include "model/weights.h"
 #include "ops/ops.h"
 #include "tensor/error.h"
 #include "tensor/json.h"
-#include "tensor/safetensors.h"
 
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,16 +33,22 @@ typedef struct {
 } dit_config;
 
 typedef struct {
-    const px_tensor *w; /* (out, in), checkpoint dtype */
-    float *b;           /* (out) F32, or NULL */
-} lin;
+    px_mod out;                 /* transformer_blocks.i */
+    const float *sst;           /* scale_shift_table (6, C) */
+    px_mod norm1, norm2;        /* LayerNorm(elementwise_affine=False) */
+    px_lin q1, k1, v1, o1;      /* attn1.to_q/k/v, attn1.to_out.0 */
+    px_lin q2, k2, v2, o2;      /* attn2 */
+    px_lin ff1, ff2;            /* ff.net.0.proj, ff.net.2 */
+    px_mod gelu;                /* ff.net.0: GELU(approximate="tanh") */
+} dit_block;
 
 typedef struct {
-    float *sst;         /* scale_shift_table (6, C) */
-    lin q1, k1, v1, o1; /* attn1 */
-    lin q2, k2, v2, o2; /* attn2 */
-    lin ff1, ff2;       /* ff.net.0.proj, ff.net.2 */
-} dit_block;
+    px_mod time_proj, cond_proj; /* emb.time_proj, emb.additional_condition_proj: Timesteps(256) */
+    px_lin t1, t2;               /* emb.timestep_embedder.linear_1/2 */
+    px_lin r1, r2, a1, a2;       /* emb.resolution_embedder, emb.aspect_ratio_embedder */
+    px_mod emb, silu;            /* emb (the sum), silu */
+    px_lin linear;               /* (6C, C) */
+} adaln_single;
 
 typedef struct {
     int64_t cap_T, cap_BL, cap_B, cap_ffrows;
@@ -51,6 +57,7 @@ typedef struct {
     float *po;                        /* (T, p*p*out) */
     float *c1, *ctxp, *k2, *v2;       /* (B*L, C) */
     float *kbias;                     /* (B*L) */
+    float *cond;                      /* (B, ...) conditioning vectors, see adaln_forward */
     float *pos;                       /* (N, C) for pos_h x pos_w */
     int64_t cap_pos;
     int pos_h, pos_w;
@@ -58,16 +65,17 @@ typedef struct {
 
 struct px_dit {
     dit_config c;
-    px_st_set *st;
-    const px_tensor *patch_w; /* (C, in, p, p) */
-    float *patch_b;
-    lin t_l1, t_l2;           /* adaln_single.emb.timestep_embedder */
-    lin r_l1, r_l2, a_l1, a_l2; /* resolution_embedder, aspect_ratio_embedder */
-    lin ada;                  /* adaln_single.linear (6C, C) */
-    lin cap1, cap2;           /* caption_projection */
+    px_weights *wt;
+    px_conv patch;            /* pos_embed.proj */
+    px_mod pos_embed;         /* PatchEmbed output (+ position embedding) */
+    adaln_single ada;
+    px_lin cap1, cap2;        /* caption_projection.linear_1/2 */
+    px_mod cap_act;           /* caption_projection.act_1 */
     dit_block *blocks;
-    float *sst_out;           /* scale_shift_table (2, C) */
-    lin proj_out;
+    const float *sst_out;     /* scale_shift_table (2, C) */
+    px_mod norm_out;
+    px_lin proj_out;
+    px_mod root;              /* the model's output: "transformer/<root>" */
     dit_run r;
 };
 
@@ -207,92 +215,80 @@ static int parse_config(dit_config *c, const px_json *j, const char *path)
 }
 
 // ----------------------------------------------------------------------------
-// weights
+// weights: every module under its checkpoint name (which is also its dump name)
 
-static float *vec_f32(const px_st_set *st, int64_t n, const char *fmt, ...) PX_PRINTF(3, 4);
-static float *vec_f32(const px_st_set *st, int64_t n, const char *fmt, ...)
+static int load_adaln(adaln_single *a, px_weights *w, const dit_config *c)
 {
-    char name[256];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(name, sizeof name, fmt, ap);
-    va_end(ap);
-    const px_tensor *t = px_st_get(st, name, 1, &n);
-    return t ? px_tensor_to_f32_alloc(t, name) : NULL;
-}
-
-/* nn.Linear `prefix`.weight (N, K) [+ .bias (N)] */
-static int lin_load(lin *l, const px_st_set *st, int64_t N, int64_t K, int bias, const char *fmt, ...)
-    PX_PRINTF(6, 7);
-static int lin_load(lin *l, const px_st_set *st, int64_t N, int64_t K, int bias, const char *fmt, ...)
-{
-    char prefix[200];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(prefix, sizeof prefix, fmt, ap);
-    va_end(ap);
-    l->w = px_st_getf(st, (int64_t[]){ N, K }, 2, "%s.weight", prefix);
-    if (!l->w) return -1;
-    if (l->w->dtype != PX_F32 && l->w->dtype != PX_F16 && l->w->dtype != PX_BF16)
-        return px_fail("%s: tensor '%s.weight' has dtype %s (F32, F16 or BF16 expected)", st->desc,
-                       prefix, px_dtype_name(l->w->dtype));
-    if (!px_is_contiguous(l->w))
-        return px_fail("%s: tensor '%s.weight' is not contiguous", st->desc, prefix);
-    l->b = NULL;
-    if (bias && !(l->b = vec_f32(st, N, "%s.bias", prefix))) return -1;
+    const int64_t C = c->inner, S = C / 3; /* size_emb_dim = embedding_dim // 3 */
+    const char *e = "adaln_single.emb";
+    px_mod_init(&a->time_proj, w, PX_REC_IN, "%s.time_proj", e);
+    px_mod_init(&a->cond_proj, w, PX_REC_IN, "%s.additional_condition_proj", e);
+    px_mod_init(&a->emb, w, PX_OUT_ONLY, "%s", e);
+    px_mod_init(&a->silu, w, PX_OUT_ONLY, "adaln_single.silu");
+    if (px_lin_load(&a->t1, w, C, PX_TIME_CH, 1, PX_OUT_ONLY, "%s.timestep_embedder.linear_1", e) ||
+        px_lin_load(&a->t2, w, C, C, 1, PX_REC_IN, "%s.timestep_embedder.linear_2", e) ||
+        px_lin_load(&a->linear, w, 6 * C, C, 1, PX_OUT_ONLY, "adaln_single.linear"))
+        return -1;
+    if (c->micro &&
+        (px_lin_load(&a->r1, w, S, PX_TIME_CH, 1, PX_OUT_ONLY, "%s.resolution_embedder.linear_1", e) ||
+         px_lin_load(&a->r2, w, S, S, 1, PX_REC_IN, "%s.resolution_embedder.linear_2", e) ||
+         px_lin_load(&a->a1, w, S, PX_TIME_CH, 1, PX_OUT_ONLY, "%s.aspect_ratio_embedder.linear_1", e) ||
+         px_lin_load(&a->a2, w, S, S, 1, PX_REC_IN, "%s.aspect_ratio_embedder.linear_2", e)))
+        return -1;
     return 0;
 }
 
-static void lin_free(lin *l) { free(l->b); }
+/* BasicTransformerBlock i. Recorded inputs: those the reference hooks see
+ * that are no other recorded module's output (to_q's modulated norm, ...). */
+static int load_block(dit_block *b, px_weights *w, const dit_config *c, int i)
+{
+    const int64_t C = c->inner, X = c->cross_dim;
+    const int ab = c->attn_bias;
+    const char *p = "transformer_blocks";
+    px_mod_init(&b->out, w, PX_OUT_ONLY, "%s.%d", p, i);
+    px_mod_init(&b->norm1, w, PX_OUT_ONLY, "%s.%d.norm1", p, i);
+    px_mod_init(&b->norm2, w, PX_REC_IN, "%s.%d.norm2", p, i);
+    px_mod_init(&b->gelu, w, PX_OUT_ONLY, "%s.%d.ff.net.0", p, i);
+    if (!(b->sst = px_weights_f32(w, 2, (int64_t[]){ 6, C }, "%s.%d.scale_shift_table", p, i))) return -1;
+    if (px_lin_load(&b->q1, w, C, C, ab, PX_REC_IN, "%s.%d.attn1.to_q", p, i) ||
+        px_lin_load(&b->k1, w, C, C, ab, PX_OUT_ONLY, "%s.%d.attn1.to_k", p, i) ||
+        px_lin_load(&b->v1, w, C, C, ab, PX_OUT_ONLY, "%s.%d.attn1.to_v", p, i) ||
+        px_lin_load(&b->o1, w, C, C, 1, PX_REC_IN, "%s.%d.attn1.to_out.0", p, i) ||
+        px_lin_load(&b->q2, w, C, C, ab, PX_REC_IN, "%s.%d.attn2.to_q", p, i) ||
+        px_lin_load(&b->k2, w, C, X, ab, PX_OUT_ONLY, "%s.%d.attn2.to_k", p, i) ||
+        px_lin_load(&b->v2, w, C, X, ab, PX_OUT_ONLY, "%s.%d.attn2.to_v", p, i) ||
+        px_lin_load(&b->o2, w, C, C, 1, PX_REC_IN, "%s.%d.attn2.to_out.0", p, i) ||
+        px_lin_load(&b->ff1, w, 4 * C, C, 1, PX_REC_IN, "%s.%d.ff.net.0.proj", p, i) ||
+        px_lin_load(&b->ff2, w, C, 4 * C, 1, PX_OUT_ONLY, "%s.%d.ff.net.2", p, i))
+        return -1;
+    return 0;
+}
 
 static int load_weights(px_dit *m)
 {
     const dit_config *c = &m->c;
-    const px_st_set *st = m->st;
+    px_weights *w = m->wt;
     const int64_t C = c->inner;
-    m->patch_w = px_st_getf(st, (int64_t[]){ C, c->in_ch, c->patch, c->patch }, 4, "pos_embed.proj.weight");
-    if (!m->patch_w || !(m->patch_b = vec_f32(st, C, "pos_embed.proj.bias"))) return -1;
-    if (lin_load(&m->t_l1, st, C, PX_TIME_CH, 1, "adaln_single.emb.timestep_embedder.linear_1") < 0 ||
-        lin_load(&m->t_l2, st, C, C, 1, "adaln_single.emb.timestep_embedder.linear_2") < 0 ||
-        lin_load(&m->ada, st, 6 * C, C, 1, "adaln_single.linear") < 0)
+    px_mod_init(&m->pos_embed, w, PX_OUT_ONLY, "pos_embed");
+    px_mod_init(&m->cap_act, w, PX_OUT_ONLY, "caption_projection.act_1");
+    px_mod_init(&m->norm_out, w, PX_OUT_ONLY, "norm_out");
+    px_mod_init(&m->root, w, PX_OUT_ONLY, "<root>");
+    if (px_conv_load(&m->patch, w, c->in_ch, C, c->patch, c->patch, 0, PX_REC_IN, "pos_embed.proj") ||
+        load_adaln(&m->ada, w, c))
         return -1;
-    if (c->micro) {
-        const int64_t S = C / 3; /* size_emb_dim = embedding_dim // 3 */
-        if (lin_load(&m->r_l1, st, S, PX_TIME_CH, 1, "adaln_single.emb.resolution_embedder.linear_1") < 0 ||
-            lin_load(&m->r_l2, st, S, S, 1, "adaln_single.emb.resolution_embedder.linear_2") < 0 ||
-            lin_load(&m->a_l1, st, S, PX_TIME_CH, 1, "adaln_single.emb.aspect_ratio_embedder.linear_1") < 0 ||
-            lin_load(&m->a_l2, st, S, S, 1, "adaln_single.emb.aspect_ratio_embedder.linear_2") < 0)
-            return -1;
-    }
     if (c->caption_ch &&
-        (lin_load(&m->cap1, st, C, c->caption_ch, 1, "caption_projection.linear_1") < 0 ||
-         lin_load(&m->cap2, st, C, C, 1, "caption_projection.linear_2") < 0))
+        (px_lin_load(&m->cap1, w, C, c->caption_ch, 1, PX_REC_IN, "caption_projection.linear_1") ||
+         px_lin_load(&m->cap2, w, C, C, 1, PX_OUT_ONLY, "caption_projection.linear_2")))
         return -1;
     m->blocks = px_calloc((size_t)(c->num_layers ? c->num_layers : 1), sizeof(dit_block), "DiT blocks");
     if (!m->blocks) return -1;
-    for (int i = 0; i < c->num_layers; i++) {
-        dit_block *b = &m->blocks[i];
-        const char *p = "transformer_blocks";
-        const px_tensor *t = px_st_getf(st, (int64_t[]){ 6, C }, 2, "%s.%d.scale_shift_table", p, i);
-        if (!t || !(b->sst = px_tensor_to_f32_alloc(t, "scale_shift_table"))) return -1;
-        const int ab = c->attn_bias;
-        if (lin_load(&b->q1, st, C, C, ab, "%s.%d.attn1.to_q", p, i) < 0 ||
-            lin_load(&b->k1, st, C, C, ab, "%s.%d.attn1.to_k", p, i) < 0 ||
-            lin_load(&b->v1, st, C, C, ab, "%s.%d.attn1.to_v", p, i) < 0 ||
-            lin_load(&b->o1, st, C, C, 1, "%s.%d.attn1.to_out.0", p, i) < 0 ||
-            lin_load(&b->q2, st, C, C, ab, "%s.%d.attn2.to_q", p, i) < 0 ||
-            lin_load(&b->k2, st, C, c->cross_dim, ab, "%s.%d.attn2.to_k", p, i) < 0 ||
-            lin_load(&b->v2, st, C, c->cross_dim, ab, "%s.%d.attn2.to_v", p, i) < 0 ||
-            lin_load(&b->o2, st, C, C, 1, "%s.%d.attn2.to_out.0", p, i) < 0 ||
-            lin_load(&b->ff1, st, 4 * C, C, 1, "%s.%d.ff.net.0.proj", p, i) < 0 ||
-            lin_load(&b->ff2, st, C, 4 * C, 1, "%s.%d.ff.net.2", p, i) < 0)
-            return -1;
-    }
-    const px_tensor *t = px_st_getf(st, (int64_t[]){ 2, C }, 2, "scale_shift_table");
-    if (!t || !(m->sst_out = px_tensor_to_f32_alloc(t, "scale_shift_table"))) return -1;
-    if (lin_load(&m->proj_out, st, (int64_t)c->patch * c->patch * c->out_ch, C, 1, "proj_out") < 0)
+    for (int i = 0; i < c->num_layers; i++)
+        if (load_block(&m->blocks[i], w, c, i)) return -1;
+    if (!(m->sst_out = px_weights_f32(w, 2, (int64_t[]){ 2, C }, "scale_shift_table")) ||
+        px_lin_load(&m->proj_out, w, (int64_t)c->patch * c->patch * c->out_ch, C, 1, PX_REC_IN, "proj_out"))
         return -1;
-    return 0;
+    /* every tensor of the file must have been taken by a module */
+    return px_weights_check_unused(w);
 }
 
 static void run_free(dit_run *r)
@@ -300,7 +296,7 @@ static void run_free(dit_run *r)
     free(r->tok); free(r->xn); free(r->q); free(r->k); free(r->v); free(r->ao);
     free(r->ffh); free(r->po);
     free(r->c1); free(r->ctxp); free(r->k2); free(r->v2); free(r->kbias);
-    free(r->pos);
+    free(r->cond); free(r->pos);
     memset(r, 0, sizeof *r);
 }
 
@@ -308,21 +304,8 @@ void px_dit_free(px_dit *m)
 {
     if (!m) return;
     run_free(&m->r);
-    if (m->blocks) {
-        for (int i = 0; i < m->c.num_layers; i++) {
-            dit_block *b = &m->blocks[i];
-            free(b->sst);
-            lin *ls[] = { &b->q1, &b->k1, &b->v1, &b->o1, &b->q2, &b->k2, &b->v2, &b->o2, &b->ff1, &b->ff2 };
-            for (size_t k = 0; k < sizeof ls / sizeof ls[0]; k++) lin_free(ls[k]);
-        }
-        free(m->blocks);
-    }
-    lin *ls[] = { &m->t_l1, &m->t_l2, &m->r_l1, &m->r_l2, &m->a_l1, &m->a_l2, &m->ada, &m->cap1, &m->cap2,
-                  &m->proj_out };
-    for (size_t k = 0; k < sizeof ls / sizeof ls[0]; k++) lin_free(ls[k]);
-    free(m->patch_b);
-    free(m->sst_out);
-    px_st_set_close(m->st);
+    free(m->blocks);
+    px_weights_close(m->wt);
     free(m);
 }
 
@@ -340,8 +323,8 @@ px_dit *px_dit_load(const char *dir, const char *variant)
     int rc = parse_config(&m->c, j, path);
     px_json_free(j);
     if (rc < 0) { free(m); return NULL; }
-    m->st = px_st_set_open(dir, "diffusion_pytorch_model", variant);
-    if (!m->st || load_weights(m) < 0) {
+    m->wt = px_weights_open(dir, "diffusion_pytorch_model", variant, "transformer");
+    if (!m->wt || load_weights(m) < 0) {
         px_dit_free(m);
         return NULL;
     }
@@ -412,22 +395,7 @@ int px_dit_pos_embed(const px_dit *m, float *out, int h, int w)
 }
 
 // ----------------------------------------------------------------------------
-// forward helpers
-
-static int lin_fwd(float *out, const float *in, const lin *l, int64_t M)
-{
-    return px_linear(out, in, l->w, l->b, M);
-}
-
-/* SHAPE(a, b, c) -> ndim, (const int64_t[]){a, b, c} */
-#define SHAPE(...) (int)(sizeof((int64_t[]){ __VA_ARGS__ }) / sizeof(int64_t)), (const int64_t[]){ __VA_ARGS__ }
-#define DUMP(name, x, ...) \
-    do { if (dump && px_dump_add(dump, name, x, SHAPE(__VA_ARGS__)) < 0) goto fail; } while (0)
-#define DUMPF(x, shp, fmt, ...) \
-    do { if (dump && px_dump_addf(dump, x, shp, fmt, __VA_ARGS__) < 0) goto fail; } while (0)
-/* NAME#k.in: the input of the call of NAME about to be recorded as NAME#k */
-#define DUMP_IN(name, x, ...) \
-    do { if (dump && px_dump_add_in(dump, name, x, SHAPE(__VA_ARGS__)) < 0) goto fail; } while (0)
+// run state: buffers sized by the largest call so far
 
 static int grow(float **p, int64_t n, const char *what)
 {
@@ -437,11 +405,45 @@ static int grow(float **p, int64_t n, const char *what)
 }
 
 /* FF rows per chunk: the MLP's hidden activations are (rows, 4C), kept to
- * about one (T, C) buffer's worth, while sgemm still sees M >= 1024. */
+ * about one (T, C) buffer's worth, while sgemm still sees M >= 1024. A dump
+ * records whole (B, N, 4C) activations: one chunk. */
 static int64_t ff_rows(int64_t T, int full)
 {
     if (full) return T;
     return T < 2048 ? T : 2048;
+}
+
+/* The conditioning vectors of one call, carved out of run.cond. */
+typedef struct {
+    float *tp;    /* (B, 256) time_proj, later the aspect ratio's */
+    float *sp;    /* (2B, 256) the resolution's */
+    float *emb;   /* (B, C) embedded_timestep */
+    float *t1;    /* (B, C) */
+    float *sil;   /* (B, C) */
+    float *t6;    /* (B, 6C) adaln_single output */
+    float *ss;    /* (B, 6C) one block's modulation table */
+    float *sflat; /* (3B) sizes as float */
+    float *r1;    /* (2B, S) */
+    float *r2;    /* (2B, S) */
+} cond_bufs;
+
+static int64_t cond_size(int64_t B, int64_t C) { return B * 3 * PX_TIME_CH + B * 16 * C + 3 * B + 4 * B * (C / 3); }
+
+static cond_bufs cond_of(float *base, int64_t B, int64_t C)
+{
+    cond_bufs v;
+    const int64_t S = C / 3;
+    v.tp = base;
+    v.sp = v.tp + B * PX_TIME_CH;
+    v.emb = v.sp + 2 * B * PX_TIME_CH;
+    v.t1 = v.emb + B * C;
+    v.sil = v.t1 + B * C;
+    v.t6 = v.sil + B * C;
+    v.ss = v.t6 + 6 * B * C;
+    v.sflat = v.ss + 6 * B * C;
+    v.r1 = v.sflat + 3 * B;
+    v.r2 = v.r1 + 2 * B * S;
+    return v;
 }
 
 static int run_reserve(px_dit *m, int64_t B, int64_t T, int64_t BL, int full_ff)
@@ -468,11 +470,121 @@ static int run_reserve(px_dit *m, int64_t B, int64_t T, int64_t BL, int full_ff)
             goto fail;
         r->cap_BL = BL;
     }
-    (void)B;
+    if (B > r->cap_B) {
+        if (grow(&r->cond, cond_size(B, C), "DiT conditioning") < 0) goto fail;
+        r->cap_B = B;
+    }
     return 0;
 fail:
     run_free(r);
     return -1;
+}
+
+// ----------------------------------------------------------------------------
+// modules
+
+/* Timesteps(256, flip_sin_to_cos=True, downscale_freq_shift=0): t (n) -> out (n, 256) */
+static int time_proj(float *out, const float *t, int64_t n, const px_mod *mod, px_dump *d)
+{
+    if (px_mod_in(mod, d, t, PX_SHAPE(n))) return -1;
+    px_timestep_embedding(out, t, (int)n, PX_TIME_CH);
+    return px_mod_out(mod, d, out, PX_SHAPE(n, PX_TIME_CH));
+}
+
+/* TimestepEmbedding: out (n, dim) = linear_2(silu(linear_1(x (n, 256)))); tmp (n, dim) */
+static int timestep_embedder(float *out, float *tmp, const float *x, const px_lin *l1, const px_lin *l2, int64_t n,
+                             px_dump *d)
+{
+    if (px_lin_rows(tmp, x, l1, n, d)) return -1;
+    px_silu(tmp, tmp, n * l1->w->shape[0]);
+    return px_lin_rows(out, tmp, l2, n, d);
+}
+
+/* AdaLayerNormSingle: cb.emb (B, C) = PixArtAlphaCombinedTimestepSizeEmbeddings(timestep,
+ * resolution, aspect_ratio); cb.t6 (B, 6C) = linear(silu(emb)). */
+static int adaln_forward(const adaln_single *a, const cond_bufs *cb, const float *timestep, const float *resolution,
+                         const float *aspect_ratio, int64_t B, int64_t C, int micro, px_dump *d)
+{
+    const int64_t S = C / 3;
+    // timesteps_emb = timestep_embedder(time_proj(timestep))
+    if (time_proj(cb->tp, timestep, B, &a->time_proj, d) ||
+        timestep_embedder(cb->emb, cb->t1, cb->tp, &a->t1, &a->t2, B, d))
+        return -1;
+    if (micro) {
+        // resolution_emb = resolution_embedder(additional_condition_proj(resolution.flatten())).reshape(B, 2S)
+        for (int64_t i = 0; i < 2 * B; i++) cb->sflat[i] = resolution[i];
+        if (time_proj(cb->sp, cb->sflat, 2 * B, &a->cond_proj, d) ||
+            timestep_embedder(cb->r2, cb->r1, cb->sp, &a->r1, &a->r2, 2 * B, d))
+            return -1;
+        // conditioning = timesteps_emb + cat([resolution_emb, aspect_ratio_emb], dim=1)
+        for (int64_t b = 0; b < B; b++)
+            for (int64_t i = 0; i < 2 * S; i++) cb->emb[b * C + i] += cb->r2[b * 2 * S + i];
+        // aspect_ratio_emb = aspect_ratio_embedder(additional_condition_proj(aspect_ratio))  (B, S)
+        for (int64_t i = 0; i < B; i++) cb->sflat[i] = aspect_ratio[i];
+        if (time_proj(cb->tp, cb->sflat, B, &a->cond_proj, d) ||
+            timestep_embedder(cb->r2, cb->r1, cb->tp, &a->a1, &a->a2, B, d))
+            return -1;
+        for (int64_t b = 0; b < B; b++)
+            for (int64_t i = 0; i < S; i++) cb->emb[b * C + 2 * S + i] += cb->r2[b * S + i];
+    }
+    if (px_mod_out(&a->emb, d, cb->emb, PX_SHAPE(B, C))) return -1;
+    // self.linear(self.silu(embedded_timestep))
+    px_silu(cb->sil, cb->emb, B * C);
+    if (px_mod_out(&a->silu, d, cb->sil, PX_SHAPE(B, C))) return -1;
+    return px_lin_rows(cb->t6, cb->sil, &a->linear, B, d);
+}
+
+/* PatchEmbed: r.tok (B, N, C) = proj(x (B, in, h, w)).flatten(2).transpose(1, 2) + pos_embed */
+static int patch_embed(px_dit *m, const float *x, int64_t B, int h, int w, px_dump *d)
+{
+    dit_run *r = &m->r;
+    const int64_t C = m->c.inner, gh = h / m->c.patch, gw = w / m->c.patch, N = gh * gw, T = B * N;
+    if (px_conv_fwd(r->q, x, &m->patch, B, h, w, d)) return -1; /* (B, C, gh, gw) */
+    if (r->pos_h != gh || r->pos_w != gw || r->cap_pos < N * C) {
+        if (r->cap_pos < N * C) {
+            if (grow(&r->pos, N * C, "DiT pos_embed") < 0) return -1;
+            r->cap_pos = N * C;
+        }
+        if (px_dit_pos_embed(m, r->pos, h, w) < 0) return -1;
+        r->pos_h = (int)gh;
+        r->pos_w = (int)gw;
+    }
+#pragma omp parallel for collapse(2) schedule(static) if (T * C > 65536)
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t n = 0; n < N; n++)
+            for (int64_t ch = 0; ch < C; ch++)
+                r->tok[(b * N + n) * C + ch] = r->q[(b * C + ch) * N + n] + r->pos[n * C + ch];
+    return px_mod_out(&m->pos_embed, d, r->tok, PX_SHAPE(B, N, C));
+}
+
+/* PixArtAlphaTextProjection: linear_2(gelu_tanh(linear_1(ctx (B, L, caption_ch)))) (B, L, C),
+ * or ctx itself without caption_channels. */
+static const float *caption_projection(px_dit *m, const float *ctx, int64_t B, int64_t L, px_dump *d)
+{
+    dit_run *r = &m->r;
+    const int64_t C = m->c.inner;
+    if (!m->c.caption_ch) return ctx;
+    if (px_lin_fwd(r->c1, ctx, &m->cap1, B, L, d)) return NULL;
+    px_gelu_tanh(r->c1, r->c1, B * L * C);
+    if (px_mod_out(&m->cap_act, d, r->c1, PX_SHAPE(B, L, C)) || px_lin_fwd(r->ctxp, r->c1, &m->cap2, B, L, d))
+        return NULL;
+    return r->ctxp;
+}
+
+/* nn.LayerNorm(C, elementwise_affine=False, eps): y (B, N, C) = norm(x) */
+static int layer_norm(float *y, const float *x, const px_mod *mod, float eps, int64_t B, int64_t N, int64_t C,
+                      px_dump *d)
+{
+    if (px_mod_in(mod, d, x, PX_SHAPE(B, N, C))) return -1;
+    px_layernorm(y, x, NULL, NULL, B * N, C, eps);
+    return px_mod_out(mod, d, y, PX_SHAPE(B, N, C));
+}
+
+/* x (B, N, C) = x * (1 + scale[b]) + shift[b]; shift/scale rows `stride` apart */
+static void modulate(float *x, const float *shift, const float *scale, int64_t stride, int64_t B, int64_t N,
+                     int64_t C)
+{
+    for (int64_t b = 0; b < B; b++) px_modulate(x + b * N * C, x + b * N * C, shift + b * stride, scale + b * stride, N, C);
 }
 
 /* h (B, N, C) += gate (B, C) * a (B, N, C) -- diffusers: hidden = gate * attn_output + hidden */
@@ -487,6 +599,100 @@ static void gated_residual(float *h, const float *a, const float *gate, int64_t 
             const float *ar = a + (b * N + n) * C;
             for (int64_t c = 0; c < C; c++) hr[c] = g[c] * ar[c] + hr[c];
         }
+}
+
+/* FeedForward(activation_fn="gelu-approximate"): out (B, N, C) = net.2(net.0(x)),
+ * net.0 = GELU(proj(x), approximate="tanh"), over chunks of at most FR rows. */
+static int feed_forward(float *out, const float *x, const dit_block *bk, float *hid, int64_t B, int64_t N,
+                        int64_t C, int64_t FR, px_dump *d)
+{
+    const int64_t T = B * N;
+    for (int64_t r0 = 0; r0 < T; r0 += FR) {
+        const int64_t nr = T - r0 < FR ? T - r0 : FR;
+        const int64_t b = nr == T ? B : 1, n = nr == T ? N : nr; /* the chunk as (b, n) rows */
+        if (px_lin_fwd(hid, x + r0 * C, &bk->ff1, b, n, d)) return -1; /* (b, n, 4C) */
+        px_gelu_tanh(hid, hid, nr * 4 * C);
+        if (px_mod_out(&bk->gelu, d, hid, PX_SHAPE(b, n, 4 * C)) ||
+            px_lin_fwd(out + r0 * C, hid, &bk->ff2, b, n, d))
+            return -1;
+    }
+    return 0;
+}
+
+/* BasicTransformerBlock(norm_type="ada_norm_single"): r.tok (B, N, C) updated in place.
+ * cb.t6 (B, 6C) the adaln_single output (cb.ss receives this block's table);
+ * kv (B, L, cross_dim) the (projected) caption. */
+static int block_forward(px_dit *m, const dit_block *bk, const cond_bufs *cb, const float *kv, int64_t B, int64_t N,
+                         int64_t L, px_dump *d)
+{
+    dit_run *r = &m->r;
+    const dit_config *c = &m->c;
+    const int64_t C = c->inner, T = B * N;
+    const float *ss = cb->ss;
+    const px_attn_args self = { .B = B, .Nq = N, .Nk = N, .H = c->heads, .D = c->head_dim,
+                                .scale = 1.0f / sqrtf((float)c->head_dim) };
+    px_attn_args cross = self;
+    cross.Nk = L;
+    cross.key_bias = r->kbias;
+    // shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp =
+    //     (self.scale_shift_table[None] + timestep.reshape(B, 6, -1)).chunk(6, dim=1)
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t i = 0; i < 6 * C; i++) cb->ss[b * 6 * C + i] = bk->sst[i] + cb->t6[b * 6 * C + i];
+
+    // norm_hidden_states = self.norm1(hidden_states) * (1 + scale_msa) + shift_msa
+    if (layer_norm(r->xn, r->tok, &bk->norm1, c->norm_eps, B, N, C, d)) return -1;
+    modulate(r->xn, ss + 0 * C, ss + 1 * C, 6 * C, B, N, C);
+    // attn_output = self.attn1(norm_hidden_states): to_out(softmax(q k^T / sqrt(d)) v)
+    if (px_lin_fwd(r->q, r->xn, &bk->q1, B, N, d) || px_lin_fwd(r->k, r->xn, &bk->k1, B, N, d) ||
+        px_lin_fwd(r->v, r->xn, &bk->v1, B, N, d) || px_attention(r->ao, r->q, r->k, r->v, &self) ||
+        px_lin_fwd(r->xn, r->ao, &bk->o1, B, N, d))
+        return -1;
+    // hidden_states = gate_msa * attn_output + hidden_states
+    gated_residual(r->tok, r->xn, ss + 2 * C, B, N, C, 6 * C);
+
+    // hidden_states = self.attn2(hidden_states, encoder_hidden_states, encoder_attention_mask) + hidden_states
+    if (px_lin_fwd(r->q, r->tok, &bk->q2, B, N, d) || px_lin_fwd(r->k2, kv, &bk->k2, B, L, d) ||
+        px_lin_fwd(r->v2, kv, &bk->v2, B, L, d) || px_attention(r->ao, r->q, r->k2, r->v2, &cross) ||
+        px_lin_fwd(r->xn, r->ao, &bk->o2, B, N, d))
+        return -1;
+    px_add(r->tok, r->xn, r->tok, T * C);
+
+    // norm_hidden_states = self.norm2(hidden_states) * (1 + scale_mlp) + shift_mlp
+    if (layer_norm(r->xn, r->tok, &bk->norm2, c->norm_eps, B, N, C, d)) return -1;
+    modulate(r->xn, ss + 3 * C, ss + 4 * C, 6 * C, B, N, C);
+    // hidden_states = gate_mlp * self.ff(norm_hidden_states) + hidden_states
+    if (feed_forward(r->ao, r->xn, bk, r->ffh, B, N, C, ff_rows(T, d != NULL), d)) return -1;
+    gated_residual(r->tok, r->ao, ss + 5 * C, B, N, C, 6 * C);
+    return px_mod_out(&bk->out, d, r->tok, PX_SHAPE(B, N, C));
+}
+
+/* norm_out, (scale_shift_table + embedded_timestep) modulation, proj_out and unpatchify:
+ * r.tok (B, N, C) -> out (B, out_ch, h, w). */
+static int final_layer(px_dit *m, float *out, const cond_bufs *cb, int64_t B, int64_t h, int64_t w, px_dump *d)
+{
+    dit_run *r = &m->r;
+    const int64_t C = m->c.inner, p = m->c.patch, oc = m->c.out_ch, gw = w / p, N = (h / p) * gw, PO = p * p * oc;
+    // shift, scale = (self.scale_shift_table[None] + embedded_timestep[:, None]).chunk(2, dim=1)
+    float *shift = cb->ss, *scale = cb->ss + B * C; /* (B, C) each */
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t i = 0; i < C; i++) {
+            shift[b * C + i] = m->sst_out[i] + cb->emb[b * C + i];
+            scale[b * C + i] = m->sst_out[C + i] + cb->emb[b * C + i];
+        }
+    // hidden_states = self.norm_out(hidden_states) * (1 + scale) + shift   (norm_out: eps fixed at 1e-6)
+    if (layer_norm(r->xn, r->tok, &m->norm_out, 1e-6f, B, N, C, d)) return -1;
+    modulate(r->xn, shift, scale, C, B, N, C);
+    if (px_lin_fwd(r->po, r->xn, &m->proj_out, B, N, d)) return -1; /* (B, N, p*p*oc) */
+    // (B, gh, gw, p, p, oc) -> einsum("nhwpqc->nchpwq") -> (B, oc, gh*p, gw*p)
+#pragma omp parallel for collapse(2) schedule(static) if (B * N * PO > 65536)
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t ch = 0; ch < oc; ch++)
+            for (int64_t y = 0; y < h; y++)
+                for (int64_t xx = 0; xx < w; xx++) {
+                    int64_t n = (y / p) * gw + xx / p, pq = (y % p) * p + xx % p;
+                    out[((b * oc + ch) * h + y) * w + xx] = r->po[(b * N + n) * PO + pq * oc + ch];
+                }
+    return px_mod_out(&m->root, d, out, PX_SHAPE(B, oc, h, w));
 }
 
 // ----------------------------------------------------------------------------
@@ -509,207 +715,22 @@ int px_dit_forward(px_dit *m, float *out, const float *x, const float *timestep,
             return px_fail("transformer: caption mask value %d at (%lld, %lld) is not 0 or 1", (int)ctx_mask[i],
                            (long long)(i / L), (long long)(i % L));
     px_ops_init();
-    const int64_t C = c->inner, gh = h / p, gw = w / p, N = gh * gw, T = (int64_t)B * N, BL = (int64_t)B * L;
-    const int64_t Cx = px_dit_caption_channels(m), PO = (int64_t)p * p * c->out_ch;
-    if (run_reserve(m, B, T, BL, dump != NULL) < 0) return -1;
+    const int64_t N = (int64_t)(h / p) * (w / p), BL = (int64_t)B * L;
+    if (run_reserve(m, B, B * N, BL, dump != NULL) < 0) return -1;
     dit_run *r = &m->r;
-    float *small = NULL;
-    int ret = -1;
+    const cond_bufs cb = cond_of(r->cond, B, c->inner);
 
-    // 1. pos_embed: Conv2d(k = s = p) -> flatten(2).transpose(1, 2) + sin-cos pos embed
-    DUMP_IN("transformer/pos_embed.proj", x, B, c->in_ch, h, w);
-    if (px_conv2d(r->q, x, m->patch_w, m->patch_b, B, c->in_ch, h, w, C, p, p, 0) < 0) goto fail;
-    DUMP("transformer/pos_embed.proj", r->q, B, C, gh, gw);
-    if (r->pos_h != gh || r->pos_w != gw || r->cap_pos < N * C) {
-        if (r->cap_pos < N * C) {
-            if (grow(&r->pos, N * C, "DiT pos_embed") < 0) goto fail;
-            r->cap_pos = N * C;
-        }
-        if (px_dit_pos_embed(m, r->pos, h, w) < 0) goto fail;
-        r->pos_h = (int)gh;
-        r->pos_w = (int)gw;
-    }
-#pragma omp parallel for collapse(2) schedule(static) if (T * C > 65536)
-    for (int64_t b = 0; b < B; b++)
-        for (int64_t n = 0; n < N; n++)
-            for (int64_t ch = 0; ch < C; ch++)
-                r->tok[(b * N + n) * C + ch] = r->q[(b * C + ch) * N + n] + r->pos[n * C + ch];
-    DUMP("transformer/pos_embed", r->tok, B, N, C);
-
-    // 2. adaln_single: timestep (and size) embedding -> SiLU -> linear to 6C
-    const int64_t S = C / 3;
-    small = px_malloc((size_t)(B * 3 * PX_TIME_CH + B * 16 * C + 3 * B + 4 * B * S) * sizeof(float),
-                      "DiT conditioning");
-    if (!small) goto fail;
-    float *tp = small;                     /* (B, 256) time_proj, later (2B, 256) / (B, 256) for sizes */
-    float *sp = tp + B * PX_TIME_CH;       /* (2B, 256) */
-    float *emb = sp + 2 * B * PX_TIME_CH;  /* (B, C) embedded_timestep */
-    float *t1 = emb + B * C;               /* (B, C) */
-    float *sil = t1 + B * C;               /* (B, C) */
-    float *t6 = sil + B * C;               /* (B, 6C) adaln_single output */
-    float *ss = t6 + 6 * B * C;            /* (B, 6C) one block's modulation table */
-    float *sflat = ss + 6 * B * C;         /* (3B) sizes as float */
-    float *r1 = sflat + 3 * B;             /* (2B, S) */
-    float *r2 = r1 + 2 * B * S;            /* (2B, S) */
-
-    DUMP_IN("transformer/adaln_single.emb.time_proj", timestep, B);
-    px_timestep_embedding(tp, timestep, B, PX_TIME_CH);
-    DUMP("transformer/adaln_single.emb.time_proj", tp, B, PX_TIME_CH);
-    if (lin_fwd(t1, tp, &m->t_l1, B) < 0) goto fail;
-    DUMP("transformer/adaln_single.emb.timestep_embedder.linear_1", t1, B, C);
-    px_silu(t1, t1, B * C);
-    DUMP_IN("transformer/adaln_single.emb.timestep_embedder.linear_2", t1, B, C);
-    if (lin_fwd(emb, t1, &m->t_l2, B) < 0) goto fail;
-    DUMP("transformer/adaln_single.emb.timestep_embedder.linear_2", emb, B, C);
-    if (c->micro) {
-        /* resolution.flatten() (2B) and aspect_ratio (B), each through Timesteps(256) and its MLP */
-        for (int64_t i = 0; i < 2 * B; i++) sflat[i] = resolution[i];
-        DUMP_IN("transformer/adaln_single.emb.additional_condition_proj", sflat, 2 * B);
-        px_timestep_embedding(sp, sflat, 2 * B, PX_TIME_CH);
-        DUMP("transformer/adaln_single.emb.additional_condition_proj", sp, 2 * B, PX_TIME_CH);
-        if (lin_fwd(r1, sp, &m->r_l1, 2 * B) < 0) goto fail;
-        DUMP("transformer/adaln_single.emb.resolution_embedder.linear_1", r1, 2 * B, S);
-        px_silu(r1, r1, 2 * B * S);
-        DUMP_IN("transformer/adaln_single.emb.resolution_embedder.linear_2", r1, 2 * B, S);
-        if (lin_fwd(r2, r1, &m->r_l2, 2 * B) < 0) goto fail;
-        DUMP("transformer/adaln_single.emb.resolution_embedder.linear_2", r2, 2 * B, S);
-        /* conditioning = t_emb + cat([resolution_emb.reshape(B, 2S), aspect_ratio_emb], dim=1) */
-        for (int64_t b = 0; b < B; b++)
-            for (int64_t i = 0; i < 2 * S; i++) emb[b * C + i] += r2[b * 2 * S + i];
-        for (int64_t i = 0; i < B; i++) sflat[i] = aspect_ratio[i];
-        DUMP_IN("transformer/adaln_single.emb.additional_condition_proj", sflat, B);
-        px_timestep_embedding(tp, sflat, B, PX_TIME_CH);
-        DUMP("transformer/adaln_single.emb.additional_condition_proj", tp, B, PX_TIME_CH);
-        if (lin_fwd(r1, tp, &m->a_l1, B) < 0) goto fail;
-        DUMP("transformer/adaln_single.emb.aspect_ratio_embedder.linear_1", r1, B, S);
-        px_silu(r1, r1, B * S);
-        DUMP_IN("transformer/adaln_single.emb.aspect_ratio_embedder.linear_2", r1, B, S);
-        if (lin_fwd(r2, r1, &m->a_l2, B) < 0) goto fail;
-        DUMP("transformer/adaln_single.emb.aspect_ratio_embedder.linear_2", r2, B, S);
-        for (int64_t b = 0; b < B; b++)
-            for (int64_t i = 0; i < S; i++) emb[b * C + 2 * S + i] += r2[b * S + i];
-    }
-    DUMP("transformer/adaln_single.emb", emb, B, C);
-    px_silu(sil, emb, B * C);
-    DUMP("transformer/adaln_single.silu", sil, B, C);
-    if (lin_fwd(t6, sil, &m->ada, B) < 0) goto fail;
-    DUMP("transformer/adaln_single.linear", t6, B, 6 * C);
-
-    // 3. caption_projection: linear -> tanh-GELU -> linear
-    const float *kv_in = ctx;
-    if (c->caption_ch) {
-        DUMP_IN("transformer/caption_projection.linear_1", ctx, B, L, Cx);
-        if (lin_fwd(r->c1, ctx, &m->cap1, BL) < 0) goto fail;
-        DUMP("transformer/caption_projection.linear_1", r->c1, B, L, C);
-        px_gelu_tanh(r->c1, r->c1, BL * C);
-        DUMP("transformer/caption_projection.act_1", r->c1, B, L, C);
-        if (lin_fwd(r->ctxp, r->c1, &m->cap2, BL) < 0) goto fail;
-        DUMP("transformer/caption_projection.linear_2", r->ctxp, B, L, C);
-        kv_in = r->ctxp;
-    }
-    /* encoder_attention_mask (B, L) -> bias (1 - mask) * -10000.0 */
+    // hidden_states = self.pos_embed(hidden_states)                                (B, N, C)
+    if (patch_embed(m, x, B, h, w, dump)) return -1;
+    // timestep, embedded_timestep = self.adaln_single(timestep, added_cond_kwargs)  (B, 6C), (B, C)
+    if (adaln_forward(&m->ada, &cb, timestep, resolution, aspect_ratio, B, c->inner, c->micro, dump)) return -1;
+    // encoder_hidden_states = self.caption_projection(encoder_hidden_states)       (B, L, C)
+    const float *kv = caption_projection(m, ctx, B, L, dump);
+    if (!kv) return -1;
+    // encoder_attention_mask = (1 - encoder_attention_mask) * -10000.0             (B, L)
     for (int64_t i = 0; i < BL; i++) r->kbias[i] = (1.0f - (float)ctx_mask[i]) * -10000.0f;
-
-    // 4. transformer blocks
-    px_attn_args self = { .B = B, .Nq = N, .Nk = N, .H = c->heads, .D = c->head_dim,
-                          .scale = 1.0f / sqrtf((float)c->head_dim) };
-    px_attn_args cross = self;
-    cross.Nk = L;
-    cross.key_bias = r->kbias;
-    const int64_t FR = ff_rows(T, dump != NULL);
-    for (int li = 0; li < c->num_layers; li++) {
-        const dit_block *bk = &m->blocks[li];
-        char nm[128];
-#define BN(sfx) (snprintf(nm, sizeof nm, "transformer/transformer_blocks.%d.%s", li, sfx), nm)
-        /* shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp =
-         *   (scale_shift_table[None] + timestep.reshape(B, 6, C)).chunk(6, dim=1) */
-        for (int64_t b = 0; b < B; b++)
-            for (int64_t i = 0; i < 6 * C; i++) ss[b * 6 * C + i] = bk->sst[i] + t6[b * 6 * C + i];
-
-        /* norm1 + modulate -> attn1 */
-        px_layernorm(r->xn, r->tok, NULL, NULL, T, C, c->norm_eps);
-        DUMP(BN("norm1"), r->xn, B, N, C);
-        for (int64_t b = 0; b < B; b++)
-            px_modulate(r->xn + b * N * C, r->xn + b * N * C, ss + b * 6 * C + 0 * C, ss + b * 6 * C + 1 * C,
-                        N, C);
-        DUMP_IN(BN("attn1.to_q"), r->xn, B, N, C);
-        if (lin_fwd(r->q, r->xn, &bk->q1, T) < 0 || lin_fwd(r->k, r->xn, &bk->k1, T) < 0 ||
-            lin_fwd(r->v, r->xn, &bk->v1, T) < 0)
-            goto fail;
-        DUMP(BN("attn1.to_q"), r->q, B, N, C);
-        DUMP(BN("attn1.to_k"), r->k, B, N, C);
-        DUMP(BN("attn1.to_v"), r->v, B, N, C);
-        if (px_attention(r->ao, r->q, r->k, r->v, &self) < 0) goto fail;
-        DUMP_IN(BN("attn1.to_out.0"), r->ao, B, N, C);
-        if (lin_fwd(r->xn, r->ao, &bk->o1, T) < 0) goto fail;
-        DUMP(BN("attn1.to_out.0"), r->xn, B, N, C);
-        gated_residual(r->tok, r->xn, ss + 2 * C, B, N, C, 6 * C);
-
-        /* attn2: cross-attention on the (un-normalised) hidden states */
-        DUMP_IN(BN("attn2.to_q"), r->tok, B, N, C);
-        if (lin_fwd(r->q, r->tok, &bk->q2, T) < 0 || lin_fwd(r->k2, kv_in, &bk->k2, BL) < 0 ||
-            lin_fwd(r->v2, kv_in, &bk->v2, BL) < 0)
-            goto fail;
-        DUMP(BN("attn2.to_q"), r->q, B, N, C);
-        DUMP(BN("attn2.to_k"), r->k2, B, L, C);
-        DUMP(BN("attn2.to_v"), r->v2, B, L, C);
-        if (px_attention(r->ao, r->q, r->k2, r->v2, &cross) < 0) goto fail;
-        DUMP_IN(BN("attn2.to_out.0"), r->ao, B, N, C);
-        if (lin_fwd(r->xn, r->ao, &bk->o2, T) < 0) goto fail;
-        DUMP(BN("attn2.to_out.0"), r->xn, B, N, C);
-        px_add(r->tok, r->xn, r->tok, T * C);
-
-        /* norm2 + modulate -> ff (tanh-GELU MLP) -> gate_mlp */
-        DUMP_IN(BN("norm2"), r->tok, B, N, C);
-        px_layernorm(r->xn, r->tok, NULL, NULL, T, C, c->norm_eps);
-        DUMP(BN("norm2"), r->xn, B, N, C);
-        for (int64_t b = 0; b < B; b++)
-            px_modulate(r->xn + b * N * C, r->xn + b * N * C, ss + b * 6 * C + 3 * C, ss + b * 6 * C + 4 * C,
-                        N, C);
-        DUMP_IN(BN("ff.net.0.proj"), r->xn, B, N, C);
-        for (int64_t r0 = 0; r0 < T; r0 += FR) {
-            const int64_t nr = T - r0 < FR ? T - r0 : FR;
-            if (lin_fwd(r->ffh, r->xn + r0 * C, &bk->ff1, nr) < 0) goto fail;
-            DUMP(BN("ff.net.0.proj"), r->ffh, B, N, 4 * C);
-            px_gelu_tanh(r->ffh, r->ffh, nr * 4 * C);
-            DUMP(BN("ff.net.0"), r->ffh, B, N, 4 * C);
-            if (lin_fwd(r->ao + r0 * C, r->ffh, &bk->ff2, nr) < 0) goto fail;
-        }
-        DUMP(BN("ff.net.2"), r->ao, B, N, C);
-        gated_residual(r->tok, r->ao, ss + 5 * C, B, N, C, 6 * C);
-        DUMPF(r->tok, SHAPE(B, N, C), "transformer/transformer_blocks.%d", li);
-#undef BN
-    }
-
-    // 5. output: norm_out, (scale_shift_table + embedded_timestep) modulation, proj_out, unpatchify
-    {
-        float *shift = ss, *scale = ss + B * C; /* (B, C) each */
-        for (int64_t b = 0; b < B; b++)
-            for (int64_t i = 0; i < C; i++) {
-                shift[b * C + i] = m->sst_out[i] + emb[b * C + i];
-                scale[b * C + i] = m->sst_out[C + i] + emb[b * C + i];
-            }
-        px_layernorm(r->xn, r->tok, NULL, NULL, T, C, 1e-6f); /* norm_out: eps fixed at 1e-6 */
-        DUMP("transformer/norm_out", r->xn, B, N, C);
-        for (int64_t b = 0; b < B; b++)
-            px_modulate(r->xn + b * N * C, r->xn + b * N * C, shift + b * C, scale + b * C, N, C);
-        DUMP_IN("transformer/proj_out", r->xn, B, N, C);
-        if (lin_fwd(r->po, r->xn, &m->proj_out, T) < 0) goto fail;
-        DUMP("transformer/proj_out", r->po, B, N, PO);
-        /* (B, gh, gw, p, p, oc) -> einsum nhwpqc->nchpwq -> (B, oc, gh*p, gw*p) */
-        const int64_t oc = c->out_ch;
-#pragma omp parallel for collapse(2) schedule(static) if (T * PO > 65536)
-        for (int64_t b = 0; b < B; b++)
-            for (int64_t ch = 0; ch < oc; ch++)
-                for (int64_t y = 0; y < h; y++)
-                    for (int64_t xx = 0; xx < w; xx++) {
-                        int64_t n = (y / p) * gw + xx / p, pq = (y % p) * p + xx % p;
-                        out[((b * oc + ch) * h + y) * w + xx] = r->po[(b * N + n) * PO + pq * oc + ch];
-                    }
-        DUMP("transformer/<root>", out, B, oc, h, w);
-    }
-    ret = 0;
-fail:
-    free(small);
-    return ret;
+    for (int i = 0; i < c->num_layers; i++)
+        if (block_forward(m, &m->blocks[i], &cb, kv, B, N, L, dump)) return -1;
+    // norm_out, modulation, proj_out, unpatchify                                   (B, out_ch, h, w)
+    return final_layer(m, out, &cb, B, h, w, dump);
 }

@@ -15,10 +15,13 @@
 typedef struct px_dit px_dit;
 
 /* Loads DIR/config.json and DIR/diffusion_pytorch_model[.VARIANT].safetensors
- * (a diffusers "transformer/" folder). Large matrices stay in the checkpoint's
- * dtype (F32, F16 or BF16) in the mapping; biases, norm weights and the
- * scale-shift tables are converted to F32 once. NULL (px_last_error names the
- * file and the field or tensor) on failure. */
+ * (a diffusers "transformer/" folder) through the weight layer
+ * (model/weights.h). Large matrices stay in the checkpoint's dtype (F32, F16
+ * or BF16) in the mapping; biases and the scale-shift tables are read as F32
+ * (converted once when stored in half precision). NULL (px_last_error names
+ * the file and the field or tensor) on failure, also when the file holds
+ * tensors the config does not use (attention_bias false next to q/k/v biases,
+ * more layers than num_layers). */
 px_dit *px_dit_load(const char *dir, const char *variant);
 void px_dit_free(px_dit *m);
 

@@ -1,4 +1,7 @@
-# model/: (filled in by the issues that add it)
+# model/: the three models (T5 encoder, PixArt DiT, VAE) and what they share:
+# the weight layer (checked lookups by checkpoint name, the unused-tensor
+# report) and the module wrappers that record their own dump activations.
+libpixart_la_SOURCES += model/weights.c model/weights.h model/module.c model/module.h
 
 # T5 v1.1 encoder (transformers T5EncoderModel).
 libpixart_la_SOURCES += model/t5.c model/t5.h
@@ -21,7 +24,7 @@ tests_test_dit_LDADD = $(PX_TEST_LIBS)
 endif
 
 # The VAE (diffusers AutoencoderKL: decoder, encoder, tiled decoding).
-libpixart_la_SOURCES += model/vae.c model/vae.h
+libpixart_la_SOURCES += model/vae.c model/vae.h model/vae_tiled.c model/vae_tiled.h
 if HAVE_CHECK
 check_PROGRAMS += tests/test_vae
 TESTS += tests/test_vae

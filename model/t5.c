@@ -14,19 +14,18 @@
  * (1 - mask) * finfo(float32).min on padded keys. Dropout is identity. */
 #include "t5.h"
 
+#include "model/module.h"
+#include "model/weights.h"
 #include "ops/ops.h"
 #include "tensor/error.h"
 #include "tensor/json.h"
-#include "tensor/safetensors.h"
 
 #include <float.h>
-#include <stdarg.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define DUMP_PREFIX "text_encoder/"
 
 // ----------------------------------------------------------------------------
 // config
@@ -124,126 +123,128 @@ out:
 }
 
 // ----------------------------------------------------------------------------
-// weights
+// weights and run state
 
 typedef struct {
-    float *ln0;                       /* layer.0.layer_norm.weight (d_model) F32 copy */
-    const px_tensor *q, *k, *v;       /* (inner, d_model) */
-    const px_tensor *o;               /* (d_model, inner) */
-    float *ln1;                       /* layer.1.layer_norm.weight (d_model) */
-    const px_tensor *wi_0, *wi_1;     /* (d_ff, d_model) */
-    const px_tensor *wo;              /* (d_model, d_ff) */
+    px_mod m;
+    const float *w; /* (d_model) */
+} rms_norm;         /* T5LayerNorm: scale only, no mean subtraction, no bias */
+
+typedef struct {
+    rms_norm ln0;                     /* layer.0.layer_norm */
+    px_lin q, k, v, o;                /* layer.0.SelfAttention: (inner, d_model), o (d_model, inner) */
+    px_mod layer0;                    /* layer.0 (T5LayerSelfAttention) output */
+    rms_norm ln1;                     /* layer.1.layer_norm */
+    px_lin wi_0, wi_1, wo;            /* layer.1.DenseReluDense: (d_ff, d_model), wo (d_model, d_ff) */
+    px_mod act;                       /* DenseReluDense.act: gelu_new */
+    px_mod layer1;                    /* layer.1 (T5LayerFF) output */
 } t5_block;
+
+typedef struct {
+    int64_t cap_M, cap_L;
+    float *h, *x, *y;        /* (M, d_model): hidden states, normed, sublayer output */
+    float *q, *k, *v, *att;  /* (M, inner) */
+    float *f0, *f1;          /* (M, d_ff) */
+    float *keyb;             /* (M) mask bias */
+    float *pos;              /* (H, L, L) position bias */
+} t5_run;
 
 struct px_t5 {
     px_t5_config c;
-    px_st_set *st;          /* owned when loaded from a folder */
+    px_weights *wt;
     const px_tensor *embed; /* shared.weight (vocab, d_model), any float dtype */
-    float *rel_bias;        /* block 0 relative_attention_bias.weight (num_buckets, heads) */
-    float *final_ln;        /* final_layer_norm.weight (d_model) */
+    px_mod embed_tokens;    /* encoder.embed_tokens */
+    const float *rel_bias;  /* block 0 relative_attention_bias.weight (num_buckets, heads) */
+    px_mod rel;             /* encoder.block.0.layer.0.SelfAttention.relative_attention_bias */
+    rms_norm final_ln;      /* encoder.final_layer_norm */
     t5_block *blocks;
+    t5_run r;
 };
 
-typedef struct {
-    px_t5_lookup_fn get;
-    void *ctx;
-    const char *desc;
-} loader;
-
-/* A tensor by name, checked for dtype, shape and contiguity. */
-static const px_tensor *need(const loader *ld, const int64_t *shape, int ndim, const char *fmt, ...)
-    PX_PRINTF(4, 5);
-static const px_tensor *need(const loader *ld, const int64_t *shape, int ndim, const char *fmt, ...)
+static int load_rms(rms_norm *n, px_weights *w, int64_t D, const char *prefix)
 {
-    char name[256];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(name, sizeof name, fmt, ap);
-    va_end(ap);
-    const px_tensor *t = ld->get(ld->ctx, name);
-    if (!t) {
-        px_fail("%s: tensor '%s' is missing", ld->desc, name);
-        return NULL;
-    }
-    if (t->dtype != PX_F32 && t->dtype != PX_F16 && t->dtype != PX_BF16) {
-        px_fail("%s: tensor '%s' has dtype %s (F32, F16 or BF16 expected)", ld->desc, name,
-                px_dtype_name(t->dtype));
-        return NULL;
-    }
-    if (px_check_shape(t, name, ndim, shape)) {
-        px_fail_ctx("%s", ld->desc);
-        return NULL;
-    }
-    if (!px_is_contiguous(t)) {
-        px_fail("%s: tensor '%s' is not contiguous", ld->desc, name);
-        return NULL;
-    }
-    return t;
+    px_mod_init(&n->m, w, PX_OUT_ONLY, "%s", prefix);
+    return (n->w = px_weights_f32(w, 1, &D, "%s.weight", prefix)) ? 0 : -1;
 }
 
-/* A small vector converted to F32 once. */
-static float *need_f32(const loader *ld, int64_t n, const char *name)
+static int load_block(t5_block *b, px_weights *w, const px_t5_config *c, int64_t i)
 {
-    const px_tensor *t = need(ld, (int64_t[]){ n }, 1, "%s", name);
-    if (!t) return NULL;
-    return px_tensor_to_f32_alloc(t, name);
+    const int64_t D = c->d_model, I = c->num_heads * c->d_kv, F = c->d_ff;
+    char p[96];
+    snprintf(p, sizeof p, "encoder.block.%lld", (long long)i);
+    char ln[128];
+    snprintf(ln, sizeof ln, "%s.layer.0.layer_norm", p);
+    if (load_rms(&b->ln0, w, D, ln) ||
+        px_lin_load(&b->q, w, I, D, 0, PX_OUT_ONLY, "%s.layer.0.SelfAttention.q", p) ||
+        px_lin_load(&b->k, w, I, D, 0, PX_OUT_ONLY, "%s.layer.0.SelfAttention.k", p) ||
+        px_lin_load(&b->v, w, I, D, 0, PX_OUT_ONLY, "%s.layer.0.SelfAttention.v", p) ||
+        px_lin_load(&b->o, w, D, I, 0, PX_REC_IN, "%s.layer.0.SelfAttention.o", p))
+        return -1;
+    snprintf(ln, sizeof ln, "%s.layer.1.layer_norm", p);
+    if (load_rms(&b->ln1, w, D, ln) ||
+        px_lin_load(&b->wi_0, w, F, D, 0, PX_OUT_ONLY, "%s.layer.1.DenseReluDense.wi_0", p) ||
+        px_lin_load(&b->wi_1, w, F, D, 0, PX_OUT_ONLY, "%s.layer.1.DenseReluDense.wi_1", p) ||
+        px_lin_load(&b->wo, w, D, F, 0, PX_REC_IN, "%s.layer.1.DenseReluDense.wo", p))
+        return -1;
+    px_mod_init(&b->layer0, w, PX_OUT_ONLY, "%s.layer.0", p);
+    px_mod_init(&b->act, w, PX_OUT_ONLY, "%s.layer.1.DenseReluDense.act", p);
+    px_mod_init(&b->layer1, w, PX_OUT_ONLY, "%s.layer.1", p);
+    return 0;
 }
 
-px_t5 *px_t5_new(const px_t5_config *c, px_t5_lookup_fn get, void *ctx, const char *desc)
+/* The model over w (taken over: closed by px_t5_free, also on failure). */
+static px_t5 *t5_build(const px_t5_config *c, px_weights *w)
 {
     px_ops_init();
-    if (!desc) desc = "t5";
-    if (check_config(c, desc)) return NULL;
+    if (check_config(c, px_weights_desc(w))) {
+        px_weights_close(w);
+        return NULL;
+    }
     px_t5 *m = px_calloc(1, sizeof *m, "t5 model");
-    if (!m) return NULL;
+    if (!m) {
+        px_weights_close(w);
+        return NULL;
+    }
     m->c = *c;
-    const loader ld = { get, ctx, desc };
-    const int64_t D = c->d_model, I = c->num_heads * c->d_kv, F = c->d_ff;
+    m->wt = w;
+    const int64_t D = c->d_model;
     m->blocks = px_calloc((size_t)c->num_layers, sizeof *m->blocks, "t5 blocks");
     if (!m->blocks) goto fail;
 
-    /* encoder.embed_tokens is tied to shared and not saved; accept either */
-    if (get(ctx, "shared.weight"))
-        m->embed = need(&ld, (int64_t[]){ c->vocab_size, D }, 2, "shared.weight");
-    else if (get(ctx, "encoder.embed_tokens.weight"))
-        m->embed = need(&ld, (int64_t[]){ c->vocab_size, D }, 2, "encoder.embed_tokens.weight");
-    else
+    /* encoder.embed_tokens is tied to shared: transformers saves shared.weight
+     * and may save the tied copy too (then it must match); accept either */
+    const int64_t es[2] = { c->vocab_size, D };
+    px_mod_init(&m->embed_tokens, w, PX_REC_IN, "encoder.embed_tokens");
+    if (px_weights_has(w, "shared.weight")) {
+        m->embed = px_weights_get(w, 2, es, "shared.weight");
+        if (m->embed && px_weights_has(w, "encoder.embed_tokens.weight") &&
+            !px_weights_get(w, 2, es, "encoder.embed_tokens.weight"))
+            goto fail;
+    } else if (px_weights_has(w, "encoder.embed_tokens.weight")) {
+        m->embed = px_weights_get(w, 2, es, "encoder.embed_tokens.weight");
+    } else {
         px_fail("%s: tensor 'shared.weight' is missing (nor is 'encoder.embed_tokens.weight' there)",
-                desc);
+                px_weights_desc(w));
+    }
     if (!m->embed) goto fail;
 
-    const px_tensor *rb = need(&ld, (int64_t[]){ c->num_buckets, c->num_heads }, 2,
-                               "encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight");
-    if (!rb || !(m->rel_bias = px_tensor_to_f32_alloc(rb, "relative_attention_bias"))) goto fail;
-
-    char name[256];
-    for (int64_t i = 0; i < c->num_layers; i++) {
-        t5_block *b = &m->blocks[i];
-        const char *p = "encoder.block";
-        snprintf(name, sizeof name, "%s.%lld.layer.0.layer_norm.weight", p, (long long)i);
-        if (!(b->ln0 = need_f32(&ld, D, name))) goto fail;
-        b->q = need(&ld, (int64_t[]){ I, D }, 2, "%s.%lld.layer.0.SelfAttention.q.weight", p, (long long)i);
-        b->k = need(&ld, (int64_t[]){ I, D }, 2, "%s.%lld.layer.0.SelfAttention.k.weight", p, (long long)i);
-        b->v = need(&ld, (int64_t[]){ I, D }, 2, "%s.%lld.layer.0.SelfAttention.v.weight", p, (long long)i);
-        b->o = need(&ld, (int64_t[]){ D, I }, 2, "%s.%lld.layer.0.SelfAttention.o.weight", p, (long long)i);
-        if (!b->q || !b->k || !b->v || !b->o) goto fail;
-        snprintf(name, sizeof name, "%s.%lld.layer.1.layer_norm.weight", p, (long long)i);
-        if (!(b->ln1 = need_f32(&ld, D, name))) goto fail;
-        b->wi_0 = need(&ld, (int64_t[]){ F, D }, 2, "%s.%lld.layer.1.DenseReluDense.wi_0.weight", p, (long long)i);
-        b->wi_1 = need(&ld, (int64_t[]){ F, D }, 2, "%s.%lld.layer.1.DenseReluDense.wi_1.weight", p, (long long)i);
-        b->wo = need(&ld, (int64_t[]){ D, F }, 2, "%s.%lld.layer.1.DenseReluDense.wo.weight", p, (long long)i);
-        if (!b->wi_0 || !b->wi_1 || !b->wo) goto fail;
-    }
-    if (!(m->final_ln = need_f32(&ld, D, "encoder.final_layer_norm.weight"))) goto fail;
+    const char *rel = "encoder.block.0.layer.0.SelfAttention.relative_attention_bias";
+    px_mod_init(&m->rel, w, PX_REC_IN, "%s", rel);
+    if (!(m->rel_bias = px_weights_f32(w, 2, (int64_t[]){ c->num_buckets, c->num_heads }, "%s.weight", rel)))
+        goto fail;
+    for (int64_t i = 0; i < c->num_layers; i++)
+        if (load_block(&m->blocks[i], w, c, i)) goto fail;
+    if (load_rms(&m->final_ln, w, D, "encoder.final_layer_norm") || px_weights_check_unused(w)) goto fail;
     return m;
 fail:
     px_t5_free(m);
     return NULL;
 }
 
-static const px_tensor *st_lookup(void *ctx, const char *name)
+px_t5 *px_t5_new(const px_t5_config *c, px_t5_lookup_fn get, void *ctx, const char *desc)
 {
-    return px_st_set_find((const px_st_set *)ctx, name);
+    px_weights *w = px_weights_wrap(get, ctx, desc ? desc : "t5", "text_encoder");
+    return w ? t5_build(c, w) : NULL;
 }
 
 px_t5 *px_t5_load(const char *dir, const char *variant)
@@ -252,34 +253,62 @@ px_t5 *px_t5_load(const char *dir, const char *variant)
     snprintf(path, sizeof path, "%s/config.json", dir);
     px_t5_config c;
     if (px_t5_config_load(&c, path)) return NULL;
-    px_st_set *st = px_st_set_open(dir, "model", variant);
-    if (!st) return NULL;
-    px_t5 *m = px_t5_new(&c, st_lookup, st, st->desc);
-    if (!m) {
-        px_st_set_close(st);
-        return NULL;
-    }
-    m->st = st;
-    return m;
+    px_weights *w = px_weights_open(dir, "model", variant, "text_encoder");
+    return w ? t5_build(&c, w) : NULL;
+}
+
+static void run_free(t5_run *r)
+{
+    free(r->h); free(r->x); free(r->y);
+    free(r->q); free(r->k); free(r->v); free(r->att);
+    free(r->f0); free(r->f1); free(r->keyb); free(r->pos);
+    memset(r, 0, sizeof *r);
 }
 
 void px_t5_free(px_t5 *m)
 {
     if (!m) return;
-    if (m->blocks)
-        for (int64_t i = 0; i < m->c.num_layers; i++) {
-            free(m->blocks[i].ln0);
-            free(m->blocks[i].ln1);
-        }
+    run_free(&m->r);
     free(m->blocks);
-    free(m->rel_bias);
-    free(m->final_ln);
-    px_st_set_close(m->st);
+    px_weights_close(m->wt);
     free(m);
 }
 
 int px_t5_d_model(const px_t5 *m) { return (int)m->c.d_model; }
 const px_t5_config *px_t5_get_config(const px_t5 *m) { return &m->c; }
+
+/* Buffers for M = B * L rows, grown when a call needs more, kept between calls. */
+static int run_reserve(px_t5 *m, int64_t M, int64_t L)
+{
+    t5_run *r = &m->r;
+    const px_t5_config *c = &m->c;
+    const int64_t D = c->d_model, H = c->num_heads, I = H * c->d_kv, F = c->d_ff;
+    if (M > r->cap_M) {
+        run_free(r);
+        r->h = px_malloc((size_t)(M * D) * sizeof(float), "t5 hidden states");
+        r->x = px_malloc((size_t)(M * D) * sizeof(float), "t5 normed states");
+        r->y = px_malloc((size_t)(M * D) * sizeof(float), "t5 sublayer output");
+        r->q = px_malloc((size_t)(M * I) * sizeof(float), "t5 q");
+        r->k = px_malloc((size_t)(M * I) * sizeof(float), "t5 k");
+        r->v = px_malloc((size_t)(M * I) * sizeof(float), "t5 v");
+        r->att = px_malloc((size_t)(M * I) * sizeof(float), "t5 attention output");
+        r->f0 = px_malloc((size_t)(M * F) * sizeof(float), "t5 wi_0 output");
+        r->f1 = px_malloc((size_t)(M * F) * sizeof(float), "t5 wi_1 output");
+        r->keyb = px_malloc((size_t)M * sizeof(float), "t5 mask bias");
+        if (!r->h || !r->x || !r->y || !r->q || !r->k || !r->v || !r->att || !r->f0 || !r->f1 || !r->keyb) {
+            run_free(r);
+            return -1;
+        }
+        r->cap_M = M;
+    }
+    if (L > r->cap_L) {
+        free(r->pos);
+        r->cap_L = 0;
+        if (!(r->pos = px_malloc((size_t)(H * L * L) * sizeof(float), "t5 position bias"))) return -1;
+        r->cap_L = L;
+    }
+    return 0;
+}
 
 // ----------------------------------------------------------------------------
 // relative position bias
@@ -304,23 +333,99 @@ int px_t5_bucket(int64_t relative_position, int64_t num_buckets, int64_t max_dis
 }
 
 // ----------------------------------------------------------------------------
-// forward
+// modules
 
-/* Records an activation (B, L, C) of block `i` under DUMP_PREFIX "encoder.block.i.SUFFIX". */
-static int dump_blk(px_dump *d, int64_t i, const char *suffix, const float *x, int64_t B, int64_t L,
-                    int64_t C)
+/* embed_tokens(input_ids): h (B, L, D), widening only the rows used. Records
+ * the ids (as float32, (B, L)) as its input. */
+static int embed_tokens(px_t5 *m, float *h, const int32_t *ids, int64_t B, int64_t L, px_dump *d)
 {
+    const int64_t D = m->c.d_model, M = B * L;
+    const size_t esz = px_dtype_size(m->embed->dtype);
+    for (int64_t r = 0; r < M; r++)
+        px_convert_to_f32(h + r * D, (const char *)m->embed->data + (size_t)ids[r] * (size_t)D * esz,
+                          m->embed->dtype, (size_t)D);
     if (!d) return 0;
-    return px_dump_addf(d, x, 3, (int64_t[]){ B, L, C }, DUMP_PREFIX "encoder.block.%lld.%s",
-                        (long long)i, suffix);
+    float *fid = px_malloc((size_t)M * sizeof(float), "t5 dump");
+    if (!fid) return -1;
+    for (int64_t r = 0; r < M; r++) fid[r] = (float)ids[r];
+    int rc = px_mod_in(&m->embed_tokens, d, fid, PX_SHAPE(B, L)) ||
+             px_mod_out(&m->embed_tokens, d, h, PX_SHAPE(B, L, D));
+    free(fid);
+    return rc ? -1 : 0;
 }
+
+/* T5Attention.compute_bias(L, L) of block 0: pos (H, L, L) =
+ * relative_attention_bias(buckets).permute(2, 0, 1), buckets[i, j] from
+ * memory position j - query position i. Records the Embedding's input (the
+ * buckets, (L, L)) and output ((L, L, H), before the permute). */
+static int position_bias(px_t5 *m, float *pos, int64_t L, px_dump *d)
+{
+    const px_t5_config *c = &m->c;
+    const int64_t H = c->num_heads;
+    for (int64_t i = 0; i < L; i++)
+        for (int64_t j = 0; j < L; j++) {
+            int bk = px_t5_bucket(j - i, c->num_buckets, c->max_distance);
+            for (int64_t hh = 0; hh < H; hh++) pos[(hh * L + i) * L + j] = m->rel_bias[bk * H + hh];
+        }
+    if (!d) return 0;
+    float *bk = px_malloc((size_t)(L * L) * sizeof(float), "t5 dump");
+    float *e = px_malloc((size_t)(L * L * H) * sizeof(float), "t5 dump");
+    int rc = -1;
+    if (bk && e) {
+        for (int64_t i = 0; i < L; i++)
+            for (int64_t j = 0; j < L; j++) bk[i * L + j] = (float)px_t5_bucket(j - i, c->num_buckets, c->max_distance);
+        for (int64_t i = 0; i < L * L; i++)
+            for (int64_t hh = 0; hh < H; hh++) e[i * H + hh] = pos[hh * L * L + i];
+        rc = px_mod_in(&m->rel, d, bk, PX_SHAPE(L, L)) || px_mod_out(&m->rel, d, e, PX_SHAPE(L, L, H)) ? -1 : 0;
+    }
+    free(bk);
+    free(e);
+    return rc;
+}
+
+/* T5LayerNorm: y = weight * x / sqrt(mean(x^2) + eps), x (B, L, D) */
+static int t5_layer_norm(float *y, const float *x, const rms_norm *n, int64_t B, int64_t L, int64_t D, float eps,
+                         px_dump *d)
+{
+    px_rmsnorm(y, x, n->w, B * L, D, eps);
+    return px_mod_out(&n->m, d, y, PX_SHAPE(B, L, D));
+}
+
+/* T5Block: T5LayerSelfAttention then T5LayerFF, r.h (B, L, D) updated in place. */
+static int block_forward(px_t5 *m, const t5_block *b, int64_t B, int64_t L, px_dump *d)
+{
+    t5_run *r = &m->r;
+    const px_t5_config *c = &m->c;
+    const int64_t D = c->d_model, F = c->d_ff, M = B * L;
+    /* scores = q @ k^T (no 1/sqrt(d_kv)) + position_bias + mask; softmax in float32; @ v */
+    const px_attn_args aa = { .B = B, .Nq = L, .Nk = L, .H = c->num_heads, .D = c->d_kv, .scale = 1.0f,
+                              .key_bias = r->keyb, .score_bias = r->pos };
+    // hidden_states = hidden_states + SelfAttention.o(attention(q(x), k(x), v(x))), x = layer_norm(hidden_states)
+    if (t5_layer_norm(r->x, r->h, &b->ln0, B, L, D, c->eps, d) || px_lin_fwd(r->q, r->x, &b->q, B, L, d) ||
+        px_lin_fwd(r->k, r->x, &b->k, B, L, d) || px_lin_fwd(r->v, r->x, &b->v, B, L, d) ||
+        px_attention(r->att, r->q, r->k, r->v, &aa) || px_lin_fwd(r->y, r->att, &b->o, B, L, d))
+        return -1;
+    px_add(r->h, r->h, r->y, M * D);
+    if (px_mod_out(&b->layer0, d, r->h, PX_SHAPE(B, L, D))) return -1;
+    // hidden_states = hidden_states + wo(gelu_new(wi_0(x)) * wi_1(x)), x = layer_norm(hidden_states)
+    if (t5_layer_norm(r->x, r->h, &b->ln1, B, L, D, c->eps, d) || px_lin_fwd(r->f0, r->x, &b->wi_0, B, L, d))
+        return -1;
+    px_gelu_tanh(r->f0, r->f0, M * F);
+    if (px_mod_out(&b->act, d, r->f0, PX_SHAPE(B, L, F)) || px_lin_fwd(r->f1, r->x, &b->wi_1, B, L, d)) return -1;
+    px_mul(r->f0, r->f0, r->f1, M * F);
+    if (px_lin_fwd(r->y, r->f0, &b->wo, B, L, d)) return -1;
+    px_add(r->h, r->h, r->y, M * D);
+    return px_mod_out(&b->layer1, d, r->h, PX_SHAPE(B, L, D));
+}
+
+// ----------------------------------------------------------------------------
+// forward
 
 int px_t5_encode(px_t5 *m, const int32_t *ids, const int32_t *mask, int B, int L, float *out,
                  px_dump *dump)
 {
     px_ops_init();
     const px_t5_config *c = &m->c;
-    const int64_t D = c->d_model, H = c->num_heads, Dh = c->d_kv, I = H * Dh, F = c->d_ff;
     if (B < 1 || L < 1) return px_fail("t5: batch %d x length %d is empty", B, L);
     const int64_t M = (int64_t)B * L;
     for (int64_t r = 0; r < M; r++) {
@@ -331,115 +436,17 @@ int px_t5_encode(px_t5 *m, const int32_t *ids, const int32_t *mask, int B, int L
             return px_fail("t5: attention mask value %d at (%lld, %lld) is not 0 or 1", mask[r],
                            (long long)(r / L), (long long)(r % L));
     }
+    if (run_reserve(m, M, L)) return -1;
+    t5_run *r = &m->r;
 
-    /* run state, sized for this call */
-    float *h = px_malloc((size_t)(M * D) * sizeof(float), "t5 hidden states");
-    float *x = px_malloc((size_t)(M * D) * sizeof(float), "t5 normed states");
-    float *y = px_malloc((size_t)(M * D) * sizeof(float), "t5 sublayer output");
-    float *q = px_malloc((size_t)(M * I) * sizeof(float), "t5 q");
-    float *k = px_malloc((size_t)(M * I) * sizeof(float), "t5 k");
-    float *v = px_malloc((size_t)(M * I) * sizeof(float), "t5 v");
-    float *att = px_malloc((size_t)(M * I) * sizeof(float), "t5 attention output");
-    float *f0 = px_malloc((size_t)(M * F) * sizeof(float), "t5 wi_0 output");
-    float *f1 = px_malloc((size_t)(M * F) * sizeof(float), "t5 wi_1 output");
-    float *pos = px_malloc((size_t)(H * L * L) * sizeof(float), "t5 position bias");
-    float *keyb = px_malloc((size_t)M * sizeof(float), "t5 mask bias");
-    float *tmp = NULL;
-    int rc = -1;
-    if (!h || !x || !y || !q || !k || !v || !att || !f0 || !f1 || !pos || !keyb) goto out;
-
-    /* inputs_embeds = self.embed_tokens(input_ids): widen only the rows used */
-    const size_t esz = px_dtype_size(m->embed->dtype);
-    for (int64_t r = 0; r < M; r++)
-        px_convert_to_f32(h + r * D, (const char *)m->embed->data + (size_t)ids[r] * (size_t)D * esz,
-                          m->embed->dtype, (size_t)D);
-    if (dump) {
-        if (!(tmp = px_malloc((size_t)(L * L > M ? L * L : M) * sizeof(float), "t5 dump"))) goto out;
-        for (int64_t r = 0; r < M; r++) tmp[r] = (float)ids[r];
-        if (px_dump_add_in(dump, DUMP_PREFIX "encoder.embed_tokens", tmp, 2, (int64_t[]){ B, L }) ||
-            px_dump_add(dump, DUMP_PREFIX "encoder.embed_tokens", h, 3, (int64_t[]){ B, L, D }))
-            goto out;
-    }
-
-    /* extended mask: (1.0 - mask) * torch.finfo(float32).min on keys */
-    for (int64_t r = 0; r < M; r++) keyb[r] = (1.0f - (float)mask[r]) * -FLT_MAX;
-
-    /* position_bias = relative_attention_bias(buckets).permute(2, 0, 1): (H, L, L),
-     * buckets[i, j] from memory_position j - context_position i */
-    for (int64_t i = 0; i < L; i++)
-        for (int64_t j = 0; j < L; j++) {
-            int bk = px_t5_bucket(j - i, c->num_buckets, c->max_distance);
-            for (int64_t hh = 0; hh < H; hh++) pos[(hh * L + i) * L + j] = m->rel_bias[bk * H + hh];
-        }
-    if (dump) {
-        const char *rn = DUMP_PREFIX "encoder.block.0.layer.0.SelfAttention.relative_attention_bias";
-        for (int64_t i = 0; i < L; i++)
-            for (int64_t j = 0; j < L; j++)
-                tmp[i * L + j] = (float)px_t5_bucket(j - i, c->num_buckets, c->max_distance);
-        if (px_dump_add_in(dump, rn, tmp, 2, (int64_t[]){ L, L })) goto out;
-        /* the Embedding's output, (L, L, H), before the permute */
-        float *e = px_malloc((size_t)(L * L * H) * sizeof(float), "t5 dump");
-        if (!e) goto out;
-        for (int64_t i = 0; i < L * L; i++)
-            for (int64_t hh = 0; hh < H; hh++) e[i * H + hh] = pos[hh * L * L + i];
-        int r = px_dump_add(dump, rn, e, 3, (int64_t[]){ L, L, H });
-        free(e);
-        if (r) goto out;
-    }
-
-    const px_attn_args aa = { .B = B, .Nq = L, .Nk = L, .H = H, .D = Dh, .scale = 1.0f,
-                              .key_bias = keyb, .score_bias = pos };
-    for (int64_t i = 0; i < c->num_layers; i++) {
-        const t5_block *b = &m->blocks[i];
-        /* ---- T5LayerSelfAttention: h = h + o(attn(layer_norm(h))) ---- */
-        px_rmsnorm(x, h, b->ln0, M, D, c->eps);
-        if (px_linear(q, x, b->q, NULL, M) || px_linear(k, x, b->k, NULL, M) ||
-            px_linear(v, x, b->v, NULL, M))
-            goto out;
-        /* scores = q @ k^T + position_bias + mask; softmax in float32; @ v */
-        if (px_attention(att, q, k, v, &aa)) goto out;
-        if (px_linear(y, att, b->o, NULL, M)) goto out;
-        if (dump) {
-            if (dump_blk(dump, i, "layer.0.layer_norm", x, B, L, D) ||
-                dump_blk(dump, i, "layer.0.SelfAttention.q", q, B, L, I) ||
-                dump_blk(dump, i, "layer.0.SelfAttention.k", k, B, L, I) ||
-                dump_blk(dump, i, "layer.0.SelfAttention.v", v, B, L, I))
-                goto out;
-            char nm[256];
-            snprintf(nm, sizeof nm, DUMP_PREFIX "encoder.block.%lld.layer.0.SelfAttention.o", (long long)i);
-            if (px_dump_add_in(dump, nm, att, 3, (int64_t[]){ B, L, I }) || dump_blk(dump, i, "layer.0.SelfAttention.o", y, B, L, D))
-                goto out;
-        }
-        px_add(h, h, y, M * D);
-        if (dump_blk(dump, i, "layer.0", h, B, L, D)) goto out;
-
-        /* ---- T5LayerFF: h = h + wo(gelu_new(wi_0(x)) * wi_1(x)), x = layer_norm(h) ---- */
-        px_rmsnorm(x, h, b->ln1, M, D, c->eps);
-        if (px_linear(f0, x, b->wi_0, NULL, M) || px_linear(f1, x, b->wi_1, NULL, M)) goto out;
-        if (dump && (dump_blk(dump, i, "layer.1.layer_norm", x, B, L, D) ||
-                     dump_blk(dump, i, "layer.1.DenseReluDense.wi_0", f0, B, L, F)))
-            goto out;
-        px_gelu_tanh(f0, f0, M * F);
-        if (dump && (dump_blk(dump, i, "layer.1.DenseReluDense.act", f0, B, L, F) ||
-                     dump_blk(dump, i, "layer.1.DenseReluDense.wi_1", f1, B, L, F)))
-            goto out;
-        px_mul(f0, f0, f1, M * F);
-        if (dump) {
-            char nm[256];
-            snprintf(nm, sizeof nm, DUMP_PREFIX "encoder.block.%lld.layer.1.DenseReluDense.wo", (long long)i);
-            if (px_dump_add_in(dump, nm, f0, 3, (int64_t[]){ B, L, F })) goto out;
-        }
-        if (px_linear(y, f0, b->wo, NULL, M)) goto out;
-        if (dump_blk(dump, i, "layer.1.DenseReluDense.wo", y, B, L, D)) goto out;
-        px_add(h, h, y, M * D);
-        if (dump_blk(dump, i, "layer.1", h, B, L, D)) goto out;
-    }
-    /* last_hidden_state = dropout(final_layer_norm(h)) */
-    px_rmsnorm(out, h, m->final_ln, M, D, c->eps);
-    if (px_dump_add(dump, DUMP_PREFIX "encoder.final_layer_norm", out, 3, (int64_t[]){ B, L, D })) goto out;
-    rc = 0;
-out:
-    free(h); free(x); free(y); free(q); free(k); free(v); free(att);
-    free(f0); free(f1); free(pos); free(keyb); free(tmp);
-    return rc;
+    // inputs_embeds = self.embed_tokens(input_ids)                              (B, L, D)
+    if (embed_tokens(m, r->h, ids, B, L, dump)) return -1;
+    // extended_attention_mask = (1.0 - attention_mask) * finfo(float32).min     (B, L) over keys
+    for (int64_t i = 0; i < M; i++) r->keyb[i] = (1.0f - (float)mask[i]) * -FLT_MAX;
+    // position_bias = block[0].layer[0].SelfAttention.compute_bias(L, L)        (H, L, L)
+    if (position_bias(m, r->pos, L, dump)) return -1;
+    for (int64_t i = 0; i < c->num_layers; i++)
+        if (block_forward(m, &m->blocks[i], B, L, dump)) return -1;
+    // last_hidden_state = self.dropout(self.final_layer_norm(hidden_states))   (B, L, D)
+    return t5_layer_norm(out, r->h, &m->final_ln, B, L, c->d_model, c->eps, dump);
 }

@@ -40,7 +40,9 @@ typedef struct px_t5 px_t5;
 /* Loads DIR/config.json and DIR/model.safetensors, or the shards listed by
  * DIR/model.safetensors.index.json (with variant "fp16"/"bf16":
  * model.VARIANT.safetensors / model.safetensors.index.VARIANT.json).
- * NULL with a message naming the file and tensor on failure. */
+ * NULL with a message naming the file and tensor on failure, also when the
+ * file holds tensors the encoder does not use (the tied copy
+ * encoder.embed_tokens.weight next to shared.weight excepted). */
 px_t5 *px_t5_load(const char *dir, const char *variant);
 
 /* Builds a model over tensors owned by the caller (benchmarks, tests):
@@ -59,6 +61,8 @@ const px_t5_config *px_t5_get_config(const px_t5 *m);
  * rejected); out: (B, L, d_model) float32. Every position is computed,
  * padding rows included, as transformers does. dump (or NULL) receives the
  * activations under "text_encoder/<module>" names, one call index per call.
+ * Activation buffers are kept in m between calls (grown when B * L grows), so
+ * a model must not be used by two threads at once.
  * Returns 0, or -1 with a message (bad token id, out of memory). */
 int px_t5_encode(px_t5 *m, const int32_t *ids, const int32_t *mask, int B, int L, float *out,
                  px_dump *dump);

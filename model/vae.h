@@ -7,8 +7,9 @@
  * Weights are looked up by their exact state-dict names
  * ("decoder.up_blocks.3.resnets.0.conv_shortcut.weight", ...). Convolution and
  * attention matrices stay in their checkpoint dtype (F32, F16 or BF16, mmap'd)
- * and are widened by the operators; biases and norm weights are converted to
- * float32 once at load. All arithmetic is float32.
+ * and are widened by the operators; biases and norm weights are read as
+ * float32 (converted once at load when stored in half precision). A file
+ * with tensors the config does not use is refused. All arithmetic is float32.
  *
  * Memory: without a dump, batch elements are decoded one at a time, buffers
  * are freed as soon as they are dead and the mid-block attention runs through
@@ -53,7 +54,7 @@ typedef struct px_vae px_vae;
 
 /* Loads DIR/config.json and DIR/diffusion_pytorch_model[.VARIANT].safetensors
  * (or its sharded index). NULL with a message naming the file and tensor on
- * failure. */
+ * failure (a missing or mis-shaped tensor, or tensors no module uses). */
 px_vae *px_vae_load(const char *dir, const char *variant);
 
 /* Builds a model over tensors owned by the caller (benchmarks, tests):

@@ -332,35 +332,6 @@ const px_tensor *px_st_set_find(const px_st_set *s, const char *name)
     return NULL;
 }
 
-const px_tensor *px_st_get(const px_st_set *s, const char *name, int ndim, const int64_t *shape)
-{
-    const px_tensor *t = px_st_set_find(s, name);
-    if (!t) {
-        px_fail("%s: tensor '%s' is missing", s->desc, name);
-        return NULL;
-    }
-    if (t->dtype != PX_F32 && t->dtype != PX_F16 && t->dtype != PX_BF16) {
-        px_fail("%s: tensor '%s' has dtype %s (F32, F16 or BF16 expected)", s->desc, name,
-                px_dtype_name(t->dtype));
-        return NULL;
-    }
-    if (px_check_shape(t, name, ndim, shape)) {
-        px_fail_ctx("%s", s->desc);
-        return NULL;
-    }
-    return t;
-}
-
-const px_tensor *px_st_getf(const px_st_set *s, const int64_t *shape, int ndim, const char *fmt, ...)
-{
-    char name[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(name, sizeof name, fmt, ap);
-    va_end(ap);
-    return px_st_get(s, name, ndim, shape);
-}
-
 /* ---- writer ----------------------------------------------------------- */
 
 typedef struct {

@@ -8,7 +8,9 @@
  * (in bounds, begin <= end, end - begin = numel * dtype size, no overlaps).
  *
  * Checkpoints are looked up by their exact PyTorch state-dict names. A
- * px_st_set covers one file or the shards named by a *.safetensors.index.json. */
+ * px_st_set covers one file or the shards named by a *.safetensors.index.json;
+ * the models load through model/weights.h, which checks dtype and shape and
+ * reports the tensors no module used. */
 #ifndef PX_SAFETENSORS_H
 #define PX_SAFETENSORS_H
 
@@ -51,16 +53,6 @@ px_st_set *px_st_set_open_file(const char *path);
 void px_st_set_close(px_st_set *s);
 
 const px_tensor *px_st_set_find(const px_st_set *s, const char *name);
-/* Find a tensor and check its shape (ndim entries of shape). Records
- * "<set>: tensor 'NAME' is missing" or a shape mismatch and returns NULL. */
-const px_tensor *px_st_get(const px_st_set *s, const char *name, int ndim, const int64_t *shape);
-/* printf-style name: px_st_getf(s, (int64_t[]){N, K}, 2, "blocks.%d.w", i). */
-const px_tensor *px_st_getf(const px_st_set *s, const int64_t *shape, int ndim, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 4, 5)))
-#endif
-    ;
-
 /* ---- writer ----------------------------------------------------------- */
 typedef struct px_st_writer px_st_writer;
 px_st_writer *px_st_writer_new(void);

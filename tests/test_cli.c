@@ -229,6 +229,15 @@ START_TEST(generate_batch_ddim_seed_list)
 }
 END_TEST
 
+/* The keys of a saved dump against a key-list fixture (data/dumps/). */
+static void check_dump_keys(const px_st_file *f, const char *fixture, const char *const *prefixes)
+{
+    const char **keys = malloc((f->n ? f->n : 1) * sizeof *keys);
+    for (size_t i = 0; i < f->n; i++) keys[i] = f->entries[i].name;
+    px_test_check_keys(keys, f->n, fixture, prefixes);
+    free(keys);
+}
+
 START_TEST(generate_latents_dump_and_latent_output)
 {
     // ms_dpm2_cfg_32x80 (1024-MS micro-conditioning) from --latents instead of a seed
@@ -285,6 +294,7 @@ START_TEST(generate_latents_dump_and_latent_output)
     f = px_test_open(dump);
     ck_assert_ptr_nonnull(px_st_find(f, "transformer/transformer_blocks.0.attn1.to_q#0"));
     ck_assert_ptr_nonnull(px_st_find(f, "transformer/adaln_single.emb.resolution_embedder.linear_1#0"));
+    check_dump_keys(f, "dumps/generate_ms_dump_all.keys", (const char *[]){"transformer/", NULL});
     px_st_close(f);
 }
 END_TEST
@@ -415,6 +425,24 @@ START_TEST(generate_from_text)
         free(want);
     }
     px_st_close(f);
+
+    // --dump-all from text: every key of every model, as before the modules recorded
+    // themselves (issue 11), for pipe_small and for pipe_ms (micro-conditioning)
+    char ms[300];
+    ck_assert(model_with_vocab(ms, sizeof ms, "pipe_ms"));
+    static const struct { const char *args, *keys; } all[] = {
+        { "--seed 0", "dumps/generate_small_dump_all.keys" },
+        { "--seed 1 --height 32 --width 80", "dumps/generate_ms_dump_all.keys" },
+    };
+    for (int i = 0; i < 2; i++) {
+        st = run("generate --model '%s' --prompt 'A painting of a squirrel eating a burger' --steps 2 %s "
+                 "--no-resolution-binning --output-type npy -o '%s' --dump '%s' --dump-all --quiet",
+                 i ? ms : model, all[i].args, npy, dump);
+        ck_assert_int_eq(st, 0);
+        f = px_test_open(dump);
+        check_dump_keys(f, all[i].keys, NULL);
+        px_st_close(f);
+    }
 }
 END_TEST
 

@@ -5,6 +5,7 @@
 #include "tensor/half.h"
 #include "tensor/json.h"
 #include "tensor/npy.h"
+#include "model/weights.h"
 #include "tensor/safetensors.h"
 
 #include <math.h>
@@ -159,17 +160,31 @@ START_TEST(st_roundtrip)
     ck_assert_str_eq(fmt, "pt");
     px_st_close(f);
 
-    /* set API: shape checks name the file and the tensor */
-    px_st_set *s = px_st_set_open_file(tpath("rt.safetensors"));
-    ck_assert_ptr_nonnull(s);
-    ck_assert_ptr_nonnull(px_st_get(s, "a.weight", 2, (int64_t[]){ 2, 3 }));
-    ck_assert_ptr_null(px_st_get(s, "a.weight", 2, (int64_t[]){ 3, 2 }));
-    ck_assert_ptr_nonnull(strstr(px_last_error(), "a.weight"));
+    /* the weight layer over it: checks name the file and the tensor */
+    px_weights *wt = px_weights_open(tmpdir, "rt", NULL, "test");
+    ck_assert_msg(wt != NULL, "%s", px_last_error());
+    ck_assert_ptr_nonnull(px_weights_get(wt, 2, (int64_t[]){ 2, 3 }, "a.weight"));
+    ck_assert_ptr_null(px_weights_get(wt, 2, (int64_t[]){ 3, 2 }, "a.weight"));
+    ck_assert_ptr_nonnull(strstr(px_last_error(), "rt.safetensors: tensor 'a.weight'"));
     ck_assert_ptr_nonnull(strstr(px_last_error(), "(3, 2)"));
-    ck_assert_ptr_null(px_st_getf(s, (int64_t[]){ 1 }, 1, "blocks.%d.w", 3));
+    ck_assert_ptr_null(px_weights_get(wt, 1, (int64_t[]){ 1 }, "blocks.%d.w", 3));
     ck_assert_ptr_nonnull(strstr(px_last_error(), "'blocks.3.w' is missing"));
-    ck_assert_ptr_null(px_st_get(s, "ids", 1, (int64_t[]){ 3 })); /* not a float weight */
-    px_st_set_close(s);
+    ck_assert_ptr_null(px_weights_get(wt, 1, (int64_t[]){ 3 }, "ids")); /* not a float weight */
+    ck_assert_ptr_nonnull(strstr(px_last_error(), "dtype I64"));
+    /* F32 vectors come straight from the mapping, half ones as float32 copies */
+    const float *fa = px_weights_f32(wt, 2, (int64_t[]){ 2, 3 }, "a.weight");
+    ck_assert_ptr_eq(fa, px_weights_get(wt, 2, (int64_t[]){ 2, 3 }, "a.weight")->data);
+    const float *fb = px_weights_f32(wt, 1, (int64_t[]){ 6 }, "b");
+    const float *fh = px_weights_f32(wt, 2, (int64_t[]){ 3, 2 }, "h");
+    ck_assert(fb && fh);
+    for (int i = 0; i < 6; i++) ck_assert(fb[i] == a[i] && fh[i] == a[i]); /* exact in BF16 and F16 */
+    /* what no lookup took: 'empty' is left (the refused ids were looked up) */
+    ck_assert_int_eq(px_weights_check_unused(wt), -1);
+    ck_assert_ptr_nonnull(strstr(px_last_error(), "rt.safetensors: 1 tensor is not used by this configuration"));
+    ck_assert_ptr_nonnull(strstr(px_last_error(), "'empty'"));
+    px_weights_tied(wt, "empty");
+    ck_assert_int_eq(px_weights_check_unused(wt), 0);
+    px_weights_close(wt);
 }
 END_TEST
 
@@ -193,9 +208,20 @@ START_TEST(st_sharded)
     px_st_set *s = px_st_set_open(tmpdir, "model", NULL);
     ck_assert_msg(s != NULL, "%s", px_last_error());
     ck_assert_int_eq(s->nfiles, 2);
-    ck_assert_ptr_nonnull(px_st_get(s, "x", 1, (int64_t[]){ 4 }));
-    ck_assert_ptr_nonnull(px_st_get(s, "y", 2, (int64_t[]){ 2, 2 }));
+    ck_assert_ptr_nonnull(px_st_set_find(s, "x"));
+    ck_assert_ptr_nonnull(px_st_set_find(s, "y"));
     px_st_set_close(s);
+    /* the weight layer tracks use across the shards: 'z' (second shard) is left */
+    px_weights *wt = px_weights_open(tmpdir, "model", NULL, "test");
+    ck_assert_msg(wt != NULL, "%s", px_last_error());
+    ck_assert_ptr_nonnull(px_weights_get(wt, 1, (int64_t[]){ 4 }, "x"));
+    ck_assert_ptr_nonnull(px_weights_get(wt, 2, (int64_t[]){ 2, 2 }, "y"));
+    ck_assert_int_eq(px_weights_check_unused(wt), -1);
+    ck_assert_ptr_nonnull(strstr(px_last_error(), "model.safetensors.index.json: 1 tensor is not used"));
+    ck_assert_ptr_nonnull(strstr(px_last_error(), "'z'"));
+    ck_assert_ptr_nonnull(px_weights_get(wt, 1, (int64_t[]){ 1 }, "z"));
+    ck_assert_int_eq(px_weights_check_unused(wt), 0);
+    px_weights_close(wt);
 
     /* index naming a tensor its shard does not hold */
     const char *bad = "{\"weight_map\": {\"w\": \"model-00001-of-00002.safetensors\"}}";

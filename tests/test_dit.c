@@ -427,6 +427,29 @@ START_TEST(wrong_shape_named)
 }
 END_TEST
 
+/* Tensors the config does not use are an error naming them, not silently
+ * dropped weights (issue 11; num_layers: issue 17 finding 9). */
+START_TEST(unused_tensors_named)
+{
+    char dir[256];
+    px_test_tmpdir_make(dir, sizeof dir, "dit");
+    write_weights(dir, "pipe_small", NULL, NULL);
+    write_config(dir, "pipe_small", "\"attention_bias\": true", "\"attention_bias\": false");
+    expect_load_error(dir, "diffusion_pytorch_model.safetensors: 12 tensors are not used by this configuration "
+                           "(does config.json match the weights?): 'transformer_blocks.0.attn1.to_k.bias', "
+                           "'transformer_blocks.0.attn1.to_q.bias', 'transformer_blocks.0.attn1.to_v.bias', ");
+    write_config(dir, "pipe_small", "\"num_layers\": 2", "\"num_layers\": 1");
+    expect_load_error(dir, "diffusion_pytorch_model.safetensors: 21 tensors are not used by this configuration "
+                           "(does config.json match the weights?): 'transformer_blocks.1.attn1.to_k.bias', ");
+    /* the unedited config loads from the same weights */
+    write_config(dir, "pipe_small", NULL, NULL);
+    px_dit *m = px_dit_load(dir, NULL);
+    ck_assert_msg(m != NULL, "%s", px_last_error());
+    px_dit_free(m);
+    px_test_tmpdir_remove(dir);
+}
+END_TEST
+
 START_TEST(bad_config_field_named)
 {
     char dir[256];
@@ -505,6 +528,7 @@ static Suite *suite(void)
     tcase_add_test(tc, f16_weights_close);
     tcase_add_test(tc, missing_tensor_named);
     tcase_add_test(tc, wrong_shape_named);
+    tcase_add_test(tc, unused_tensors_named);
     tcase_add_test(tc, bad_config_field_named);
     tcase_add_test(tc, bad_forward_arguments);
     suite_add_tcase(s, tc);

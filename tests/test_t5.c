@@ -438,6 +438,10 @@ START_TEST(broken_checkpoints)
     expect_load_error("\"d_model\": 24,", "", NULL, NULL, "d_model");
     expect_load_error("\"num_heads\": 3", "\"num_heads\": -3", NULL, NULL, "num_heads");
     expect_load_error("\"num_layers\": 2", "\"num_layers\": 3", NULL, NULL, "encoder.block.2.layer.0.layer_norm.weight");
+    /* fewer layers than the file has: block 1's nine tensors are not silently dropped */
+    expect_load_error("\"num_layers\": 2", "\"num_layers\": 1", NULL, NULL,
+                      "model.safetensors: 9 tensors are not used by this configuration (does config.json match the "
+                      "weights?): 'encoder.block.1.layer.0.SelfAttention.k.weight', ");
     expect_load_error("\"relative_attention_num_buckets\": 32", "\"relative_attention_num_buckets\": 16", NULL, NULL,
                       "relative_attention_bias.weight");
     expect_load_error("\"model_type\": \"t5\"", "\"model_type\": \"umt5\"", NULL, NULL, "model_type 'umt5'");
@@ -452,6 +456,75 @@ START_TEST(broken_checkpoints)
     px_test_copy_config(src, dst, NULL, NULL);
     ck_assert_ptr_null(px_t5_load(dst, NULL));
     ck_assert_msg(strstr(px_last_error(), "model.safetensors") != NULL, "%s", px_last_error());
+}
+END_TEST
+
+/* DIR/model.safetensors: pipe_small's T5 tensors, shared.weight stored as
+ * `shared_as` (NULL: unchanged), plus `extra` (NULL: none) holding the first
+ * `extra_rows` rows of shared.weight. */
+static void write_t5_copy(const char *dir, const char *shared_as, const char *extra, int64_t extra_rows)
+{
+    char src[512], path[1200];
+    snprintf(src, sizeof src, "%s/text_encoder", px_test_data("pipe_small"));
+    ck_assert_int_eq(mkdir(dir, 0700), 0);
+    px_test_copy_config(src, dir, NULL, NULL);
+    snprintf(path, sizeof path, "%s/model.safetensors", src);
+    px_st_file *f = px_test_open(path);
+    px_st_writer *w = px_st_writer_new();
+    for (size_t i = 0; i < f->n; i++) {
+        const px_st_entry *e = &f->entries[i];
+        const char *name = shared_as && !strcmp(e->name, "shared.weight") ? shared_as : e->name;
+        ck_assert_int_eq(px_st_writer_add(w, name, e->t.dtype, e->t.ndim, e->t.shape, e->t.data), 0);
+        if (extra && !strcmp(e->name, "shared.weight"))
+            ck_assert_int_eq(px_st_writer_add(w, extra, e->t.dtype, 2, (int64_t[]){ extra_rows, e->t.shape[1] },
+                                              e->t.data), 0);
+    }
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    ck_assert_int_eq(px_st_writer_save(w, path), 0);
+    px_st_writer_free(w);
+    px_st_close(f);
+}
+
+/* encoder.embed_tokens is tied to shared: either name loads, both together
+ * load when they agree, and any other tensor the encoder does not use is an
+ * error naming it. */
+START_TEST(tied_embeddings_and_unused_tensors)
+{
+    char dir[600];
+    px_st_file *ref = px_test_open(px_test_data("cases/small_dpm2_cfg.safetensors"));
+    px_t5 *m0 = px_t5_load(px_test_data("pipe_small/text_encoder"), NULL);
+    ck_assert_msg(m0 != NULL, "%s", px_last_error());
+    size_t n0, n;
+    float *want = encode_case(m0, ref, &n0);
+    const int64_t vocab = px_t5_get_config(m0)->vocab_size;
+    px_t5_free(m0);
+    static const struct { const char *shared_as, *extra; int64_t rows_less; const char *error; } cases[] = {
+        { NULL, "encoder.embed_tokens.weight", 0, NULL },
+        { "encoder.embed_tokens.weight", NULL, 0, NULL },
+        { NULL, "encoder.embed_tokens.weight", 1, "tensor 'encoder.embed_tokens.weight': expected shape" },
+        { NULL, "lm_head.weight", 0, "model.safetensors: 1 tensor is not used by this configuration (does "
+                                     "config.json match the weights?): 'lm_head.weight'" },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        snprintf(dir, sizeof dir, "%s/tied%zu", tmpdir, i);
+        write_t5_copy(dir, cases[i].shared_as, cases[i].extra, vocab - cases[i].rows_less);
+        px_clear_error();
+        px_t5 *m = px_t5_load(dir, NULL);
+        if (cases[i].error) {
+            ck_assert_msg(m == NULL, "case %zu loaded", i);
+            ck_assert_msg(strstr(px_last_error(), cases[i].error) != NULL, "error '%s' does not mention '%s'",
+                          px_last_error(), cases[i].error);
+            continue;
+        }
+        ck_assert_msg(m != NULL, "case %zu: %s", i, px_last_error());
+        float *got = encode_case(m, ref, &n);
+        ck_assert_uint_eq(n, n0);
+        assert_close(got, want, n, 0, 0, "tied embedding copy");
+        free(got);
+        px_t5_free(m);
+    }
+    free(want);
+    px_st_close(ref);
 }
 END_TEST
 
@@ -498,6 +571,7 @@ int main(void)
     tcase_add_test(tw, bf16_weights);
     tcase_add_test(tw, f16_weights);
     tcase_add_test(tw, broken_checkpoints);
+    tcase_add_test(tw, tied_embeddings_and_unused_tensors);
     suite_add_tcase(s, tw);
     return px_test_run(s);
 }

@@ -476,6 +476,11 @@ START_TEST(encoder_modules_small)
     }
     ck_assert_int_ge(nkeys, 50);
     check_close(mean, want, nw, "encode/small/mean", TOL, &worst);
+    /* every key, inputs included, as before the modules recorded themselves (issue 11) */
+    const char **keys = malloc(px_dump_count(d) * sizeof *keys);
+    for (size_t i = 0; i < px_dump_count(d); i++) keys[i] = px_dump_key(d, i);
+    px_test_check_keys(keys, px_dump_count(d), "dumps/vae_encode_small.keys", NULL);
+    free(keys);
     if (verbose()) fprintf(stderr, "encoder: %d keys, worst %.3g\n", nkeys, worst);
     /* without the dump: the same */
     float *m2 = malloc(nw * sizeof *m2);
@@ -693,6 +698,10 @@ START_TEST(broken_checkpoints)
     expect_load_error("\"_class_name\": \"AutoencoderKL\"", "\"_class_name\": \"AutoencoderTiny\"", NULL, NULL,
                       "AutoencoderTiny");
     expect_load_error("{", "[", NULL, NULL, "config.json");
+    /* a config that does not use tensors the file has: an error naming them */
+    expect_load_error("\"use_quant_conv\": true", "\"use_quant_conv\": false", NULL, NULL,
+                      "diffusion_pytorch_model.safetensors: 2 tensors are not used by this configuration (does "
+                      "config.json match the weights?): 'quant_conv.bias', 'quant_conv.weight'");
 
     /* no checkpoint at all */
     snprintf(dst, sizeof dst, "%s/empty", tmpdir);

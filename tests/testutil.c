@@ -322,3 +322,56 @@ int px_test_run(Suite *s)
     srunner_free(sr);
     return failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }
+
+// ----------------------------------------------------------------------------
+// dump key lists
+
+static int key_selected(const char *k, const char *const *prefixes)
+{
+    if (!prefixes) return 1;
+    for (size_t i = 0; prefixes[i]; i++)
+        if (strncmp(k, prefixes[i], strlen(prefixes[i])) == 0) return 1;
+    return 0;
+}
+
+static int cmp_str(const void *a, const void *b) { return strcmp(*(const char *const *)a, *(const char *const *)b); }
+
+void px_test_check_keys(const char *const *keys, size_t n, const char *fixture_rel, const char *const *prefixes)
+{
+    const char *path = px_test_data(fixture_rel);
+    char *text = px_test_read_text(path, NULL);
+    /* the fixture's selected keys, in file order (sorted) */
+    size_t nw = 0, capw = 64;
+    const char **want = malloc(capw * sizeof *want);
+    for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
+        if (strncmp(line, "# ", 2) == 0 || !key_selected(line, prefixes)) continue;
+        if (nw == capw) want = realloc(want, (capw *= 2) * sizeof *want);
+        want[nw++] = line;
+    }
+    const char **got = malloc((n ? n : 1) * sizeof *got);
+    size_t ng = 0;
+    for (size_t i = 0; i < n; i++)
+        if (key_selected(keys[i], prefixes)) got[ng++] = keys[i];
+    qsort(got, ng, sizeof *got, cmp_str);
+    /* merge: report up to 5 keys on each side */
+    char msg[2048] = "";
+    size_t len = 0, nmiss = 0, nextra = 0, i = 0, j = 0;
+    while (i < nw || j < ng) {
+        int c = i == nw ? 1 : j == ng ? -1 : strcmp(want[i], got[j]);
+        if (c == 0) {
+            i++, j++;
+            continue;
+        }
+        const char *k = c < 0 ? want[i++] : got[j++];
+        size_t *cnt = c < 0 ? &nmiss : &nextra;
+        if ((*cnt)++ < 5 && len < sizeof msg - 200)
+            len += (size_t)snprintf(msg + len, sizeof msg - len, "\n  %s %s", c < 0 ? "missing:" : "extra:  ", k);
+    }
+    if (nmiss || nextra)
+        ck_abort_msg("dump keys differ from %s (%zu expected): %zu missing, %zu extra%s", path, nw, nmiss, nextra,
+                     msg);
+    ck_assert_msg(nw > 0, "%s: no keys selected", path);
+    free(got);
+    free(want);
+    free(text);
+}

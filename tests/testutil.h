@@ -109,6 +109,14 @@ typedef struct {
  * shards) into one file in DST_DIR, as opts says (NULL: a plain F32 copy). */
 void px_test_copy_weights(const char *src_dir, const char *stem, const char *dst_dir, const px_test_copy_opts *opts);
 
+/* ---- dump key lists --------------------------------------------------------
+ * Compares the keys of a dump with a key-list fixture under data/ (one key a
+ * line, sorted; lines starting with "# " are comments), both restricted to
+ * the keys that start with one of `prefixes` (NULL-terminated; NULL: every
+ * key). keys need not be sorted. Fails the test naming the first keys that
+ * one list has and the other lacks. */
+void px_test_check_keys(const char *const *keys, size_t n, const char *fixture_rel, const char *const *prefixes);
+
 /* Runs a suite and returns the exit status for main. */
 int px_test_run(Suite *s);
 
