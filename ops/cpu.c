@@ -1,5 +1,6 @@
 /* Runtime CPU detection, the kernel table and the thread count. */
 #include "config.h"
+#include "gemm_internal.h"
 #include "ops.h"
 
 #include <stdio.h>
@@ -95,7 +96,7 @@ int px_get_num_threads(void) { return num_threads; }
 /* PIXART_ISA=ref|avx2|avx512|neon: the ISA to run (tests and benchmarks
  * compare variants on one CPU; e.g. avx2 on an AVX-512 CPU). An ISA this
  * build or CPU cannot run is refused once on stderr and the best one used. */
-static px_isa isa_from_env(void)
+px_isa px_ops_default_isa(void)
 {
     const char *force = getenv("PIXART_FORCE_REF");
     if (force && *force && strcmp(force, "0") != 0) return PX_ISA_REF;
@@ -118,7 +119,8 @@ static px_isa isa_from_env(void)
 void px_ops_init(void)
 {
     if (initialised) return;
-    px_ops_select(isa_from_env());
+    px_ops_select(px_ops_default_isa());
+    if (active_isa != PX_ISA_REF) px_blas_warn_core();
     const char *nt = getenv("PIXART_NUM_THREADS");
     int n = nt ? atoi(nt) : 0;
 #ifdef _OPENMP

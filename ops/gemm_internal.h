@@ -12,6 +12,12 @@
 int px_blas_enter(void);
 void px_blas_leave(int entered);
 
+/* Once per process, when OpenBLAS's kernels are older than the CPU, the user
+ * did not set OPENBLAS_CORETYPE and px_blas_fix_core did not already say so:
+ * a line on stderr saying what to set (ops/blas.c; called by px_ops_init
+ * unless the reference ISA is active). */
+void px_blas_warn_core(void);
+
 /* One row-major cblas_sgemm call on the calling thread (no tiling). */
 void px_sgemm1(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
                int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc);

@@ -2,7 +2,7 @@
 # are compiled in their own convenience libraries with per-target flags, so
 # the rest of the library runs on any CPU of the architecture.
 libpixart_la_SOURCES += \
-	ops/ops.h ops/cpu.c ops/ref.c ops/ops.c ops/gemm.c ops/gemm_internal.h ops/gemm_blocked.c ops/conv.c ops/attention.c
+	ops/ops.h ops/blas.c ops/cpu.c ops/ref.c ops/ops.c ops/gemm.c ops/gemm_internal.h ops/gemm_blocked.c ops/conv.c ops/attention.c
 
 # FMAs in the kernels are written explicitly; no silent contraction of a*b+c
 # (GNU C's default), so the plain-arithmetic kernels stay bit-identical to ref.c.

@@ -83,6 +83,9 @@ extern px_kernels px_k;
  * that needs it, and safe to call from main. */
 void px_ops_init(void);
 px_isa px_ops_isa(void);
+/* The ISA px_ops_init chooses (PIXART_FORCE_REF, PIXART_ISA, the CPU), without
+ * initialising anything (no thread pool: callable before fork). */
+px_isa px_ops_default_isa(void);
 const char *px_isa_name(px_isa isa);
 /* 1 when this build has kernels for isa and this CPU can run them. */
 int px_isa_supported(px_isa isa);
@@ -100,6 +103,24 @@ void px_kernels_init_neon(px_kernels *k);
 /* ---- threads ---------------------------------------------------------- */
 void px_set_num_threads(int n);
 int px_get_num_threads(void);
+
+/* ---- OpenBLAS's kernels (ops/blas.c) ---------------------------------- */
+
+/* openblas_get_corename(): the kernels OpenBLAS chose ("SkylakeX",
+ * "Haswell", "Prescott", ...). */
+const char *px_blas_core(void);
+/* The core OpenBLAS should run on this CPU when its own choice is older
+ * (e.g. "Prescott" on an AVX-512 CPU its version does not know): "SkylakeX"
+ * on AVX-512, "Haswell" (Intel) or "Zen" (AMD) on AVX2; NULL when its choice
+ * is one of those or newer, or the CPU has neither. */
+const char *px_blas_wanted_core(void);
+/* First thing in main(argv), before any thread or OpenBLAS call: when
+ * px_blas_wanted_core() is not NULL and the user did not set
+ * OPENBLAS_CORETYPE, says so once on stderr and re-executes the program with
+ * OPENBLAS_CORETYPE set to it (Linux; elsewhere it only says what to set).
+ * Returns when there is nothing to do or the re-execution failed. A user-set
+ * OPENBLAS_CORETYPE always wins. */
+void px_blas_fix_core(char **argv);
 
 /* ---- GEMM ------------------------------------------------------------- */
 
