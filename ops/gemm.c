@@ -2,13 +2,19 @@
  * px_linear with many rows the blocked GEMM of ops/gemm_blocked.c.
  *
  * px_linear paths (weights F32, or F16/BF16 kept half precision in memory):
- *  - M > 256 rows on a CPU with the AVX2 micro-kernel: the blocked GEMM. Its
- *    weight packing widens F16/BF16 on the fly, so half-precision weights
- *    cost no separate widening pass; on the DiT's shapes it also beats
- *    OpenBLAS for F32 weights (bench_ops gemm, doc/performance.md), so all
- *    three dtypes take it and equal values give equal bits.
+ *  - M > 256 rows on a CPU with the AVX2 or AVX-512 micro-kernel: the
+ *    blocked GEMM. Its weight packing widens F16/BF16 on the fly, so
+ *    half-precision weights cost no separate widening pass; on the DiT's
+ *    shapes it also matches or beats OpenBLAS for F32 weights (bench_ops
+ *    gemm, doc/performance.md), so all three dtypes take it and equal values
+ *    give equal bits.
+ *  - The reference ISA (PIXART_FORCE_REF=1): the blocked GEMM's scalar
+ *    kernels at every M, and px_sgemm_ref for px_sgemm: no OpenBLAS call.
  *  - Otherwise cblas_sgemm, with F16/BF16 weights widened to F32 one
- *    cache-sized panel of rows at a time (never a whole-model copy).
+ *    cache-sized panel of rows at a time (never a whole-model copy). On
+ *    AVX-512 the blocked GEMM was measured slower at M <= 256 (T5's 240
+ *    rows, adaLN's 2), so those stay here; ops/blas.c makes sure OpenBLAS
+ *    runs kernels made for the CPU.
  *
  * Threading of the cblas paths. OpenMP and OpenBLAS must not run two busy
  * thread pools on the same cores (both spin-wait after a job; on 2 cores that
