@@ -360,9 +360,10 @@ static Suite *suite(void)
 {
     Suite *s = suite_create("gemm");
     TCase *tc = tcase_create("gemm");
-    /* every ISA variant x 1-3 threads: under the sanitizers (-O1) on a
-     * loaded 2-core machine the ISA test alone exceeded 120 s once AVX-512
-     * was added */
+    /* every ISA variant (three on an AVX-512 CPU) x 1-3 threads: under the
+     * sanitizers (-O1) at load average 10-17 on 2 cores the ISA test alone
+     * exceeded 120 s of wall time (the whole suite used under 2 min of CPU;
+     * at load 6.5 it passed in 5 min) */
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, blocked_matches_double_product);
     tcase_add_test(tc, blocked_isas_and_threads_bit_identical);
