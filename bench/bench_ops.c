@@ -6,7 +6,8 @@
  *           picks): the PixArt-XL-2 DiT at 512 px with classifier-free
  *           guidance (2 x 1024 = 2048 tokens, hidden 1152, FF 4608, fused
  *           QKV 3456, adaLN 6 x 1152 with M = 2, caption projection
- *           4096 -> 1152 with 2 x 120 tokens). Targets: px_linear >= 95 % of
+ *           4096 -> 1152 with 2 x 120 tokens), and T5-XXL's (2 x 120 tokens,
+ *           d_model 4096, d_ff 10240: two gated wi of one shape). Targets: px_linear >= 95 % of
  *           raw for F32 weights, >= 85 % for BF16/F16.
  *  gemm1024 the same plus the 1024 px shapes (2 x 4096 = 8192 tokens).
  *  gemmparts where the cblas path's BF16 overhead goes (splitting into
@@ -105,6 +106,9 @@ static const gshape gshapes[] = {
     { "adaLN 1152->6912 (M=2)", 2, 6912, 1152 },
     { "caption 4096->1152 (M=240)", 240, 1152, 4096 },
     { "caption 1152->1152 (M=240)", 240, 1152, 1152 },
+    { "T5-XXL q/k/v/o 4096->4096", 240, 4096, 4096 },
+    { "T5-XXL wi 4096->10240", 240, 10240, 4096 },
+    { "T5-XXL wo 10240->4096", 240, 4096, 10240 },
 };
 
 /* 1024 px (M = 2 x 4096 tokens) */
@@ -491,6 +495,7 @@ static void bench_kernels(void)
 
 int main(int argc, char **argv)
 {
+    px_blas_fix_core(argv); /* OpenBLAS's best kernels for the raw baseline */
     px_ops_init();
     if (argc == 4 && !strcmp(argv[1], "attn-child")) return attn_child(atoll(argv[2]), argv[3]);
     int do_gemm = argc < 2, do_attn = argc < 2, do_kernels = argc < 2, with1024 = 0, do_parts = 0;
@@ -512,9 +517,9 @@ int main(int argc, char **argv)
         if (fgets(load, sizeof load, lf)) load[strcspn(load, "\n")] = 0;
         fclose(lf);
     }
-    printf("bench_ops: %s, %ld online CPUs, %d threads, kernels: %s, OpenBLAS core: %s, load average before: %s\n",
-           model, sysconf(_SC_NPROCESSORS_ONLN), px_get_num_threads(), px_isa_name(px_ops_isa()),
-           openblas_get_corename(), load);
+    printf("bench_ops: %s, %ld online CPUs, %d threads, kernels: %s (PIXART_ISA to force), OpenBLAS core %s, "
+           "load average before: %s\n", model, sysconf(_SC_NPROCESSORS_ONLN), px_get_num_threads(),
+           px_isa_name(px_ops_isa()), px_blas_core(), load);
     if (do_gemm) bench_gemm(with1024);
     if (do_parts) bench_gemm_parts();
     if (do_attn) bench_attn();

@@ -259,6 +259,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: bench_t5 [blocks 2..4] [repetitions >= 1]\n");
         return 2;
     }
+    px_blas_fix_core(argv); /* OpenBLAS's best kernels for the raw baseline */
     px_ops_init();
     const px_t5_config xxl = { .vocab_size = 32128, .d_model = 4096, .d_kv = 64, .num_heads = 64,
                                .d_ff = 10240, .num_layers = FULL_LAYERS, .num_buckets = 32,
@@ -273,9 +274,9 @@ int main(int argc, char **argv)
     double load[3] = { 0, 0, 0 };
     if (getloadavg(load, 3) < 0) load[0] = -1;
     printf("T5 v1.1 XXL encoder shape: d_model 4096, d_ff 10240, 64 heads x 64, vocab 32128; "
-           "batch %d x %d tokens; %d blocks instantiated, best of %d runs; ISA %s, %d threads; "
-           "load average %.2f at start\n",
-           B, L, nblocks, reps, px_isa_name(px_ops_isa()), px_get_num_threads(), load[0]);
+           "batch %d x %d tokens; %d blocks instantiated, best of %d runs; ISA %s (PIXART_ISA to force), "
+           "OpenBLAS core %s, %d threads; load average %.2f at start\n",
+           B, L, nblocks, reps, px_isa_name(px_ops_isa()), px_blas_core(), px_get_num_threads(), load[0]);
     result rb, rf;
     double sgemm = 0;
     /* BF16 first so its peak RSS is not hidden by the larger F32 run */

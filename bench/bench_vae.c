@@ -344,6 +344,7 @@ static result in_child(int job, int h, int w, int tiled, int conv_path, double *
 
 int main(int argc, char **argv)
 {
+    px_blas_fix_core(argv); /* OpenBLAS's best kernels for the raw baseline */
     const char *runs = argc > 1 ? argv[1] : "64:ut,128:u";
     const char *convs = argc > 2 ? argv[2] : "auto";
     static const char *conv_names[] = { "auto", "im2col", "blocked" };
@@ -364,8 +365,9 @@ int main(int argc, char **argv)
     px_vae_config c = sd_vae_config();
     double rss;
     printf("VAE decoder, sd-vae-ft-ema configuration (128/256/512/512, 2 layers, 32 groups), random F32 weights\n");
-    printf("threads: %s (PIXART_NUM_THREADS), one child process per run\n",
-           getenv("PIXART_NUM_THREADS") ? getenv("PIXART_NUM_THREADS") : "default");
+    printf("threads: %s (PIXART_NUM_THREADS), one child process per run; ISA %s (PIXART_ISA to force), "
+           "OpenBLAS core %s\n", getenv("PIXART_NUM_THREADS") ? getenv("PIXART_NUM_THREADS") : "default",
+           px_isa_name(px_ops_default_isa()), px_blas_core());
     result g = in_child(0, 0, 0, 0, PX_GEMM_AUTO, &rss);
     if (!g.ok) return 1;
     printf("raw cblas_sgemm (256 x 2304 x 4096): %.1f GFLOP/s\n\n", g.value);

@@ -1,7 +1,8 @@
 /* nn.Conv2d: a direct scalar reference, and im2col + sgemm over bands of
  * output rows (so the column buffer stays bounded at 1024 px), or for
- * stride-1 3x3 (padding 1) and 1x1 convolutions on an AVX2 CPU the blocked
- * GEMM with implicit im2col (ops/gemm_blocked.c). */
+ * stride-1 3x3 (padding 1) and 1x1 convolutions on AVX2 and AVX-512 CPUs
+ * (and with the reference ISA) the blocked GEMM with implicit im2col
+ * (ops/gemm_blocked.c). */
 #include "gemm_internal.h"
 #include "ops.h"
 #include "tensor/error.h"
@@ -36,23 +37,19 @@ int px_conv2d_ref(float *out, const float *in, const px_tensor *w, const float *
 
 int px_conv_path = PX_GEMM_AUTO;
 
-/* the blocked GEMM's kernels when the active ISA has the SIMD ones */
-static int blocked_kernels(px_gemm_kernels *g)
-{
-    if (px_ops_isa() != PX_ISA_AVX2) return 0;
-    return px_gemm_kernels_for(PX_ISA_AVX2, g) == 0;
-}
-
 int px_conv2d(float *out, const float *in, const px_tensor *w, const float *bias, int64_t B,
               int64_t Cin, int64_t H, int64_t W, int64_t Cout, int k, int s, int p)
 {
     px_ops_init();
-    /* stride-1 3x3 and 1x1 on AVX2: the blocked GEMM, measured 8-33 % faster
-     * than im2col + sgemm on every VAE decoder shape (3x on the 3-channel
-     * conv_out), 12-14 % on a whole 512 px decode (doc/vae.md) */
+    /* stride-1 3x3 and 1x1 on AVX2 and AVX-512: the blocked GEMM, measured
+     * 8-33 % faster than im2col + sgemm on every VAE decoder shape on AVX2
+     * (3x on the 3-channel conv_out), 12-14 % on a whole 512 px decode
+     * (doc/vae.md); with the reference ISA, the same with its scalar kernels
+     * (and px_sgemm's reference below for the other shapes) */
     px_gemm_kernels gk;
-    if (s == 1 && ((k == 3 && p == 1) || (k == 1 && p == 0)) && px_conv_path != PX_GEMM_CBLAS &&
-        blocked_kernels(&gk)) {
+    const int simd = px_gemm_blocked_kernels(&gk);
+    if (s == 1 && ((k == 3 && p == 1) || (k == 1 && p == 0)) &&
+        (simd == 0 || (simd > 0 && px_conv_path != PX_GEMM_CBLAS))) {
         const double flops = 2.0 * (double)B * (double)Cout * (double)(H * W) * (double)(Cin * k * k);
         return px_conv2d_blocked(out, in, w, bias, B, Cin, H, W, Cout, k, &gk,
                                  flops < 2e6 ? 1 : px_get_num_threads());

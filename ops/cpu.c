@@ -1,7 +1,9 @@
 /* Runtime CPU detection, the kernel table and the thread count. */
 #include "config.h"
+#include "gemm_internal.h"
 #include "ops.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #ifdef _OPENMP
@@ -91,17 +93,34 @@ void px_set_num_threads(int n)
 
 int px_get_num_threads(void) { return num_threads; }
 
+/* PIXART_ISA=ref|avx2|avx512|neon: the ISA to run (tests and benchmarks
+ * compare variants on one CPU; e.g. avx2 on an AVX-512 CPU). An ISA this
+ * build or CPU cannot run is refused once on stderr and the best one used. */
+px_isa px_ops_default_isa(void)
+{
+    const char *force = getenv("PIXART_FORCE_REF");
+    if (force && *force && strcmp(force, "0") != 0) return PX_ISA_REF;
+    const char *want = getenv("PIXART_ISA");
+    if (want && *want) {
+        for (int i = 0; i < PX_ISA_COUNT; i++)
+            if (!strcmp(want, px_isa_name((px_isa)i))) {
+                if (px_isa_supported((px_isa)i)) return (px_isa)i;
+                break;
+            }
+        fprintf(stderr, "pixart: PIXART_ISA=%s is not one this build and CPU can run (ref, avx2, avx512 or neon "
+                        "where supported); using the best available\n", want);
+    }
+    const px_isa order[] = { PX_ISA_AVX512, PX_ISA_AVX2, PX_ISA_NEON };
+    for (size_t i = 0; i < sizeof order / sizeof order[0]; i++)
+        if (px_isa_supported(order[i])) return order[i];
+    return PX_ISA_REF;
+}
+
 void px_ops_init(void)
 {
     if (initialised) return;
-    const char *force = getenv("PIXART_FORCE_REF");
-    px_isa best = PX_ISA_REF;
-    if (!(force && *force && strcmp(force, "0") != 0)) {
-        const px_isa order[] = { PX_ISA_AVX512, PX_ISA_AVX2, PX_ISA_NEON };
-        for (size_t i = 0; i < sizeof order / sizeof order[0]; i++)
-            if (px_isa_supported(order[i])) { best = order[i]; break; }
-    }
-    px_ops_select(best);
+    px_ops_select(px_ops_default_isa());
+    if (active_isa != PX_ISA_REF) px_blas_warn_core();
     const char *nt = getenv("PIXART_NUM_THREADS");
     int n = nt ? atoi(nt) : 0;
 #ifdef _OPENMP

@@ -2,13 +2,19 @@
  * px_linear with many rows the blocked GEMM of ops/gemm_blocked.c.
  *
  * px_linear paths (weights F32, or F16/BF16 kept half precision in memory):
- *  - M > 256 rows on a CPU with the AVX2 micro-kernel: the blocked GEMM. Its
- *    weight packing widens F16/BF16 on the fly, so half-precision weights
- *    cost no separate widening pass; on the DiT's shapes it also beats
- *    OpenBLAS for F32 weights (bench_ops gemm, doc/performance.md), so all
- *    three dtypes take it and equal values give equal bits.
+ *  - M > 256 rows on a CPU with the AVX2 or AVX-512 micro-kernel: the
+ *    blocked GEMM. Its weight packing widens F16/BF16 on the fly, so
+ *    half-precision weights cost no separate widening pass; on the DiT's
+ *    shapes it also matches or beats OpenBLAS for F32 weights (bench_ops
+ *    gemm, doc/performance.md), so all three dtypes take it and equal values
+ *    give equal bits.
+ *  - The reference ISA (PIXART_FORCE_REF=1): the blocked GEMM's scalar
+ *    kernels at every M, and px_sgemm_ref for px_sgemm: no OpenBLAS call.
  *  - Otherwise cblas_sgemm, with F16/BF16 weights widened to F32 one
- *    cache-sized panel of rows at a time (never a whole-model copy).
+ *    cache-sized panel of rows at a time (never a whole-model copy). On
+ *    AVX-512 the blocked GEMM was measured slower at M <= 256 (T5's 240
+ *    rows, adaLN's 2), so those stay here; ops/blas.c makes sure OpenBLAS
+ *    runs kernels made for the CPU.
  *
  * Threading of the cblas paths. OpenMP and OpenBLAS must not run two busy
  * thread pools on the same cores (both spin-wait after a job; on 2 cores that
@@ -31,6 +37,7 @@
 #include "tensor/error.h"
 
 #include <cblas.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #ifdef _OPENMP
@@ -105,11 +112,46 @@ static int64_t tile_cols(int64_t M, int64_t N)
     return nt < N ? nt : N;
 }
 
+/* The reference: per output row, acc[j] = fmaf(op(A)[i][k], op(B)[k][j],
+ * acc[j]) over k in increasing order from 0, then C = alpha * acc (+ beta *
+ * C; C not read when beta is 0, as in BLAS). Threaded over rows. */
+void px_sgemm_ref(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
+                  int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc)
+{
+    if (M <= 0 || N <= 0) return;
+    const int nt = nthreads_for(2.0 * (double)M * (double)N * (double)K);
+    float *accs = px_malloc((size_t)nt * (size_t)N * sizeof(float), "sgemm reference row");
+    if (!accs) abort(); /* cblas_sgemm cannot fail either; a few KiB */
+#pragma omp parallel num_threads(nt) if (nt > 1)
+    {
+#ifdef _OPENMP
+        float *acc = accs + (size_t)omp_get_thread_num() * (size_t)N;
+#else
+        float *acc = accs;
+#endif
+#pragma omp for schedule(static)
+        for (int64_t i = 0; i < M; i++) {
+            for (int64_t j = 0; j < N; j++) acc[j] = 0.0f;
+            for (int64_t k = 0; k < K; k++) {
+                const float a = trans_a ? A[k * lda + i] : A[i * lda + k];
+                for (int64_t j = 0; j < N; j++) acc[j] = fmaf(a, trans_b ? B[j * ldb + k] : B[k * ldb + j], acc[j]);
+            }
+            float *c = C + i * ldc;
+            for (int64_t j = 0; j < N; j++) c[j] = beta == 0.0f ? alpha * acc[j] : alpha * acc[j] + beta * c[j];
+        }
+    }
+    free(accs);
+}
+
 void px_sgemm(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
               int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc)
 {
     px_ops_init();
     if (M <= 0 || N <= 0) return;
+    if (px_ops_isa() == PX_ISA_REF) {
+        px_sgemm_ref(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
     const int64_t rm = tile_rows(M), cn = tile_cols(M, N);
     const int64_t tm = ceil_div(M, rm), tn = ceil_div(N, cn);
     const int nt = nthreads_for(2.0 * (double)M * (double)N * (double)K);
@@ -149,16 +191,6 @@ static void linear_tile(float *out, int64_t ldo, const float *in, int64_t K, con
 
 int px_gemm_path = PX_GEMM_AUTO;
 
-/* The blocked GEMM's kernels for the active ISA; 0 when it has no SIMD
- * micro-kernel that was measured faster than OpenBLAS (AVX2 only: on an
- * AVX-512 CPU OpenBLAS's 16-wide kernels would beat the 8-wide one; the
- * scalar kernel is the reference, not a fast path). */
-static int blocked_kernels(px_gemm_kernels *g)
-{
-    if (px_ops_isa() != PX_ISA_AVX2) return 0;
-    return px_gemm_kernels_for(PX_ISA_AVX2, g) == 0;
-}
-
 int px_linear(float *out, const float *in, const px_tensor *w, const float *bias, int64_t M)
 {
     px_ops_init();
@@ -169,11 +201,16 @@ int px_linear(float *out, const float *in, const px_tensor *w, const float *bias
         return px_fail("linear: weight dtype %s not supported", px_dtype_name(w->dtype));
     const int nt = nthreads_for(2.0 * (double)M * (double)N * (double)K);
     px_gemm_kernels gk;
-    /* Many rows (M > 256): the blocked GEMM, measured faster than the cblas
-     * paths for every weight dtype (doc/performance.md); so F32, BF16 and F16
-     * weights holding the same values give the same bits at every M. */
-    if (px_gemm_path != PX_GEMM_CBLAS && blocked_kernels(&gk) &&
-        (px_gemm_path == PX_GEMM_BLOCKED || M > TILE_M))
+    /* The reference ISA (PIXART_FORCE_REF=1, PIXART_ISA=ref): the blocked
+     * GEMM with its scalar kernels at every M, never OpenBLAS. Many rows
+     * (M > 256) on AVX2 and AVX-512: the blocked GEMM with SIMD kernels,
+     * measured faster than the cblas paths for every weight dtype
+     * (doc/performance.md); so F32, BF16 and F16 weights holding the same
+     * values give the same bits at every M, and the same bits as the
+     * reference. */
+    const int simd = px_gemm_blocked_kernels(&gk);
+    if (simd == 0 || (px_gemm_path != PX_GEMM_CBLAS && simd > 0 &&
+                      (px_gemm_path == PX_GEMM_BLOCKED || M > TILE_M)))
         return px_linear_blocked(out, in, w, bias, M, &gk, nt);
     const int64_t rm = tile_rows(M), tm = ceil_div(M, rm);
 

@@ -1,6 +1,7 @@
-/* AVX2 + FMA + F16C pieces of the blocked GEMM in ops/gemm.c: the 6x16
- * micro-kernel and the packing routines (the weight micro-panels widen
- * BF16/F16 to F32 while they are packed). Compiled into libpx_avx2.la with
+/* AVX2 + FMA + F16C pieces of the blocked GEMM in ops/gemm_blocked.c: the
+ * 6x16 micro-kernel and the packing routines for 6 x 16 and for the AVX-512
+ * kernel's 12 x 32 tile (the weight micro-panels widen BF16/F16 to F32 while
+ * they are packed). Compiled into libpx_avx2.la with
  * -mavx2 -mfma -mf16c; only reached after CPU detection (px_gemm_kernels_for).
  *
  * Bit-identical to the scalar versions in ops/gemm.c: every output element
@@ -127,16 +128,17 @@ static inline V f16x8(const uint16_t *p)
 
 static inline V f32x8(const float *p) { return _mm256_loadu_ps(p); }
 
-/* One weight micro-panel: dst[k * 16 + j] = w[j][k] for k < kc, j < rows
- * (rows <= 16 rows of w, row stride ldw elements, already offset to the
- * first k), zero for j >= rows. 8 x 8 blocks widened and transposed in
- * registers; the last kc % 8 columns through the scalar path. */
-#define PACK_B(name, type, load, widen1)                                                           \
+/* One weight micro-panel of width NR (16 or 32): dst[k * NR + j] = w[j][k]
+ * for k < kc, j < rows (rows <= NR rows of w, row stride ldw elements,
+ * already offset to the first k), zero for j >= rows. 8 x 8 blocks widened
+ * and transposed in registers; the last kc % 8 columns through the scalar
+ * path. */
+#define PACK_B(name, NR, type, load, widen1)                                                       \
     static void name(float *dst, const void *wv, int64_t ldw, int64_t rows, int64_t kc)            \
     {                                                                                              \
         const type *w = wv;                                                                        \
         int64_t k = 0;                                                                             \
-        for (int h = 0; h < 2; h++) {                                                              \
+        for (int h = 0; h < NR / 8; h++) {                                                         \
             const type *row[8];                                                                    \
             int n = 0;                                                                             \
             for (int i = 0; i < 8; i++)                                                            \
@@ -145,11 +147,11 @@ static inline V f32x8(const float *p) { return _mm256_loadu_ps(p); }
                 V r[8];                                                                            \
                 for (int i = 0; i < 8; i++) r[i] = i < n ? load(row[i] + k) : _mm256_setzero_ps(); \
                 transpose8(r);                                                                     \
-                for (int i = 0; i < 8; i++) _mm256_store_ps(dst + (k + i) * 16 + h * 8, r[i]);    \
+                for (int i = 0; i < 8; i++) _mm256_store_ps(dst + (k + i) * NR + h * 8, r[i]);     \
             }                                                                                      \
         }                                                                                          \
         for (; k < kc; k++)                                                                        \
-            for (int64_t j = 0; j < 16; j++) dst[k * 16 + j] = j < rows ? widen1(w[j * ldw + k]) : 0.0f; \
+            for (int64_t j = 0; j < NR; j++) dst[k * NR + j] = j < rows ? widen1(w[j * ldw + k]) : 0.0f; \
     }
 
 static inline float bf16_1(uint16_t h)
@@ -170,57 +172,79 @@ static inline float f16_1(uint16_t h)
 
 static inline float f32_1(float x) { return x; }
 
-PACK_B(pack_b_bf16_avx2, uint16_t, bf16x8, bf16_1)
-PACK_B(pack_b_f16_avx2, uint16_t, f16x8, f16_1)
-PACK_B(pack_b_f32_avx2, float, f32x8, f32_1)
+PACK_B(pack_b_bf16_16, 16, uint16_t, bf16x8, bf16_1)
+PACK_B(pack_b_f16_16, 16, uint16_t, f16x8, f16_1)
+PACK_B(pack_b_f32_16, 16, float, f32x8, f32_1)
+PACK_B(pack_b_bf16_32, 32, uint16_t, bf16x8, bf16_1)
+PACK_B(pack_b_f16_32, 32, uint16_t, f16x8, f16_1)
+PACK_B(pack_b_f32_32, 32, float, f32x8, f32_1)
 
 /* Activation block: mc rows of a (row stride lda, offset to the first k) into
- * ceil(mc / 6) micro-panels dst[p][k * 6 + i] = a[p * 6 + i][k], zero rows
- * past mc. Eight k's at a time through an 8 x 8 transpose (rows 6 and 7 of
- * the block are dummies); each 8-float store overlaps the next one's first
- * two floats, so dst has PX_GEMM_A_SLACK floats of slack at the end. */
-static void pack_a_avx2(float *dst, const float *a, int64_t lda, int64_t mc, int64_t kc)
+ * ceil(mc / MR) micro-panels dst[p][k * MR + i] = a[p * MR + i][k], zero rows
+ * past mc (MR 6 or 12). Eight k's at a time through 8 x 8 transposes of up
+ * to 8 rows each (missing rows are dummies); the 8-float stores of the last
+ * group of rows overlap the next k's first floats, which the stores of that
+ * k (made after, in increasing k) overwrite, so dst has PX_GEMM_A_SLACK
+ * floats of slack at the end. */
+static inline void pack_a_mr(float *dst, const float *a, int64_t lda, int64_t mc, int64_t kc, const int MR)
 {
-    for (int64_t p = 0; p < mc; p += PX_GEMM_MR, dst += PX_GEMM_MR * kc) {
-        const int64_t rows = mc - p < PX_GEMM_MR ? mc - p : PX_GEMM_MR;
-        const float *row[PX_GEMM_MR];
-        for (int i = 0; i < PX_GEMM_MR; i++) row[i] = a + (p + (i < rows ? i : 0)) * lda;
+    enum { G_MAX = (PX_GEMM_MR_MAX + 7) / 8 };
+    const int G = (MR + 7) / 8; /* groups of 8 rows */
+    for (int64_t p = 0; p < mc; p += MR, dst += MR * kc) {
+        const int64_t rows = mc - p < MR ? mc - p : MR;
+        const float *row[PX_GEMM_MR_MAX];
+        for (int i = 0; i < MR; i++) row[i] = a + (p + (i < rows ? i : 0)) * lda;
         int64_t k = 0;
-        if (rows == PX_GEMM_MR)
+        if (rows == MR)
             for (; k + 8 <= kc; k += 8) {
-                V r[8];
-                for (int i = 0; i < PX_GEMM_MR; i++) r[i] = _mm256_loadu_ps(row[i] + k);
-                r[6] = r[7] = _mm256_setzero_ps();
-                transpose8(r);
-                for (int i = 0; i < 8; i++) _mm256_storeu_ps(dst + (k + i) * PX_GEMM_MR, r[i]);
+                V r[G_MAX][8];
+                for (int g = 0; g < G; g++) {
+                    for (int i = 0; i < 8; i++)
+                        r[g][i] = g * 8 + i < MR ? _mm256_loadu_ps(row[g * 8 + i] + k) : _mm256_setzero_ps();
+                    transpose8(r[g]);
+                }
+                for (int i = 0; i < 8; i++)
+                    for (int g = 0; g < G; g++) _mm256_storeu_ps(dst + (k + i) * MR + g * 8, r[g][i]);
             }
         for (; k < kc; k++)
-            for (int i = 0; i < PX_GEMM_MR; i++) dst[k * PX_GEMM_MR + i] = i < rows ? row[i][k] : 0.0f;
+            for (int i = 0; i < MR; i++) dst[k * MR + i] = i < rows ? row[i][k] : 0.0f;
     }
 }
 
-/* One micro-panel of the implicit im2col matrix (px_gemm_pack_conv in
- * gemm_internal.h). When the 16 pixels lie in one row of the image, each k
- * is one shifted row segment: two unaligned loads, masked where the segment
- * runs past the left or right edge (masked lanes read as +0 and do not
- * touch memory), zeros where the source row is padding. Panels straddling
- * two rows go through the scalar routine (only when W % 16 != 0). */
-static void pack_conv_avx2(float *dst, const float *x, int64_t H, int64_t W, int ks, int64_t n0, int64_t cols,
-                           int64_t k0, int64_t kc)
+static void pack_a_6(float *dst, const float *a, int64_t lda, int64_t mc, int64_t kc)
 {
+    pack_a_mr(dst, a, lda, mc, kc, 6);
+}
+
+static void pack_a_12(float *dst, const float *a, int64_t lda, int64_t mc, int64_t kc)
+{
+    pack_a_mr(dst, a, lda, mc, kc, 12);
+}
+
+/* One micro-panel of the implicit im2col matrix (px_gemm_pack_conv in
+ * gemm_internal.h), NR = 16 or 32 columns. When the NR pixels lie in one row
+ * of the image, each k is one shifted row segment: NR / 8 unaligned loads,
+ * masked where the segment runs past the left or right edge (masked lanes
+ * read as +0 and do not touch memory), zeros where the source row is
+ * padding. Panels straddling two rows go through the scalar routine (only
+ * when W % NR != 0). */
+static inline void pack_conv_nr(float *dst, const float *x, int64_t H, int64_t W, int ks, int64_t n0, int64_t cols,
+                                int64_t k0, int64_t kc, const int NR)
+{
+    enum { Q_MAX = PX_GEMM_NR_MAX / 8 };
     const int64_t oy = n0 / W, ox0 = n0 % W;
-    if (cols < PX_GEMM_NR || ox0 + PX_GEMM_NR > W || W > INT32_MAX / 2) {
-        px_gemm_pack_conv_ref(dst, x, H, W, ks, n0, cols, k0, kc);
+    if (cols < NR || ox0 + NR > W || W > INT32_MAX / 2) {
+        px_gemm_pack_conv_ref(dst, NR, x, H, W, ks, n0, cols, k0, kc);
         return;
     }
-    const int p = ks / 2, kk = ks * ks;
-    __m256i m[3][2];
+    const int p = ks / 2, kk = ks * ks, Q = NR / 8;
+    __m256i m[3][Q_MAX];
     int full[3];
     const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), wv = _mm256_set1_epi32((int)W);
     for (int kx = 0; kx < ks; kx++) {
         const int64_t lo = ox0 + kx - p;
-        full[kx] = lo >= 0 && lo + PX_GEMM_NR <= W;
-        for (int h = 0; h < 2; h++) {
+        full[kx] = lo >= 0 && lo + NR <= W;
+        for (int h = 0; h < Q; h++) {
             __m256i ix = _mm256_add_epi32(lane, _mm256_set1_epi32((int)(lo + 8 * h)));
             m[kx][h] = _mm256_andnot_si256(_mm256_cmpgt_epi32(_mm256_setzero_si256(), ix),
                                            _mm256_cmpgt_epi32(wv, ix));
@@ -229,22 +253,19 @@ static void pack_conv_avx2(float *dst, const float *x, int64_t H, int64_t W, int
     int64_t ci = k0 / kk;
     int r = (int)(k0 % kk), ky = r / ks, kx = r % ks;
     const V zero = _mm256_setzero_ps();
-    for (int64_t k = 0; k < kc; k++, dst += PX_GEMM_NR) {
+    for (int64_t k = 0; k < kc; k++, dst += NR) {
         const int64_t iy = oy + ky - p;
         if (iy < 0 || iy >= H) {
-            _mm256_store_ps(dst, zero);
-            _mm256_store_ps(dst + 8, zero);
+            for (int h = 0; h < Q; h++) _mm256_store_ps(dst + 8 * h, zero);
         } else {
             /* offset from the row start; may be -1 (masked lane) */
             const float *row = x + (ci * H + iy) * W;
             const int64_t off = ox0 + kx - p;
-            if (full[kx]) {
-                _mm256_store_ps(dst, _mm256_loadu_ps(row + off));
-                _mm256_store_ps(dst + 8, _mm256_loadu_ps(row + off + 8));
-            } else {
-                _mm256_store_ps(dst, _mm256_maskload_ps(row + off, m[kx][0]));
-                _mm256_store_ps(dst + 8, _mm256_maskload_ps(row + off + 8, m[kx][1]));
-            }
+            if (full[kx])
+                for (int h = 0; h < Q; h++) _mm256_store_ps(dst + 8 * h, _mm256_loadu_ps(row + off + 8 * h));
+            else
+                for (int h = 0; h < Q; h++)
+                    _mm256_store_ps(dst + 8 * h, _mm256_maskload_ps(row + off + 8 * h, m[kx][h]));
         }
         if (++kx == ks) {
             kx = 0;
@@ -256,12 +277,38 @@ static void pack_conv_avx2(float *dst, const float *x, int64_t H, int64_t W, int
     }
 }
 
+static void pack_conv_16(float *dst, const float *x, int64_t H, int64_t W, int ks, int64_t n0, int64_t cols,
+                         int64_t k0, int64_t kc)
+{
+    pack_conv_nr(dst, x, H, W, ks, n0, cols, k0, kc, 16);
+}
+
+static void pack_conv_32(float *dst, const float *x, int64_t H, int64_t W, int ks, int64_t n0, int64_t cols,
+                         int64_t k0, int64_t kc)
+{
+    pack_conv_nr(dst, x, H, W, ks, n0, cols, k0, kc, 32);
+}
+
+void px_gemm_packs_avx2(px_gemm_kernels *g)
+{
+    g->pack_a = g->mr == 12 ? pack_a_12 : pack_a_6;
+    if (g->nr == 32) {
+        g->pack_b[PX_GEMM_W_F32] = pack_b_f32_32;
+        g->pack_b[PX_GEMM_W_BF16] = pack_b_bf16_32;
+        g->pack_b[PX_GEMM_W_F16] = pack_b_f16_32;
+        g->pack_conv = pack_conv_32;
+    } else {
+        g->pack_b[PX_GEMM_W_F32] = pack_b_f32_16;
+        g->pack_b[PX_GEMM_W_BF16] = pack_b_bf16_16;
+        g->pack_b[PX_GEMM_W_F16] = pack_b_f16_16;
+        g->pack_conv = pack_conv_16;
+    }
+}
+
 void px_gemm_kernels_init_avx2(px_gemm_kernels *g)
 {
+    g->mr = PX_GEMM_MR;
+    g->nr = PX_GEMM_NR;
     g->kernel = kernel_6x16_avx2;
-    g->pack_a = pack_a_avx2;
-    g->pack_b[PX_GEMM_W_F32] = pack_b_f32_avx2;
-    g->pack_b[PX_GEMM_W_BF16] = pack_b_bf16_avx2;
-    g->pack_b[PX_GEMM_W_F16] = pack_b_f16_avx2;
-    g->pack_conv = pack_conv_avx2;
+    px_gemm_packs_avx2(g);
 }

@@ -3,11 +3,12 @@
  * no F32 copy of the weights beyond one KC x NC block).
  *
  * Loops (Goto / BLIS): for each NC-wide block of output columns, for each
- * KC-deep block of k: the threads pack the weight block (KC x NC, as 16-wide
+ * KC-deep block of k: the threads pack the weight block (KC x NC, as nr-wide
  * micro-panels, shared; double-buffered so one barrier per block suffices),
  * then take units of MU output rows from a dynamic queue: pack MU x KC of the
- * activations (in L2) and run the 6 x 16 micro-kernel over every (16-column,
- * 6-row) tile of the unit, the weight micro-panel staying in L1.
+ * activations (in L2) and run the mr x nr micro-kernel (6 x 16 scalar and
+ * AVX2, 12 x 32 AVX-512) over every (nr-column, mr-row) tile of the unit, the
+ * weight micro-panel staying in L1.
  *
  * Determinism: KC depends on K only, and every output element is the same
  * fmaf chain over each k-block added to C (or to the bias) in k-block order,
@@ -77,36 +78,53 @@ PACK_B_REF(pack_b_f32_ref, float, f32_id)
 PACK_B_REF(pack_b_bf16_ref, uint16_t, px_bf16_to_f32)
 PACK_B_REF(pack_b_f16_ref, uint16_t, px_f16_to_f32)
 
-void px_gemm_pack_conv_ref(float *dst, const float *x, int64_t H, int64_t W, int ks, int64_t n0, int64_t cols,
-                           int64_t k0, int64_t kc)
+void px_gemm_pack_conv_ref(float *dst, int nr, const float *x, int64_t H, int64_t W, int ks, int64_t n0,
+                           int64_t cols, int64_t k0, int64_t kc)
 {
     const int64_t p = ks / 2, kk = (int64_t)ks * ks;
     for (int64_t k = 0; k < kc; k++) {
         const int64_t ci = (k0 + k) / kk, r = (k0 + k) % kk, ky = r / ks, kx = r % ks;
-        for (int64_t j = 0; j < PX_GEMM_NR; j++) {
+        for (int64_t j = 0; j < nr; j++) {
             float v = 0.0f;
             if (j < cols) {
                 const int64_t oy = (n0 + j) / W, ox = (n0 + j) % W, iy = oy + ky - p, ix = ox + kx - p;
                 if (iy >= 0 && iy < H && ix >= 0 && ix < W) v = x[(ci * H + iy) * W + ix];
             }
-            dst[k * PX_GEMM_NR + j] = v;
+            dst[k * nr + j] = v;
         }
     }
+}
+
+static void pack_conv_ref(float *dst, const float *x, int64_t H, int64_t W, int ks, int64_t n0, int64_t cols,
+                          int64_t k0, int64_t kc)
+{
+    px_gemm_pack_conv_ref(dst, PX_GEMM_NR, x, H, W, ks, n0, cols, k0, kc);
 }
 
 int px_gemm_kernels_for(int isa, px_gemm_kernels *g)
 {
     if (!px_isa_supported((px_isa)isa)) return -1;
+    g->mr = PX_GEMM_MR;
+    g->nr = PX_GEMM_NR;
     g->kernel = kernel_ref;
     g->pack_a = pack_a_ref;
     g->pack_b[PX_GEMM_W_F32] = pack_b_f32_ref;
     g->pack_b[PX_GEMM_W_BF16] = pack_b_bf16_ref;
     g->pack_b[PX_GEMM_W_F16] = pack_b_f16_ref;
-    g->pack_conv = px_gemm_pack_conv_ref;
+    g->pack_conv = pack_conv_ref;
 #if defined(PX_HOST_X86)
-    if (isa == PX_ISA_AVX2 || isa == PX_ISA_AVX512) px_gemm_kernels_init_avx2(g);
+    if (isa == PX_ISA_AVX2) px_gemm_kernels_init_avx2(g);
+    if (isa == PX_ISA_AVX512) px_gemm_kernels_init_avx512(g);
 #endif
     return 0;
+}
+
+int px_gemm_blocked_kernels(px_gemm_kernels *g)
+{
+    const px_isa isa = px_ops_isa();
+    if (isa == PX_ISA_REF) return px_gemm_kernels_for(PX_ISA_REF, g) == 0 ? 0 : -1;
+    if (isa != PX_ISA_AVX2 && isa != PX_ISA_AVX512) return -1;
+    return px_gemm_kernels_for(isa, g) == 0 ? 1 : -1;
 }
 
 // ----------------------------------------------------------------------------
@@ -130,26 +148,27 @@ static void block_rows(float *out, int64_t N, const float *in, int64_t K, const 
                        int64_t k0, int64_t kc)
 {
     const int mode = k0 > 0 ? PX_GEMM_ACCUMULATE : bias ? PX_GEMM_BIAS : PX_GEMM_STORE;
+    const int MR = g->mr, NR = g->nr;
     g->pack_a(ap, in + ic * K + k0, K, mc, kc);
-    for (int64_t jr = 0; jr < nc; jr += PX_GEMM_NR) {
-        const int64_t nr = nc - jr < PX_GEMM_NR ? nc - jr : PX_GEMM_NR;
+    for (int64_t jr = 0; jr < nc; jr += NR) {
+        const int64_t nr = nc - jr < NR ? nc - jr : NR;
         const float *b = bp + jr * kc;
         const float *bj = bias ? bias + n0 + jr : NULL;
-        for (int64_t ir = 0; ir < mc; ir += PX_GEMM_MR) {
-            const int64_t mr = mc - ir < PX_GEMM_MR ? mc - ir : PX_GEMM_MR;
+        for (int64_t ir = 0; ir < mc; ir += MR) {
+            const int64_t mr = mc - ir < MR ? mc - ir : MR;
             float *c = out + (ic + ir) * N + n0 + jr;
             const float *a = ap + ir * kc;
-            if (mr == PX_GEMM_MR && nr == PX_GEMM_NR) {
+            if (mr == MR && nr == NR) {
                 g->kernel(kc, a, b, c, N, bj, mode);
                 continue;
             }
             /* edge tile: same kernel on a padded copy */
-            float t[PX_GEMM_MR * PX_GEMM_NR], tb[PX_GEMM_NR] = { 0 };
+            float t[PX_GEMM_MR_MAX * PX_GEMM_NR_MAX], tb[PX_GEMM_NR_MAX] = { 0 };
             if (bj) memcpy(tb, bj, (size_t)nr * sizeof(float));
             if (mode == PX_GEMM_ACCUMULATE)
-                for (int64_t i = 0; i < mr; i++) memcpy(t + i * PX_GEMM_NR, c + i * N, (size_t)nr * sizeof(float));
-            g->kernel(kc, a, b, t, PX_GEMM_NR, tb, mode);
-            for (int64_t i = 0; i < mr; i++) memcpy(c + i * N, t + i * PX_GEMM_NR, (size_t)nr * sizeof(float));
+                for (int64_t i = 0; i < mr; i++) memcpy(t + i * NR, c + i * N, (size_t)nr * sizeof(float));
+            g->kernel(kc, a, b, t, NR, tb, mode);
+            for (int64_t i = 0; i < mr; i++) memcpy(c + i * N, t + i * NR, (size_t)nr * sizeof(float));
         }
     }
 }
@@ -173,15 +192,16 @@ int px_linear_blocked(float *out, const float *in, const px_tensor *w, const flo
             for (int64_t n = 0; n < N; n++) out[m * N + n] = bias ? bias[n] : 0.0f;
         return 0;
     }
-    const int64_t KC = kc_for(K);
-    /* NC: near-equal parts of N of at most NC_BYTES packed, multiples of 16 */
+    const int64_t KC = kc_for(K), MR = g->mr, NR = g->nr;
+    /* NC: near-equal parts of N of at most NC_BYTES packed, multiples of nr */
     int64_t NC = NC_BYTES / (KC * (int64_t)sizeof(float));
-    if (NC < PX_GEMM_NR) NC = PX_GEMM_NR;
-    NC = ceil_div(ceil_div(N, ceil_div(N, NC)), PX_GEMM_NR) * PX_GEMM_NR;
-    /* units: at most MU_MAX rows, and at least 4 per thread while they can
-     * keep 6 rows (few rows: smaller units balance the threads) */
-    int64_t MU = ceil_div(ceil_div(M, 4 * (int64_t)(nt > 0 ? nt : 1)), PX_GEMM_MR) * PX_GEMM_MR;
-    if (MU > MU_MAX) MU = MU_MAX;
+    if (NC < NR) NC = NR;
+    NC = ceil_div(ceil_div(N, ceil_div(N, NC)), NR) * NR;
+    /* units: at most MU_MAX rows (rounded down to mr), and at least 4 per
+     * thread while they can keep mr rows (few rows: smaller units balance
+     * the threads) */
+    int64_t MU = ceil_div(ceil_div(M, 4 * (int64_t)(nt > 0 ? nt : 1)), MR) * MR;
+    if (MU > MU_MAX / MR * MR) MU = MU_MAX / MR * MR;
     const int64_t nu = ceil_div(M, MU);
     if (nt > nu) nt = (int)nu;
     if (nt < 1) nt = 1;
@@ -202,7 +222,7 @@ int px_linear_blocked(float *out, const float *in, const px_tensor *w, const flo
         float *ap = align64(bpack[1] + bfl + (size_t)tid * afl);
         int buf = 0;
         for (int64_t n0 = 0; n0 < N; n0 += NC) {
-            const int64_t nc = N - n0 < NC ? N - n0 : NC, npan = ceil_div(nc, PX_GEMM_NR);
+            const int64_t nc = N - n0 < NC ? N - n0 : NC, npan = ceil_div(nc, NR);
             for (int64_t k0 = 0; k0 < K; k0 += KC, buf ^= 1) {
                 const int64_t kc = K - k0 < KC ? K - k0 : KC;
                 float *bp = bpack[buf];
@@ -211,9 +231,8 @@ int px_linear_blocked(float *out, const float *in, const px_tensor *w, const flo
                  * barrier that closed the previous block's packing. */
 #pragma omp for schedule(dynamic, 8)
                 for (int64_t p = 0; p < npan; p++) {
-                    int64_t rows = nc - p * PX_GEMM_NR < PX_GEMM_NR ? nc - p * PX_GEMM_NR : PX_GEMM_NR;
-                    g->pack_b[wt](bp + p * PX_GEMM_NR * kc, wb + ((n0 + p * PX_GEMM_NR) * K + k0) * esz, K, rows,
-                                  kc);
+                    int64_t rows = nc - p * NR < NR ? nc - p * NR : NR;
+                    g->pack_b[wt](bp + p * NR * kc, wb + ((n0 + p * NR) * K + k0) * esz, K, rows, kc);
                 }
                 /* implicit barrier: the block is packed. A thread done with
                  * its units goes on to pack the next block (no wait here). */
@@ -232,12 +251,12 @@ int px_linear_blocked(float *out, const float *in, const px_tensor *w, const flo
 // convolution with implicit im2col
 
 /* Per image, out (Cout, N = H*W) = w (Cout, K = Cin*ks*ks) @ cols (K, N):
- * the weights are the 6-row operand (all of them packed once, per k-block,
- * as kc x 6 micro-panels), the pixels the 16-column operand (so a micro-tile
- * is 6 channels x 16 neighbouring pixels of the NCHW output). Units of work
+ * the weights are the mr-row operand (all of them packed once, per k-block,
+ * as kc x mr micro-panels), the pixels the nr-column operand (so a micro-tile
+ * is mr channels x nr neighbouring pixels of the NCHW output). Units of work
  * are runs of NU pixels of one image, handed out dynamically; a unit packs
  * its kc x NU column block (in L2) from the image for each k-block and runs
- * the micro-kernel over MC_CONV channels at a time (their packed weights,
+ * the micro-kernel over MC_CONV channels (rounded down to mr) at a time (their packed weights,
  * mc x kc, stay in L2 while the column micro-panel sits in L1). A unit
  * covers all of K, so no thread waits for another between k-blocks.
  *
@@ -265,14 +284,15 @@ int px_conv2d_blocked(float *out, const float *in, const px_tensor *w, const flo
         if (!wconv) return -1;
         wf = wconv;
     }
-    const int64_t KC = kc_for(K), nkb = ceil_div(K, KC), Mp = ceil_div(M, PX_GEMM_MR) * PX_GEMM_MR;
+    const int64_t KC = kc_for(K), nkb = ceil_div(K, KC), Mp = ceil_div(M, g->mr) * g->mr;
+    const int64_t MR = g->mr, NR = g->nr, MC = MC_CONV / MR * MR;
     /* one region per k-block, each with pack_a's slack, 64-byte aligned */
     const int64_t astride = ceil_div(Mp * KC + PX_GEMM_A_SLACK, 16) * 16;
     /* units: at most NU_MAX pixels, at least 4 per thread while they can
-     * keep 16 */
+     * keep nr */
     const int64_t ntt = nt > 0 ? nt : 1;
-    int64_t NU = ceil_div(ceil_div(B * N, 4 * ntt), PX_GEMM_NR) * PX_GEMM_NR;
-    if (NU > NU_MAX) NU = NU_MAX;
+    int64_t NU = ceil_div(ceil_div(B * N, 4 * ntt), NR) * NR;
+    if (NU > NU_MAX / NR * NR) NU = NU_MAX / NR * NR;
     const int64_t upi = ceil_div(N, NU), nu = B * upi;
     if (nt < 1) nt = 1;
     const size_t afl = (size_t)(nkb * astride), bfl = (size_t)(KC * NU) + 16;
@@ -305,32 +325,31 @@ int px_conv2d_blocked(float *out, const float *in, const px_tensor *w, const flo
             for (int64_t kb = 0; kb < nkb; kb++) {
                 const int64_t k0 = kb * KC, kc = K - k0 < KC ? K - k0 : KC;
                 const int mode = k0 > 0 ? PX_GEMM_ACCUMULATE : bias ? PX_GEMM_ROW_BIAS : PX_GEMM_STORE;
-                for (int64_t jr = 0; jr < nc; jr += PX_GEMM_NR)
-                    g->pack_conv(bp + jr * kc, x, H, W, ks, n0 + jr, nc - jr < PX_GEMM_NR ? nc - jr : PX_GEMM_NR,
-                                 k0, kc);
+                for (int64_t jr = 0; jr < nc; jr += NR)
+                    g->pack_conv(bp + jr * kc, x, H, W, ks, n0 + jr, nc - jr < NR ? nc - jr : NR, k0, kc);
                 const float *ab = apack + kb * astride;
-                for (int64_t ic = 0; ic < M; ic += MC_CONV) {
-                    const int64_t mc = M - ic < MC_CONV ? M - ic : MC_CONV;
-                    for (int64_t jr = 0; jr < nc; jr += PX_GEMM_NR) {
-                        const int64_t nr = nc - jr < PX_GEMM_NR ? nc - jr : PX_GEMM_NR;
+                for (int64_t ic = 0; ic < M; ic += MC) {
+                    const int64_t mc = M - ic < MC ? M - ic : MC;
+                    for (int64_t jr = 0; jr < nc; jr += NR) {
+                        const int64_t nr = nc - jr < NR ? nc - jr : NR;
                         const float *bq = bp + jr * kc;
-                        for (int64_t ir = ic; ir < ic + mc; ir += PX_GEMM_MR) {
-                            const int64_t mr = M - ir < PX_GEMM_MR ? M - ir : PX_GEMM_MR;
+                        for (int64_t ir = ic; ir < ic + mc; ir += MR) {
+                            const int64_t mr = M - ir < MR ? M - ir : MR;
                             const float *a = ab + ir * kc;
                             float *c = o + ir * N + n0 + jr;
-                            if (mr == PX_GEMM_MR && nr == PX_GEMM_NR) {
+                            if (mr == MR && nr == NR) {
                                 g->kernel(kc, a, bq, c, N, bias ? bias + ir : NULL, mode);
                                 continue;
                             }
                             /* edge tile: same kernel on a padded copy */
-                            float t[PX_GEMM_MR * PX_GEMM_NR], tb[PX_GEMM_MR] = { 0 };
+                            float t[PX_GEMM_MR_MAX * PX_GEMM_NR_MAX], tb[PX_GEMM_MR_MAX] = { 0 };
                             if (bias) memcpy(tb, bias + ir, (size_t)mr * sizeof(float));
                             if (mode == PX_GEMM_ACCUMULATE)
                                 for (int64_t i = 0; i < mr; i++)
-                                    memcpy(t + i * PX_GEMM_NR, c + i * N, (size_t)nr * sizeof(float));
-                            g->kernel(kc, a, bq, t, PX_GEMM_NR, tb, mode);
+                                    memcpy(t + i * NR, c + i * N, (size_t)nr * sizeof(float));
+                            g->kernel(kc, a, bq, t, NR, tb, mode);
                             for (int64_t i = 0; i < mr; i++)
-                                memcpy(c + i * N, t + i * PX_GEMM_NR, (size_t)nr * sizeof(float));
+                                memcpy(c + i * N, t + i * NR, (size_t)nr * sizeof(float));
                         }
                     }
                 }

@@ -6,7 +6,8 @@
  * a function table (px_kernels) that is filled once at start-up from CPU
  * detection, the reference first and then whatever the CPU supports
  * (xiph/opus x86_celt_map.c pattern). PIXART_FORCE_REF=1 keeps the reference
- * everywhere.
+ * everywhere, GEMM and convolution included (no OpenBLAS call);
+ * PIXART_ISA=ref|avx2|avx512|neon chooses a variant the CPU supports.
  *
  * Threads: OpenMP over independent rows/channels only, never a reduction
  * whose order depends on the thread count, so results are bit-identical for
@@ -88,6 +89,9 @@ extern px_kernels px_k;
  * that needs it, and safe to call from main. */
 void px_ops_init(void);
 px_isa px_ops_isa(void);
+/* The ISA px_ops_init chooses (PIXART_FORCE_REF, PIXART_ISA, the CPU), without
+ * initialising anything (no thread pool: callable before fork). */
+px_isa px_ops_default_isa(void);
 const char *px_isa_name(px_isa isa);
 /* 1 when this build has kernels for isa and this CPU can run them. */
 int px_isa_supported(px_isa isa);
@@ -106,20 +110,44 @@ void px_kernels_init_neon(px_kernels *k);
 void px_set_num_threads(int n);
 int px_get_num_threads(void);
 
+/* ---- OpenBLAS's kernels (ops/blas.c) ---------------------------------- */
+
+/* openblas_get_corename(): the kernels OpenBLAS chose ("SkylakeX",
+ * "Haswell", "Prescott", ...). */
+const char *px_blas_core(void);
+/* The core OpenBLAS should run on this CPU when its own choice is older
+ * (e.g. "Prescott" on an AVX-512 CPU its version does not know): "SkylakeX"
+ * on AVX-512, "Haswell" (Intel) or "Zen" (AMD) on AVX2; NULL when its choice
+ * is one of those or newer, or the CPU has neither. */
+const char *px_blas_wanted_core(void);
+/* First thing in main(argv), before any thread or OpenBLAS call: when
+ * px_blas_wanted_core() is not NULL and the user did not set
+ * OPENBLAS_CORETYPE, says so once on stderr and re-executes the program with
+ * OPENBLAS_CORETYPE set to it (Linux; elsewhere it only says what to set).
+ * Returns when there is nothing to do or the re-execution failed. A user-set
+ * OPENBLAS_CORETYPE always wins. */
+void px_blas_fix_core(char **argv);
+
 /* ---- GEMM ------------------------------------------------------------- */
 
 /* nn.Linear: out (M, N) = in (M, K) @ w^T + bias, w (N, K) F32/F16/BF16,
  * bias (N) or NULL. Half-precision weights are never copied whole: with AVX2
- * and M > 256 the blocked GEMM (ops/gemm_blocked.c) widens them while packing
+ * or AVX-512 and M > 256 (and always with the reference ISA, through its
+ * scalar kernels) the blocked GEMM (ops/gemm_blocked.c) widens them while packing
  * its weight micro-panels; otherwise cblas_sgemm runs on cache-sized widened
  * panels of rows (ops/gemm.c). Half-precision weights give the same bits as
  * F32 weights holding the same rounded values. Returns -1 on OOM. */
 int px_linear(float *out, const float *in, const px_tensor *w, const float *bias, int64_t M);
 
-/* Row-major F32 GEMM: C = alpha * op(A) @ op(B) + beta * C (cblas_sgemm). */
+/* Row-major F32 GEMM: C = alpha * op(A) @ op(B) + beta * C (cblas_sgemm;
+ * px_sgemm_ref, a scalar fmaf chain over k per element, when the active ISA
+ * is the reference). */
 void px_sgemm(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha,
               const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C,
               int64_t ldc);
+void px_sgemm_ref(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+                  const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C,
+                  int64_t ldc);
 
 /* ---- elementwise and norms (threaded over rows) ----------------------- */
 

@@ -47,6 +47,7 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
+    px_blas_fix_core(argv); /* OpenBLAS's kernels for this CPU (ops/blas.c); may re-execute */
     if (argc < 2) {
         usage(stderr);
         return 2;

@@ -4,6 +4,7 @@
  * input ends with one clear line on stderr, a non-zero exit status and no
  * output file. Also the progress output (src/progress.c). */
 #include "testutil.h"
+#include "ops/ops.h"
 #include "src/png.h"
 #include "src/progress.h"
 #include "tensor/error.h"
@@ -707,6 +708,42 @@ START_TEST(progress_lines)
 }
 END_TEST
 
+/* OpenBLAS's kernel choice (ops/blas.c): with OPENBLAS_CORETYPE unset, a
+ * pixart whose OpenBLAS picked kernels older than the CPU says once on
+ * stderr that it restarts with the right core, and otherwise nothing; a
+ * user-set OPENBLAS_CORETYPE is left alone (no line). */
+static const char *wanted_core; /* px_blas_wanted_core() of this process, before main's setenv */
+static int user_core;            /* OPENBLAS_CORETYPE was set for make check: the above says nothing
+                                  * about an unset one, so only the form of the note is checked */
+
+START_TEST(blas_core_restart)
+{
+    shell_prefix = "env -u OPENBLAS_CORETYPE ";
+    int st = run("--version");
+    shell_prefix = "";
+    ck_assert_int_eq(st, 0);
+    char *o = px_test_read_text(out_txt, NULL), *e = px_test_read_text(err_txt, NULL);
+    ck_assert_msg(!strncmp(o, "pixart ", 7), "stdout: %s", o);
+    if (wanted_core || (user_core && *e)) {
+        char want[128];
+        snprintf(want, sizeof want, "restarting with OPENBLAS_CORETYPE=%s", wanted_core ? wanted_core : "");
+        size_t lines = 0;
+        for (char *p = e; *p; p++) lines += *p == '\n';
+        ck_assert_msg(lines == 1 && strstr(e, want), "expected one line with '%s', got:\n%s", want, e);
+    } else {
+        ck_assert_msg(!strcmp(e, ""), "OpenBLAS runs suitable kernels, yet stderr has:\n%s", e);
+    }
+    free(o);
+    free(e);
+    shell_prefix = "env OPENBLAS_CORETYPE=Prescott ";
+    ck_assert_int_eq(run("--version"), 0);
+    shell_prefix = "";
+    e = px_test_read_text(err_txt, NULL);
+    ck_assert_msg(!strcmp(e, ""), "a user-set OPENBLAS_CORETYPE must win silently, got:\n%s", e);
+    free(e);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("cli");
@@ -714,6 +751,7 @@ static Suite *suite(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, generate_from_embeds);
+    tcase_add_test(tc, blas_core_restart);
     tcase_add_test(tc, generate_batch_ddim_seed_list);
     tcase_add_test(tc, generate_latents_dump_and_latent_output);
     tcase_add_test(tc, generate_variant_fp16);
@@ -726,4 +764,13 @@ static Suite *suite(void)
     return s;
 }
 
-int main(void) { return px_test_run(suite()); }
+int main(void)
+{
+    /* The other runs check pixart's own output: start them with the core
+     * pixart would restart with, so its note on that is not in the way. */
+    const char *user = getenv("OPENBLAS_CORETYPE");
+    user_core = user && *user;
+    wanted_core = user_core ? NULL : px_blas_wanted_core();
+    if (wanted_core) setenv("OPENBLAS_CORETYPE", wanted_core, 1);
+    return px_test_run(suite());
+}

@@ -108,32 +108,34 @@ START_TEST(blocked_matches_reference)
 END_TEST
 
 /* Every column micro-panel (each pixel start, full and partial, each k0)
- * packed by each ISA's routine equals the scalar routine's. */
+ * packed by each ISA's routine, at its panel width nr (16 or 32), equals the
+ * scalar routine's at that width. The widths cover panels within one image
+ * row (W = 16, 32, 40, 70; both edges masked at W = nr) and straddling rows. */
 START_TEST(pack_conv_isas_bit_identical)
 {
-    px_gemm_kernels ref;
-    ck_assert_int_eq(px_gemm_kernels_for(PX_ISA_REF, &ref), 0);
-    const int64_t Cin = 3, H = 5, Ws[] = { 1, 7, 16, 17, 40 };
-    float *x = malloc((size_t)(Cin * H * 40) * 4);
-    px_test_fill_uniform(x, (size_t)(Cin * H * 40), 3, -1, 1);
-    float *want = px_malloc(16 * 27 * 4 + 64, "test"), *got = px_malloc(16 * 27 * 4 + 64, "test");
+    enum { WMAX = 70, NRMAX = PX_GEMM_NR_MAX };
+    const int64_t Cin = 3, H = 5, Ws[] = { 1, 7, 16, 17, 32, 40, WMAX };
+    float *x = malloc((size_t)(Cin * H * WMAX) * 4);
+    px_test_fill_uniform(x, (size_t)(Cin * H * WMAX), 3, -1, 1);
+    float *want = px_malloc(NRMAX * 27 * 4 + 64, "test"), *got = px_malloc(NRMAX * 27 * 4 + 64, "test");
     float *wa = (float *)(((uintptr_t)want + 63) & ~(uintptr_t)63), *ga = (float *)(((uintptr_t)got + 63) & ~(uintptr_t)63);
     int tested = 0;
     for (int isa = 0; isa < PX_ISA_COUNT; isa++) {
         px_gemm_kernels g;
         if (px_gemm_kernels_for(isa, &g)) continue;
         tested++;
+        const int nr = g.nr;
         for (size_t wi = 0; wi < sizeof Ws / sizeof Ws[0]; wi++)
             for (int ks = 1; ks <= 3; ks += 2) {
                 const int64_t W = Ws[wi], N = H * W, K = Cin * ks * ks;
                 for (int64_t n0 = 0; n0 < N; n0++)
                     for (int64_t k0 = 0; k0 < K; k0++) {
-                        const int64_t cols = N - n0 < 16 ? N - n0 : 16, kc = K - k0;
-                        memset(wa, 0xff, (size_t)(16 * kc) * 4);
-                        memset(ga, 0xee, (size_t)(16 * kc) * 4);
-                        ref.pack_conv(wa, x, H, W, ks, n0, cols, k0, kc);
+                        const int64_t cols = N - n0 < nr ? N - n0 : nr, kc = K - k0;
+                        memset(wa, 0xff, (size_t)(nr * kc) * 4);
+                        memset(ga, 0xee, (size_t)(nr * kc) * 4);
+                        px_gemm_pack_conv_ref(wa, nr, x, H, W, ks, n0, cols, k0, kc);
                         g.pack_conv(ga, x, H, W, ks, n0, cols, k0, kc);
-                        ck_assert_msg(memcmp(ga, wa, (size_t)(16 * kc) * 4) == 0,
+                        ck_assert_msg(memcmp(ga, wa, (size_t)(nr * kc) * 4) == 0,
                                       "%s pack_conv W %lld ks %d n0 %lld k0 %lld differs", px_isa_name((px_isa)isa),
                                       (long long)W, ks, (long long)n0, (long long)k0);
                     }
