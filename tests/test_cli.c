@@ -574,7 +574,7 @@ START_TEST(generate_errors)
     // out of memory: a clear message, not a crash (address-space limit; sanitizer builds
     // reserve huge shadow mappings and abort on huge allocations by design, so not there)
     if (getenv("ASAN_OPTIONS") || getenv("UBSAN_OPTIONS")) {
-        fprintf(stderr, "SKIP out-of-memory check under the sanitizers\n");
+        px_test_skip_part("out-of-memory check under the sanitizers");
     } else {
         shell_prefix = "ulimit -v 3000000; ";
         st = run("generate --model '%s' --prompt-embeds '%s' --steps 2 --seed 0 --no-resolution-binning --height 48000 "

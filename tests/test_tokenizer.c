@@ -763,7 +763,7 @@ START_TEST(cli_tokenize)
 {
     const char *bin = getenv("PIXART_BIN");
     if (!bin || access(bin, X_OK) != 0) {
-        fprintf(stderr, "SKIP cli_tokenize: PIXART_BIN is not set to the built pixart program\n");
+        px_test_skip("PIXART_BIN is not set to the built pixart program");
         return;
     }
     const char *model = px_test_data("tok/t5mini.model");
