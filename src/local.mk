@@ -41,3 +41,10 @@ tests_test_cli_SOURCES = tests/test_cli.c tests/testutil.c tests/testutil.h src/
 tests_test_cli_CFLAGS = $(PX_TEST_CFLAGS)
 tests_test_cli_LDADD = $(PX_TEST_LIBS)
 endif
+if HAVE_CHECK
+check_PROGRAMS += tests/test_pipeline_options
+TESTS += tests/test_pipeline_options
+tests_test_pipeline_options_SOURCES = tests/test_pipeline_options.c tests/testutil.c tests/testutil.h
+tests_test_pipeline_options_CFLAGS = $(PX_TEST_CFLAGS)
+tests_test_pipeline_options_LDADD = $(PX_TEST_LIBS)
+endif

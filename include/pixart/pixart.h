@@ -50,7 +50,7 @@ int px_dump_save(const struct px_dump *d, const char *path);
  * scheduler/, text_encoder/, tokenizer/, transformer/, vae/). Checks the
  * component classes and reads the configurations; the weights are loaded
  * when a stage needs them and released after it (the text encoder is freed
- * before the transformer is loaded). variant: NULL, "fp16" or "bf16" loads
+ * before the transformer is loaded; see px_pipeline_keep_models). variant: NULL, "fp16" or "bf16" loads
  * *.VARIANT.safetensors files like diffusers' variant= argument.
  * NULL with px_last_error() naming the file and field on failure. */
 px_pipeline *px_pipeline_open(const char *model_dir, const char *variant);
@@ -59,6 +59,35 @@ void px_pipeline_close(px_pipeline *p);
 /* The transformer's sample_size, the VAE's downscale factor (8 for the real
  * VAE), the latent channels, the T5 d_model, and the default image size
  * (sample_size * downscale, like diffusers' height/width defaults). */
+/* The three models, as masks for px_pipeline_keep_models. */
+enum {
+    PX_MODEL_TEXT_ENCODER = 1, /* T5EncoderModel */
+    PX_MODEL_TRANSFORMER = 2,  /* PixArtTransformer2DModel */
+    PX_MODEL_VAE = 4,          /* AutoencoderKL */
+    PX_MODEL_ALL = 7
+};
+
+/* Which models stay loaded between calls, for programs that generate many
+ * images: a mask of PX_MODEL_*. A kept model is loaded the first time a
+ * stage needs it and reused by later px_pipeline_generate /
+ * px_pipeline_encode calls until released or the pipeline is closed; the
+ * others are released right after their stage (0, the default: nothing is
+ * kept, so the text encoder and the transformer are never resident
+ * together). The outputs are the same bits either way. Loaded models no
+ * longer in the mask are released now. Returns the previous mask. */
+int px_pipeline_keep_models(px_pipeline *p, int mask);
+/* Releases the loaded models of mask now (they stay in the keep mask and are
+ * loaded again when next needed), e.g. the text encoder once every prompt
+ * of a batch is encoded. */
+void px_pipeline_release_models(px_pipeline *p, int mask);
+
+/* diffusers' vae.enable_tiling() (1) / disable_tiling() (0, the default):
+ * latents larger than the VAE's tile are decoded in overlapping tiles blended
+ * together, which bounds the decoder's memory at large sizes; the image
+ * differs slightly from the untiled one, as in diffusers. Returns the
+ * previous setting. */
+int px_pipeline_set_vae_tiling(px_pipeline *p, int enabled);
+
 int px_pipeline_sample_size(const px_pipeline *p);
 int px_pipeline_vae_scale_factor(const px_pipeline *p);
 int px_pipeline_latent_channels(const px_pipeline *p);
@@ -203,7 +232,8 @@ int px_pipeline_tokenize(px_pipeline *p, const char *text, int max_length, int32
 
 /* encode_prompt without repetition: the T5 embeddings of n texts,
  * out (n, max_length, text_dim) float32 and mask (n, max_length) 0/1 float32.
- * Loads the text encoder for the call and releases it afterwards. */
+ * Loads the text encoder for the call and releases it afterwards (unless
+ * kept: px_pipeline_keep_models). */
 int px_pipeline_encode(px_pipeline *p, const char *const *texts, int n, int max_length, float *out,
                        float *mask);
 
