@@ -67,6 +67,8 @@ static void generate_usage(FILE *f)
             "  --dump-all                with --dump: every module's output and input (large)\n"
             "other:\n"
             "  --variant fp16|bf16       load *.VARIANT.safetensors weights\n"
+            "  --vae-tiling              decode in overlapping tiles (diffusers' vae.enable_tiling():\n"
+            "                            less memory at large sizes, a slightly different image)\n"
             "  --threads N               operator threads\n"
             "  --quiet                   no progress output\n"
             "  -h, --help                show this help\n");
@@ -92,7 +94,7 @@ typedef struct {
     int64_t timesteps[1000];
     int ntimesteps;
     const char *timesteps_arg;
-    int binning, quiet, dump_all;
+    int binning, quiet, dump_all, vae_tiling;
     const char *output_type; /* png, npy, latent */
 } gen_opts;
 
@@ -215,6 +217,10 @@ static int parse_args(int argc, char **argv, gen_opts *o)
         }
         if (!strcmp(a, "--dump-all")) {
             o->dump_all = 1;
+            continue;
+        }
+        if (!strcmp(a, "--vae-tiling")) {
+            o->vae_tiling = 1;
             continue;
         }
         // options with a value: "--opt VALUE" or "--opt=VALUE"
@@ -527,6 +533,102 @@ static uint64_t random_seed(void)
     return s & 0xffffffffu; // only the low 32 bits reach torch's mt19937 anyway
 }
 
+/* --prompt, or --prompt-embeds (checked against the model) and --negative-prompt. */
+static int set_prompts(const gen_opts *o, const px_pipeline *p, px_generate_params *prm, embeds_file *emb)
+{
+    if (o->nprompts) {
+        prm->prompt = o->prompts;
+        prm->num_prompts = o->nprompts;
+    } else {
+        if (load_embeds(o->prompt_embeds, emb)) return -1;
+        if (emb->D != px_pipeline_text_dim(p))
+            return px_fail("%s: embeddings have %d channels; the model's text encoder has %d", o->prompt_embeds,
+                           emb->D, px_pipeline_text_dim(p));
+        if (o->nnegs > 1 && o->nnegs != emb->B)
+            return px_fail("%d negative prompts for %d prompt embeddings", o->nnegs, emb->B);
+        if (emb->ne && o->nnegs)
+            return px_fail("%s holds negative_prompt_embeds: --negative-prompt cannot be used with it",
+                           o->prompt_embeds);
+        prm->prompt_embeds = emb->pe;
+        prm->prompt_attention_mask = emb->pm;
+        prm->negative_prompt_embeds = emb->ne;
+        prm->negative_prompt_attention_mask = emb->nm;
+        prm->embeds_len = emb->L;
+        prm->num_prompts = emb->B;
+    }
+    prm->negative_prompt = o->nnegs ? o->negs : NULL;
+    prm->num_negative_prompts = o->nnegs;
+    return 0;
+}
+
+static void set_sampling(const gen_opts *o, px_generate_params *prm)
+{
+    prm->num_inference_steps = (int)o->steps;
+    if (o->ntimesteps) {
+        prm->timesteps = o->timesteps;
+        prm->num_timesteps = o->ntimesteps;
+    }
+    prm->guidance_scale = o->guidance;
+    prm->num_images_per_prompt = (int)o->nipp;
+    prm->height = (int)o->height;
+    prm->width = (int)o->width;
+    prm->eta = o->eta;
+    prm->use_resolution_binning = o->binning;
+    prm->max_sequence_length = (int)o->max_seq;
+    prm->output_type = !strcmp(o->output_type, "latent") ? PX_OUTPUT_LATENT : PX_OUTPUT_IMAGE;
+    prm->scheduler = o->scheduler;
+    prm->scheduler_config = o->scheduler_config;
+}
+
+/* The initial noise: --latents (shape checked against this call) or the
+ * seeds (a random one, printed, when none is given). */
+static int set_noise(gen_opts *o, const px_pipeline *p, px_generate_params *prm, float **latents)
+{
+    int64_t lshape[4];
+    if (px_pipeline_latent_shape(p, prm, lshape)) return -1;
+    if (o->latents) {
+        px_st_file *f = px_st_open(o->latents);
+        if (!f) return -1;
+        int64_t s[4];
+        *latents = load_f32(f, "latents", 4, s, o->latents);
+        px_st_close(f);
+        if (!*latents) return -1;
+        if (memcmp(s, lshape, sizeof s))
+            return px_fail("%s: 'latents' has shape (%lld, %lld, %lld, %lld); this call needs (%lld, %lld, %lld, %lld)",
+                           o->latents, (long long)s[0], (long long)s[1], (long long)s[2], (long long)s[3],
+                           (long long)lshape[0], (long long)lshape[1], (long long)lshape[2], (long long)lshape[3]);
+        prm->latents = *latents;
+    }
+    if (o->nseeds > 1 && o->nseeds != lshape[0])
+        return px_fail("--seed: %d seeds for %lld images (give one seed, or one per image)", o->nseeds,
+                       (long long)lshape[0]);
+    if (!o->nseeds && !o->latents) {
+        o->seeds[0] = random_seed();
+        o->nseeds = 1;
+        if (!o->quiet) fprintf(stderr, "seed: %llu\n", (unsigned long long)o->seeds[0]);
+    }
+    prm->seeds = o->nseeds ? o->seeds : NULL;
+    prm->num_seeds = o->nseeds;
+    return 0;
+}
+
+/* The PNGs, the float image or the latents; each file is written to a
+ * temporary name and renamed. written/nwritten: what to remove on failure. */
+static int write_outputs(const gen_opts *o, const px_generate_result *res, char written[][PATH_MAX], int *nwritten)
+{
+    if (!strcmp(o->output_type, "png"))
+        return write_pngs(o, res, o->nprompts ? o->prompts : NULL, o->nprompts, written, nwritten);
+    int64_t s[4] = {res->num_images, res->height, res->width, 3};
+    if (!strcmp(o->output_type, "latent")) {
+        s[1] = res->latent_channels;
+        s[2] = res->latent_height;
+        s[3] = res->latent_width;
+    }
+    if (px_npy_save(o->out, PX_F32, 4, s, !strcmp(o->output_type, "npy") ? res->images : res->latents)) return -1;
+    snprintf(written[(*nwritten)++], PATH_MAX, "%s", o->out);
+    return 0;
+}
+
 // ---------------------------------------------------------------------------
 
 int cmd_generate(int argc, char **argv)
@@ -558,77 +660,10 @@ int cmd_generate(int argc, char **argv)
 
     px_generate_params prm;
     px_generate_params_init(&prm);
-    if (o->nprompts) {
-        prm.prompt = o->prompts;
-        prm.num_prompts = o->nprompts;
-    } else {
-        if (load_embeds(o->prompt_embeds, &emb)) goto fail;
-        if (emb.D != px_pipeline_text_dim(p)) {
-            px_fail("%s: embeddings have %d channels; the model's text encoder has %d", o->prompt_embeds, emb.D,
-                    px_pipeline_text_dim(p));
-            goto fail;
-        }
-        if (o->nnegs > 1 && o->nnegs != emb.B) {
-            px_fail("%d negative prompts for %d prompt embeddings", o->nnegs, emb.B);
-            goto fail;
-        }
-        if (emb.ne && o->nnegs) {
-            px_fail("%s holds negative_prompt_embeds: --negative-prompt cannot be used with it", o->prompt_embeds);
-            goto fail;
-        }
-        prm.prompt_embeds = emb.pe;
-        prm.prompt_attention_mask = emb.pm;
-        prm.negative_prompt_embeds = emb.ne;
-        prm.negative_prompt_attention_mask = emb.nm;
-        prm.embeds_len = emb.L;
-        prm.num_prompts = emb.B;
-    }
-    prm.negative_prompt = o->nnegs ? o->negs : NULL;
-    prm.num_negative_prompts = o->nnegs;
-    prm.num_inference_steps = (int)o->steps;
-    if (o->ntimesteps) {
-        prm.timesteps = o->timesteps;
-        prm.num_timesteps = o->ntimesteps;
-    }
-    prm.guidance_scale = o->guidance;
-    prm.num_images_per_prompt = (int)o->nipp;
-    prm.height = (int)o->height;
-    prm.width = (int)o->width;
-    prm.eta = o->eta;
-    prm.use_resolution_binning = o->binning;
-    prm.max_sequence_length = (int)o->max_seq;
-    prm.output_type = !strcmp(o->output_type, "latent") ? PX_OUTPUT_LATENT : PX_OUTPUT_IMAGE;
-    prm.scheduler = o->scheduler;
-    prm.scheduler_config = o->scheduler_config;
-
-    int64_t lshape[4];
-    if (px_pipeline_latent_shape(p, &prm, lshape)) goto fail;
-    if (o->latents) {
-        px_st_file *f = px_st_open(o->latents);
-        if (!f) goto fail;
-        int64_t s[4];
-        latents = load_f32(f, "latents", 4, s, o->latents);
-        px_st_close(f);
-        if (!latents) goto fail;
-        if (memcmp(s, lshape, sizeof s)) {
-            px_fail("%s: 'latents' has shape (%lld, %lld, %lld, %lld); this call needs (%lld, %lld, %lld, %lld)",
-                    o->latents, (long long)s[0], (long long)s[1], (long long)s[2], (long long)s[3],
-                    (long long)lshape[0], (long long)lshape[1], (long long)lshape[2], (long long)lshape[3]);
-            goto fail;
-        }
-        prm.latents = latents;
-    }
-    if (o->nseeds > 1 && o->nseeds != lshape[0]) {
-        px_fail("--seed: %d seeds for %lld images (give one seed, or one per image)", o->nseeds, (long long)lshape[0]);
-        goto fail;
-    }
-    if (!o->nseeds && !o->latents) {
-        o->seeds[0] = random_seed();
-        o->nseeds = 1;
-        if (!o->quiet) fprintf(stderr, "seed: %llu\n", (unsigned long long)o->seeds[0]);
-    }
-    prm.seeds = o->nseeds ? o->seeds : NULL;
-    prm.num_seeds = o->nseeds;
+    px_pipeline_set_vae_tiling(p, o->vae_tiling);
+    if (set_prompts(o, p, &prm, &emb)) goto fail;
+    set_sampling(o, &prm);
+    if (set_noise(o, p, &prm, &latents)) goto fail;
 
     if (o->dump) {
         dump = px_dump_new();
@@ -646,23 +681,12 @@ int cmd_generate(int argc, char **argv)
 
     if (px_pipeline_generate(p, &prm, &res)) goto fail;
 
-    // ---- outputs (each file written to a temporary name, then renamed)
     written = calloc((size_t)res.num_images + 1, sizeof *written);
     if (!written) {
         px_fail("out of memory");
         goto fail;
     }
-    if (!strcmp(o->output_type, "png")) {
-        if (write_pngs(o, &res, o->nprompts ? o->prompts : NULL, o->nprompts, written, &nwritten)) goto fail;
-    } else if (!strcmp(o->output_type, "npy")) {
-        int64_t s[4] = {res.num_images, res.height, res.width, 3};
-        if (px_npy_save(o->out, PX_F32, 4, s, res.images)) goto fail;
-        snprintf(written[nwritten++], PATH_MAX, "%s", o->out);
-    } else {
-        int64_t s[4] = {res.num_images, res.latent_channels, res.latent_height, res.latent_width};
-        if (px_npy_save(o->out, PX_F32, 4, s, res.latents)) goto fail;
-        snprintf(written[nwritten++], PATH_MAX, "%s", o->out);
-    }
+    if (write_outputs(o, &res, written, &nwritten)) goto fail;
     if (dump && px_dump_save(dump, o->dump)) goto fail;
     px_progress_summary(prog, res.stage_seconds);
     if (!o->quiet)
