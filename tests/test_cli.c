@@ -2,10 +2,10 @@
  * the happy paths reproduce reference cases (from embeddings always, from the
  * prompt text when $PIXART_REFERENCE/t5/spiece.model is there), and every bad
  * input ends with one clear line on stderr, a non-zero exit status and no
- * output file. Also the progress output (src/progress.c). */
+ * output file. Also the progress output (src/cli/progress.c). */
 #include "testutil.h"
-#include "src/png.h"
-#include "src/progress.h"
+#include "src/pipeline/png.h"
+#include "src/cli/progress.h"
 #include "tensor/error.h"
 #include "tensor/npy.h"
 #include "tensor/safetensors.h"

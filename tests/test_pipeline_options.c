@@ -4,7 +4,7 @@
  * (px_pipeline_set_vae_tiling) is diffusers' tiled decode. On the tiny
  * pipeline in data/pipe_small, from token ids (no vocabulary needed). */
 #include "testutil.h"
-#include "src/pipeline.h"
+#include "src/pipeline/pipeline.h"
 #include "model/vae.h"
 #include "tensor/error.h"
 

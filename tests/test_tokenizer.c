@@ -5,9 +5,9 @@
  * command, and - when the shared reference set is present - the 40 reference
  * cases made with the real T5 vocabulary and transformers. */
 #include "testutil.h"
-#include "src/spm.h"
-#include "src/t5_tokenizer.h"
-#include "src/unicode.h"
+#include "src/tokenizer/spm.h"
+#include "src/tokenizer/t5_tokenizer.h"
+#include "src/tokenizer/unicode.h"
 #include "tensor/error.h"
 #include "tensor/json.h"
 

@@ -3,7 +3,7 @@
  * EncodeOptimized + PopulateSentencePieceText), reimplemented from the spec.
  * The model file is a protobuf ModelProto, parsed here by hand and treated as
  * hostile input. */
-#include "src/spm.h"
+#include "src/tokenizer/spm.h"
 
 #include <errno.h>
 #include <float.h>

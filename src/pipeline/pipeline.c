@@ -7,10 +7,10 @@
  * Memory policy: each model is loaded for its stage and freed right after it,
  * so the text encoder (4.7 B parameters for T5-XXL) and the transformer are
  * never resident together. */
-#include "src/pipeline.h"
-#include "src/binning.h"
-#include "src/t5_tokenizer.h"
-#include "src/unicode.h"
+#include "src/pipeline/pipeline.h"
+#include "src/pipeline/binning.h"
+#include "src/tokenizer/t5_tokenizer.h"
+#include "src/tokenizer/unicode.h"
 #include "model/dit.h"
 #include "model/t5.h"
 #include "model/vae.h"

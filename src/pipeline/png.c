@@ -1,6 +1,6 @@
 /* PNG writer/reader (8-bit RGB) with zlib, and diffusers' numpy_to_pil
  * rounding of the float image. */
-#include "src/png.h"
+#include "src/pipeline/png.h"
 #include "tensor/error.h"
 
 #include <errno.h>

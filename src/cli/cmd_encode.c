@@ -1,7 +1,7 @@
 /* `pixart encode`: the T5 embeddings of prompts (PixArtAlphaPipeline.
  * encode_prompt, without the per-image repetition) saved as safetensors, so
  * that `pixart generate --prompt-embeds FILE` can skip the text encoder. */
-#include "src/cli.h"
+#include "src/cli/cli.h"
 #include "tensor/error.h"
 #include "tensor/safetensors.h"
 #include "ops/ops.h"

@@ -2,10 +2,10 @@
  * in, PNG images (or the float image / latents as .npy) out — the same image
  * diffusers' PixArtAlphaPipeline gives for the same seed and arguments. */
 #include "config.h"
-#include "src/cli.h"
-#include "src/pipeline.h"
-#include "src/png.h"
-#include "src/progress.h"
+#include "src/cli/cli.h"
+#include "src/pipeline/pipeline.h"
+#include "src/pipeline/png.h"
+#include "src/cli/progress.h"
 #include "tensor/dump.h"
 #include "tensor/error.h"
 #include "tensor/npy.h"
