@@ -1,7 +1,7 @@
 # model/: (filled in by the issues that add it)
 
 # T5 v1.1 encoder (transformers T5EncoderModel).
-libpixart_la_SOURCES += model/t5.c model/t5.h
+libpx_core_la_SOURCES += model/t5.c model/t5.h
 if HAVE_CHECK
 check_PROGRAMS += tests/test_t5
 TESTS += tests/test_t5
@@ -11,7 +11,7 @@ tests_test_t5_LDADD = $(PX_TEST_LIBS)
 endif
 
 # PixArt DiT (diffusers PixArtTransformer2DModel).
-libpixart_la_SOURCES += model/dit.c model/dit.h
+libpx_core_la_SOURCES += model/dit.c model/dit.h
 if HAVE_CHECK
 check_PROGRAMS += tests/test_dit
 TESTS += tests/test_dit
@@ -21,7 +21,7 @@ tests_test_dit_LDADD = $(PX_TEST_LIBS)
 endif
 
 # The VAE (diffusers AutoencoderKL: decoder, encoder, tiled decoding).
-libpixart_la_SOURCES += model/vae.c model/vae.h
+libpx_core_la_SOURCES += model/vae.c model/vae.h
 if HAVE_CHECK
 check_PROGRAMS += tests/test_vae
 TESTS += tests/test_vae

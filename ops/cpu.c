@@ -1,6 +1,7 @@
 /* Runtime CPU detection, the kernel table and the thread count. */
 #include "config.h"
 #include "ops.h"
+#include "pixart/pixart.h" // the exported (PX_API) declarations
 
 #include <stdlib.h>
 #include <string.h>

@@ -8,7 +8,7 @@ pixart_SOURCES += src/cli/cmd_generate.c src/cli/cmd_encode.c src/cli/progress.c
 pixart_SOURCES += src/cli/cmd_randn.c
 
 # Tokenizer: SentencePiece unigram + transformers T5Tokenizer + prompt preprocessing.
-libpixart_la_SOURCES += \
+libpx_core_la_SOURCES += \
 	src/tokenizer/spm.c src/tokenizer/spm.h \
 	src/tokenizer/t5_tokenizer.c src/tokenizer/t5_tokenizer.h \
 	src/tokenizer/unicode.c src/tokenizer/unicode.h src/tokenizer/unicode_tables.c
@@ -22,7 +22,7 @@ tests_test_tokenizer_LDADD = $(PX_TEST_LIBS)
 endif
 
 # The pipeline (diffusers PixArtAlphaPipeline), resolution binning, PNG output.
-libpixart_la_SOURCES += \
+libpx_core_la_SOURCES += \
 	src/pipeline/pipeline.c src/pipeline/pipeline.h \
 	src/pipeline/binning.c src/pipeline/binning.h \
 	src/pipeline/png.c src/pipeline/png.h

@@ -354,6 +354,13 @@ void px_pipeline_default_size(const px_pipeline *p, int *height, int *width)
     *width = p->sample_size * p->vae_scale;
 }
 
+int px_torch_randn(float *out, int ndim, const int64_t *shape, uint64_t seed)
+{
+    px_rng g;
+    px_rng_seed(&g, seed);
+    return px_randn_tensor(&g, 1, out, ndim, shape);
+}
+
 void px_generate_params_init(px_generate_params *prm)
 {
     memset(prm, 0, sizeof *prm);
