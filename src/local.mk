@@ -9,7 +9,8 @@ pixart_SOURCES += src/cli/cmd_randn.c
 
 # Tokenizer: SentencePiece unigram + transformers T5Tokenizer + prompt preprocessing.
 libpx_core_la_SOURCES += \
-	src/tokenizer/spm.c src/tokenizer/spm.h \
+	src/tokenizer/spm.c src/tokenizer/spm.h src/tokenizer/spm_internal.h src/tokenizer/spm_model.c \
+	src/tokenizer/trie.c src/tokenizer/trie.h \
 	src/tokenizer/t5_tokenizer.c src/tokenizer/t5_tokenizer.h \
 	src/tokenizer/unicode.c src/tokenizer/unicode.h src/tokenizer/unicode_tables.c
 
