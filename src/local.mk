@@ -25,7 +25,7 @@ endif
 # The pipeline (diffusers PixArtAlphaPipeline), resolution binning, PNG output.
 libpx_core_la_SOURCES += \
 	src/pipeline/pipeline.c src/pipeline/pipeline.h src/pipeline/internal.h \
-	src/pipeline/generate.c src/pipeline/denoise.c \
+	src/pipeline/generate.c src/pipeline/denoise.c src/pipeline/io.c \
 	src/pipeline/binning.c src/pipeline/binning.h \
 	src/pipeline/png.c src/pipeline/png.h
 

@@ -268,6 +268,30 @@ PX_API int px_png_write(const char *path, const uint8_t *rgb, int w, int h, cons
  * Returns 0 or -1. */
 PX_API int px_torch_randn(float *out, int ndim, const int64_t *shape, uint64_t seed);
 
+/* ---- files and errors -------------------------------------------------- */
+
+/* Tensor `key` of a safetensors file as a malloc'd float32 array (F32, F16,
+ * BF16, I32 and I64 converted), its dimensions in *ndim and shape[0..ndim)
+ * (at most max_ndim). NULL with px_last_error() naming the file and the
+ * tensor. px_safetensors_has_tensor: 1, 0, or -1 (unreadable file). */
+PX_API float *px_safetensors_read_f32(const char *path, const char *key, int max_ndim, int *ndim, int64_t *shape);
+PX_API int px_safetensors_has_tensor(const char *path, const char *key);
+
+/* A float32 .npy file (numpy format 1.0), written to a temporary name and
+ * renamed. Returns 0 or -1. */
+PX_API int px_npy_save_f32(const char *path, int ndim, const int64_t *shape, const float *data);
+
+/* Only the keys for which keep(key, user) returns nonzero are recorded (e.g.
+ * the main modules' outputs, not every submodule's). */
+PX_API void px_dump_set_filter(struct px_dump *d, int (*keep)(const char *key, void *user), void *user);
+
+/* Records a message for px_last_error() (e.g. why a progress callback
+ * stopped a run); returns -1. */
+#if defined(__GNUC__) || defined(__clang__)
+__attribute__((format(printf, 1, 2)))
+#endif
+PX_API int px_set_error(const char *fmt, ...);
+
 #ifdef __cplusplus
 }
 #endif

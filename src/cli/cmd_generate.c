@@ -2,15 +2,9 @@
  * in, PNG images (or the float image / latents as .npy) out — the same image
  * diffusers' PixArtAlphaPipeline gives for the same seed and arguments. */
 #include "config.h"
+#include "pixart/pixart.h" // the only library header: the CLI is a client of the public API
 #include "src/cli/cli.h"
-#include "src/pipeline/pipeline.h"
-#include "src/pipeline/png.h"
 #include "src/cli/progress.h"
-#include "tensor/dump.h"
-#include "tensor/error.h"
-#include "tensor/npy.h"
-#include "tensor/safetensors.h"
-#include "ops/ops.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -328,7 +322,7 @@ static int check_output_dir(const char *out)
     if (!slash) snprintf(dir, sizeof dir, ".");
     else if (slash == out) snprintf(dir, sizeof dir, "/");
     else snprintf(dir, sizeof dir, "%.*s", (int)(slash - out), out);
-    if (access(dir, W_OK) != 0) return px_fail("%s: cannot write to directory '%s': %s", out, dir, strerror(errno));
+    if (access(dir, W_OK) != 0) return px_set_error("%s: cannot write to directory '%s': %s", out, dir, strerror(errno));
     return 0;
 }
 
@@ -339,8 +333,8 @@ static int write_pngs(const gen_opts *o, const px_generate_result *res, const ch
 {
     const int N = res->num_images;
     const size_t npx = (size_t)res->height * res->width * 3;
-    uint8_t *rgb = px_malloc(npx, "8-bit image");
-    if (!rgb) return -1;
+    uint8_t *rgb = malloc(npx);
+    if (!rgb) return px_set_error("out of memory (8-bit image)");
     char seed[32], steps[32], guidance[32], size[64], idx[32], eta[32];
     snprintf(guidance, sizeof guidance, "%g", o->guidance);
     snprintf(size, sizeof size, "%dx%d", res->width, res->height);
@@ -351,7 +345,7 @@ static int write_pngs(const gen_opts *o, const px_generate_result *res, const ch
         if (N == 1) snprintf(path, sizeof path, "%s", o->out);
         else if (numbered_path(path, sizeof path, o->out, i)) {
             free(rgb);
-            return px_fail("%s: output path too long", o->out);
+            return px_set_error("%s: output path too long", o->out);
         }
         px_image_to_u8(rgb, res->images + (size_t)i * npx, npx);
         int p = i / (int)o->nipp;
@@ -386,33 +380,25 @@ static int write_pngs(const gen_opts *o, const px_generate_result *res, const ch
 // ---------------------------------------------------------------------------
 // Inputs from files
 
-static float *load_f32(const px_st_file *f, const char *key, int ndim, int64_t *shape, const char *path)
+/* Tensor `key` of the safetensors file at path: ndim dimensions, finite values. */
+static float *load_f32(const char *path, const char *key, int ndim, int64_t *shape)
 {
-    const px_tensor *t = px_st_find(f, key);
-    if (!t) {
-        px_fail("%s: no tensor '%s'", path, key);
-        return NULL;
-    }
-    if (t->ndim != ndim) {
-        px_fail("%s: tensor '%s' has %d dimensions, expected %d", path, key, t->ndim, ndim);
-        return NULL;
-    }
-    for (int i = 0; i < ndim; i++) shape[i] = t->shape[i];
-    int64_t n = px_numel(t);
-    float *v = px_malloc(sizeof(float) * (size_t)(n ? n : 1), key);
+    int nd;
+    int64_t sh[8];
+    float *v = px_safetensors_read_f32(path, key, 8, &nd, sh);
     if (!v) return NULL;
-    if (t->dtype == PX_I64 || t->dtype == PX_I32) {
-        for (int64_t i = 0; i < n; i++)
-            v[i] = t->dtype == PX_I64 ? (float)((const int64_t *)t->data)[i] : (float)((const int32_t *)t->data)[i];
-    } else if (px_tensor_to_f32(t, v)) {
+    int64_t n = 1;
+    for (int i = 0; i < nd; i++) n *= sh[i];
+    if (nd != ndim) {
+        px_set_error("%s: tensor '%s' has %d dimensions, expected %d", path, key, nd, ndim);
         free(v);
-        px_fail("%s: tensor '%s' has dtype %s; expected F32/F16/BF16", path, key, px_dtype_name(t->dtype));
         return NULL;
     }
+    for (int i = 0; i < ndim; i++) shape[i] = sh[i];
     for (int64_t i = 0; i < n; i++)
         if (!isfinite(v[i])) {
             free(v);
-            px_fail("%s: tensor '%s' has a non-finite value at %lld", path, key, (long long)i);
+            px_set_error("%s: tensor '%s' has a non-finite value at %lld", path, key, (long long)i);
             return NULL;
         }
     return v;
@@ -426,46 +412,38 @@ typedef struct {
 static int load_embeds(const char *path, embeds_file *e)
 {
     memset(e, 0, sizeof *e);
-    px_st_file *f = px_st_open(path);
-    if (!f) return -1;
     int64_t s3[3], s2[2];
-    int rc = -1;
-    e->pe = load_f32(f, "prompt_embeds", 3, s3, path);
-    if (!e->pe) goto out;
-    e->pm = load_f32(f, "prompt_attention_mask", 2, s2, path);
-    if (!e->pm) goto out;
+    e->pe = load_f32(path, "prompt_embeds", 3, s3);
+    if (!e->pe) return -1;
+    e->pm = load_f32(path, "prompt_attention_mask", 2, s2);
+    if (!e->pm) return -1;
     if (s3[0] < 1 || s3[0] > MAX_LIST || s3[1] < 1 || s3[2] < 1 || s2[0] != s3[0] || s2[1] != s3[1]) {
-        px_fail("%s: prompt_embeds (B, L, D) and prompt_attention_mask (B, L) shapes do not match", path);
-        goto out;
+        return px_set_error("%s: prompt_embeds (B, L, D) and prompt_attention_mask (B, L) shapes do not match", path);
     }
     e->B = (int)s3[0];
     e->L = (int)s3[1];
     e->D = (int)s3[2];
     for (int64_t i = 0; i < s2[0] * s2[1]; i++)
         if (e->pm[i] != 0.f && e->pm[i] != 1.f) {
-            px_fail("%s: prompt_attention_mask must hold 0 and 1 only", path);
-            goto out;
+            return px_set_error("%s: prompt_attention_mask must hold 0 and 1 only", path);
         }
-    if (px_st_find(f, "negative_prompt_embeds")) {
+    int has_neg = px_safetensors_has_tensor(path, "negative_prompt_embeds");
+    if (has_neg < 0) return -1;
+    if (has_neg) {
         int64_t n3[3], n2[2];
-        e->ne = load_f32(f, "negative_prompt_embeds", 3, n3, path);
-        if (!e->ne) goto out;
-        e->nm = load_f32(f, "negative_prompt_attention_mask", 2, n2, path);
-        if (!e->nm) goto out;
+        e->ne = load_f32(path, "negative_prompt_embeds", 3, n3);
+        if (!e->ne) return -1;
+        e->nm = load_f32(path, "negative_prompt_attention_mask", 2, n2);
+        if (!e->nm) return -1;
         if (memcmp(n3, s3, sizeof s3) || memcmp(n2, s2, sizeof s2)) {
-            px_fail("%s: negative_prompt_embeds/mask must have the shapes of prompt_embeds/mask", path);
-            goto out;
+            return px_set_error("%s: negative_prompt_embeds/mask must have the shapes of prompt_embeds/mask", path);
         }
         for (int64_t i = 0; i < n2[0] * n2[1]; i++)
             if (e->nm[i] != 0.f && e->nm[i] != 1.f) {
-                px_fail("%s: negative_prompt_attention_mask must hold 0 and 1 only", path);
-                goto out;
+                return px_set_error("%s: negative_prompt_attention_mask must hold 0 and 1 only", path);
             }
     }
-    rc = 0;
-out:
-    px_st_close(f);
-    return rc;
+    return 0;
 }
 
 static void embeds_free(embeds_file *e)
@@ -542,12 +520,12 @@ static int set_prompts(const gen_opts *o, const px_pipeline *p, px_generate_para
     } else {
         if (load_embeds(o->prompt_embeds, emb)) return -1;
         if (emb->D != px_pipeline_text_dim(p))
-            return px_fail("%s: embeddings have %d channels; the model's text encoder has %d", o->prompt_embeds,
+            return px_set_error("%s: embeddings have %d channels; the model's text encoder has %d", o->prompt_embeds,
                            emb->D, px_pipeline_text_dim(p));
         if (o->nnegs > 1 && o->nnegs != emb->B)
-            return px_fail("%d negative prompts for %d prompt embeddings", o->nnegs, emb->B);
+            return px_set_error("%d negative prompts for %d prompt embeddings", o->nnegs, emb->B);
         if (emb->ne && o->nnegs)
-            return px_fail("%s holds negative_prompt_embeds: --negative-prompt cannot be used with it",
+            return px_set_error("%s holds negative_prompt_embeds: --negative-prompt cannot be used with it",
                            o->prompt_embeds);
         prm->prompt_embeds = emb->pe;
         prm->prompt_attention_mask = emb->pm;
@@ -587,20 +565,17 @@ static int set_noise(gen_opts *o, const px_pipeline *p, px_generate_params *prm,
     int64_t lshape[4];
     if (px_pipeline_latent_shape(p, prm, lshape)) return -1;
     if (o->latents) {
-        px_st_file *f = px_st_open(o->latents);
-        if (!f) return -1;
         int64_t s[4];
-        *latents = load_f32(f, "latents", 4, s, o->latents);
-        px_st_close(f);
+        *latents = load_f32(o->latents, "latents", 4, s);
         if (!*latents) return -1;
         if (memcmp(s, lshape, sizeof s))
-            return px_fail("%s: 'latents' has shape (%lld, %lld, %lld, %lld); this call needs (%lld, %lld, %lld, %lld)",
+            return px_set_error("%s: 'latents' has shape (%lld, %lld, %lld, %lld); this call needs (%lld, %lld, %lld, %lld)",
                            o->latents, (long long)s[0], (long long)s[1], (long long)s[2], (long long)s[3],
                            (long long)lshape[0], (long long)lshape[1], (long long)lshape[2], (long long)lshape[3]);
         prm->latents = *latents;
     }
     if (o->nseeds > 1 && o->nseeds != lshape[0])
-        return px_fail("--seed: %d seeds for %lld images (give one seed, or one per image)", o->nseeds,
+        return px_set_error("--seed: %d seeds for %lld images (give one seed, or one per image)", o->nseeds,
                        (long long)lshape[0]);
     if (!o->nseeds && !o->latents) {
         o->seeds[0] = random_seed();
@@ -624,7 +599,7 @@ static int write_outputs(const gen_opts *o, const px_generate_result *res, char 
         s[2] = res->latent_height;
         s[3] = res->latent_width;
     }
-    if (px_npy_save(o->out, PX_F32, 4, s, !strcmp(o->output_type, "npy") ? res->images : res->latents)) return -1;
+    if (px_npy_save_f32(o->out, 4, s, !strcmp(o->output_type, "npy") ? res->images : res->latents)) return -1;
     snprintf(written[(*nwritten)++], PATH_MAX, "%s", o->out);
     return 0;
 }
@@ -644,7 +619,7 @@ int cmd_generate(int argc, char **argv)
         return rc == 1 ? 0 : rc;
     }
     px_pipeline *p = NULL;
-    px_dump *dump = NULL;
+    struct px_dump *dump = NULL;
     px_progress *prog = NULL;
     float *latents = NULL;
     embeds_file emb = {0};
@@ -673,7 +648,7 @@ int cmd_generate(int argc, char **argv)
     }
     prog = px_progress_new(stderr, o->quiet, -1);
     if (!prog) {
-        px_fail("out of memory");
+        px_set_error("out of memory");
         goto fail;
     }
     prm.progress = px_progress_callback;
@@ -683,7 +658,7 @@ int cmd_generate(int argc, char **argv)
 
     written = calloc((size_t)res.num_images + 1, sizeof *written);
     if (!written) {
-        px_fail("out of memory");
+        px_set_error("out of memory");
         goto fail;
     }
     if (write_outputs(o, &res, written, &nwritten)) goto fail;
