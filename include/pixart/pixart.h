@@ -277,6 +277,18 @@ PX_API int px_torch_randn(float *out, int ndim, const int64_t *shape, uint64_t s
 PX_API float *px_safetensors_read_f32(const char *path, const char *key, int max_ndim, int *ndim, int64_t *shape);
 PX_API int px_safetensors_has_tensor(const char *path, const char *key);
 
+/* Writes n float32 tensors (names unique) and nmeta metadata string pairs
+ * (metadata[2k] = key, metadata[2k + 1] = value) as a safetensors file, e.g.
+ * the prompt embeddings `pixart encode` writes. Returns 0 or -1. */
+typedef struct {
+    const char *name;
+    int ndim;
+    const int64_t *shape;
+    const float *data;
+} px_named_tensor;
+PX_API int px_safetensors_save_f32(const char *path, const px_named_tensor *t, int n, const char *const *metadata,
+                                   int nmeta);
+
 /* A float32 .npy file (numpy format 1.0), written to a temporary name and
  * renamed. Returns 0 or -1. */
 PX_API int px_npy_save_f32(const char *path, int ndim, const int64_t *shape, const float *data);

@@ -68,3 +68,18 @@ int px_npy_save_f32(const char *path, int ndim, const int64_t *shape, const floa
 {
     return px_npy_save(path, PX_F32, ndim, shape, data);
 }
+
+int px_safetensors_save_f32(const char *path, const px_named_tensor *t, int n, const char *const *metadata, int nmeta)
+{
+    px_st_writer *w = px_st_writer_new();
+    int rc = -1;
+    if (!w) return -1;
+    for (int i = 0; i < n; i++)
+        if (px_st_writer_add(w, t[i].name, PX_F32, t[i].ndim, t[i].shape, t[i].data)) goto out;
+    for (int i = 0; i < nmeta; i++)
+        if (px_st_writer_set_metadata(w, metadata[2 * i], metadata[2 * i + 1])) goto out;
+    rc = px_st_writer_save(w, path);
+out:
+    px_st_writer_free(w);
+    return rc;
+}
