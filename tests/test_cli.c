@@ -679,6 +679,39 @@ START_TEST(progress_lines)
 }
 END_TEST
 
+/* --vae-tiling reaches the pipeline: at 32 x 32 (latents larger than the tiny
+ * VAE's 8-latent tile) the image changes and the latents do not
+ * (test_pipeline_options checks the tiled image itself). */
+START_TEST(generate_vae_tiling)
+{
+    char emb[300], a[300], b[300], la[300], lb[300];
+    snprintf(emb, sizeof emb, "%s/emb.safetensors", tmp);
+    write_embeds("small_dpm2_cfg", emb, 1);
+    const char *outs[4] = {a, b, la, lb};
+    const char *names[4] = {"plain.npy", "tiled.npy", "plain_lat.npy", "tiled_lat.npy"};
+    for (int k = 0; k < 4; k++) {
+        snprintf((char *)outs[k], 300, "%s/%s", tmp, names[k]);
+        int st = run("generate --model '%s' --prompt-embeds '%s' --steps 2 --seed 0 --no-resolution-binning "
+                     "--height 32 --width 32 --output-type %s %s -o '%s' --quiet",
+                     px_test_data("pipe_small"), emb, k < 2 ? "npy" : "latent", k % 2 ? "--vae-tiling" : "",
+                     outs[k]);
+        char *e = px_test_read_text(err_txt, NULL);
+        ck_assert_msg(st == 0, "generate %s failed: %s", names[k], e);
+        free(e);
+    }
+    size_t na, nb, nla, nlb;
+    char *da = px_test_read_text(a, &na), *db = px_test_read_text(b, &nb);
+    char *dla = px_test_read_text(la, &nla), *dlb = px_test_read_text(lb, &nlb);
+    ck_assert(na == nb && nla == nlb);
+    ck_assert_msg(memcmp(da, db, na) != 0, "--vae-tiling changed nothing at 32 x 32");
+    ck_assert_msg(memcmp(dla, dlb, nla) == 0, "--vae-tiling changed the latents");
+    free(da);
+    free(db);
+    free(dla);
+    free(dlb);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("cli");
@@ -689,6 +722,7 @@ static Suite *suite(void)
     tcase_add_test(tc, generate_batch_ddim_seed_list);
     tcase_add_test(tc, generate_latents_dump_and_latent_output);
     tcase_add_test(tc, generate_variant_fp16);
+    tcase_add_test(tc, generate_vae_tiling);
     tcase_add_test(tc, generate_from_text);
     tcase_add_test(tc, encode_then_generate);
     tcase_add_test(tc, generate_errors);
