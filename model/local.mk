@@ -1,10 +1,10 @@
 # model/: the three models (T5 encoder, PixArt DiT, VAE) and what they share:
 # the weight layer (checked lookups by checkpoint name, the unused-tensor
 # report) and the module wrappers that record their own dump activations.
-libpixart_la_SOURCES += model/weights.c model/weights.h model/module.c model/module.h
+libpx_core_la_SOURCES += model/weights.c model/weights.h model/module.c model/module.h
 
 # T5 v1.1 encoder (transformers T5EncoderModel).
-libpixart_la_SOURCES += model/t5.c model/t5.h
+libpx_core_la_SOURCES += model/t5.c model/t5.h
 if HAVE_CHECK
 check_PROGRAMS += tests/test_t5
 TESTS += tests/test_t5
@@ -14,7 +14,7 @@ tests_test_t5_LDADD = $(PX_TEST_LIBS)
 endif
 
 # PixArt DiT (diffusers PixArtTransformer2DModel).
-libpixart_la_SOURCES += model/dit.c model/dit.h
+libpx_core_la_SOURCES += model/dit.c model/dit.h
 if HAVE_CHECK
 check_PROGRAMS += tests/test_dit
 TESTS += tests/test_dit
@@ -24,7 +24,7 @@ tests_test_dit_LDADD = $(PX_TEST_LIBS)
 endif
 
 # The VAE (diffusers AutoencoderKL: decoder, encoder, tiled decoding).
-libpixart_la_SOURCES += model/vae.c model/vae.h model/vae_tiled.c model/vae_tiled.h
+libpx_core_la_SOURCES += model/vae.c model/vae.h model/vae_tiled.c model/vae_tiled.h
 if HAVE_CHECK
 check_PROGRAMS += tests/test_vae
 TESTS += tests/test_vae

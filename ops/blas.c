@@ -10,6 +10,7 @@
  * program with OPENBLAS_CORETYPE set, before it has done any work. */
 #include "config.h"
 #include "ops.h"
+#include "pixart/pixart.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -2,6 +2,7 @@
 #include "config.h"
 #include "gemm_internal.h"
 #include "ops.h"
+#include "pixart/pixart.h" // the exported (PX_API) declarations
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,7 +1,7 @@
 # ops/: the operators, their scalar references and SIMD variants. SIMD files
 # are compiled in their own convenience libraries with per-target flags, so
 # the rest of the library runs on any CPU of the architecture.
-libpixart_la_SOURCES += \
+libpx_core_la_SOURCES += \
 	ops/ops.h ops/blas.c ops/cpu.c ops/ref.c ops/ops.c ops/gemm.c ops/gemm_internal.h ops/gemm_blocked.c ops/conv.c ops/attention.c
 
 # FMAs in the kernels are written explicitly; no silent contraction of a*b+c
@@ -13,12 +13,12 @@ libpx_avx2_la_SOURCES = ops/simd_avx2.c ops/gemm_avx2.c
 libpx_avx2_la_CFLAGS = $(AM_CFLAGS) $(PX_SIMD_CFLAGS) -mavx2 -mfma -mf16c
 libpx_avx512_la_SOURCES = ops/simd_avx512.c ops/gemm_avx512.c
 libpx_avx512_la_CFLAGS = $(AM_CFLAGS) $(PX_SIMD_CFLAGS) -mavx512f -mavx512bw -mavx512vl -mavx512dq -mfma -mf16c
-libpixart_la_LIBADD += libpx_avx2.la libpx_avx512.la
+libpx_core_la_LIBADD += libpx_avx2.la libpx_avx512.la
 endif
 if HOST_ARM64
 noinst_LTLIBRARIES += libpx_neon.la
 libpx_neon_la_SOURCES = ops/simd_neon.c
 libpx_neon_la_CFLAGS = $(AM_CFLAGS) $(PX_SIMD_CFLAGS)
-libpixart_la_LIBADD += libpx_neon.la
+libpx_core_la_LIBADD += libpx_neon.la
 endif
 EXTRA_DIST += ops/simd_avx2.c ops/simd_avx512.c ops/simd_neon.c ops/gemm_avx2.c ops/gemm_avx512.c

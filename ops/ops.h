@@ -120,13 +120,9 @@ const char *px_blas_core(void);
  * on AVX-512, "Haswell" (Intel) or "Zen" (AMD) on AVX2; NULL when its choice
  * is one of those or newer, or the CPU has neither. */
 const char *px_blas_wanted_core(void);
-/* First thing in main(argv), before any thread or OpenBLAS call: when
- * px_blas_wanted_core() is not NULL and the user did not set
- * OPENBLAS_CORETYPE, says so once on stderr and re-executes the program with
- * OPENBLAS_CORETYPE set to it (Linux; elsewhere it only says what to set).
- * Returns when there is nothing to do or the re-execution failed. A user-set
- * OPENBLAS_CORETYPE always wins. */
-void px_blas_fix_core(char **argv);
+/* px_blas_fix_core(argv) (public, include/pixart/pixart.h): re-executes the
+ * program with OPENBLAS_CORETYPE = px_blas_wanted_core() when that is not NULL
+ * and the user did not set it. */
 
 /* ---- GEMM ------------------------------------------------------------- */
 

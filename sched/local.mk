@@ -18,7 +18,7 @@ libpx_sched_la_SOURCES = \
 	sched/sasolver.c sched/sasolver.h \
 	sched/scheduler.c sched/scheduler.h
 libpx_sched_la_CFLAGS = $(AM_CFLAGS) -ffp-contract=off
-libpixart_la_LIBADD += libpx_sched.la
+libpx_core_la_LIBADD += libpx_sched.la
 
 if HAVE_CHECK
 check_PROGRAMS += tests/test_rng tests/test_sched

@@ -1,14 +1,18 @@
-# src/: the pixart command, the tokenizer and the pipeline.
-pixart_SOURCES += src/main.c src/cli.h
-pixart_SOURCES += src/cmd_tokenize.c
-pixart_SOURCES += src/cmd_generate.c src/cmd_encode.c src/progress.c src/progress.h
-pixart_SOURCES += src/cmd_randn.c
+# src/: the library's front half and the command, in three folders:
+#   src/tokenizer/  prompt text -> T5 token ids (library)
+#   src/pipeline/   PixArtAlphaPipeline over the models, binning, PNG (library)
+#   src/cli/        the pixart command (a program linking the library)
+pixart_SOURCES += src/cli/main.c src/cli/cli.h
+pixart_SOURCES += src/cli/cmd_tokenize.c
+pixart_SOURCES += src/cli/cmd_generate.c src/cli/cmd_encode.c src/cli/progress.c src/cli/progress.h
+pixart_SOURCES += src/cli/cmd_randn.c
 
 # Tokenizer: SentencePiece unigram + transformers T5Tokenizer + prompt preprocessing.
-libpixart_la_SOURCES += \
-	src/spm.c src/spm.h \
-	src/t5_tokenizer.c src/t5_tokenizer.h \
-	src/unicode.c src/unicode.h src/unicode_tables.c
+libpx_core_la_SOURCES += \
+	src/tokenizer/spm.c src/tokenizer/spm.h src/tokenizer/spm_internal.h src/tokenizer/spm_model.c \
+	src/tokenizer/trie.c src/tokenizer/trie.h \
+	src/tokenizer/t5_tokenizer.c src/tokenizer/t5_tokenizer.h \
+	src/tokenizer/unicode.c src/tokenizer/unicode.h src/tokenizer/unicode_tables.c
 
 if HAVE_CHECK
 check_PROGRAMS += tests/test_tokenizer
@@ -19,10 +23,11 @@ tests_test_tokenizer_LDADD = $(PX_TEST_LIBS)
 endif
 
 # The pipeline (diffusers PixArtAlphaPipeline), resolution binning, PNG output.
-libpixart_la_SOURCES += \
-	src/pipeline.c src/pipeline.h \
-	src/binning.c src/binning.h \
-	src/png.c src/png.h
+libpx_core_la_SOURCES += \
+	src/pipeline/pipeline.c src/pipeline/pipeline.h src/pipeline/internal.h \
+	src/pipeline/generate.c src/pipeline/denoise.c src/pipeline/io.c \
+	src/pipeline/binning.c src/pipeline/binning.h \
+	src/pipeline/png.c src/pipeline/png.h
 
 if HAVE_CHECK
 check_PROGRAMS += tests/test_image
@@ -37,7 +42,14 @@ tests_test_pipeline_CFLAGS = $(PX_TEST_CFLAGS)
 tests_test_pipeline_LDADD = $(PX_TEST_LIBS)
 check_PROGRAMS += tests/test_cli
 TESTS += tests/test_cli
-tests_test_cli_SOURCES = tests/test_cli.c tests/testutil.c tests/testutil.h src/progress.c src/progress.h
+tests_test_cli_SOURCES = tests/test_cli.c tests/testutil.c tests/testutil.h src/cli/progress.c src/cli/progress.h
 tests_test_cli_CFLAGS = $(PX_TEST_CFLAGS)
 tests_test_cli_LDADD = $(PX_TEST_LIBS)
+endif
+if HAVE_CHECK
+check_PROGRAMS += tests/test_pipeline_options
+TESTS += tests/test_pipeline_options
+tests_test_pipeline_options_SOURCES = tests/test_pipeline_options.c tests/testutil.c tests/testutil.h
+tests_test_pipeline_options_CFLAGS = $(PX_TEST_CFLAGS)
+tests_test_pipeline_options_LDADD = $(PX_TEST_LIBS)
 endif

@@ -1,5 +1,6 @@
 /* Activation dumps (see dump.h). */
 #include "dump.h"
+#include "pixart/pixart.h" // the exported (PX_API) declarations
 #include "error.h"
 #include "safetensors.h"
 

@@ -1,5 +1,6 @@
 /* Thread-local error messages (see error.h). */
 #include "error.h"
+#include "pixart/pixart.h" // the exported (PX_API) declarations
 
 #include <stdarg.h>
 #include <stdio.h>

@@ -1,5 +1,5 @@
 # tensor/: the tensor core, half-precision conversion, JSON and safetensors I/O.
-libpixart_la_SOURCES += \
+libpx_core_la_SOURCES += \
 	tensor/error.c tensor/error.h \
 	tensor/json.c tensor/json.h \
 	tensor/tensor.c tensor/tensor.h tensor/half.h \

@@ -2,11 +2,11 @@
  * the happy paths reproduce reference cases (from embeddings always, from the
  * prompt text when $PIXART_REFERENCE/t5/spiece.model is there), and every bad
  * input ends with one clear line on stderr, a non-zero exit status and no
- * output file. Also the progress output (src/progress.c). */
+ * output file. Also the progress output (src/cli/progress.c). */
 #include "testutil.h"
 #include "ops/ops.h"
-#include "src/png.h"
-#include "src/progress.h"
+#include "src/pipeline/png.h"
+#include "src/cli/progress.h"
 #include "tensor/error.h"
 #include "tensor/npy.h"
 #include "tensor/safetensors.h"
@@ -603,7 +603,7 @@ START_TEST(generate_errors)
     // out of memory: a clear message, not a crash (address-space limit; sanitizer builds
     // reserve huge shadow mappings and abort on huge allocations by design, so not there)
     if (getenv("ASAN_OPTIONS") || getenv("UBSAN_OPTIONS")) {
-        fprintf(stderr, "SKIP out-of-memory check under the sanitizers\n");
+        px_test_skip_part("out-of-memory check under the sanitizers");
     } else {
         shell_prefix = "ulimit -v 3000000; ";
         st = run("generate --model '%s' --prompt-embeds '%s' --steps 2 --seed 0 --no-resolution-binning --height 48000 "
@@ -744,6 +744,39 @@ START_TEST(blas_core_restart)
 }
 END_TEST
 
+/* --vae-tiling reaches the pipeline: at 32 x 32 (latents larger than the tiny
+ * VAE's 8-latent tile) the image changes and the latents do not
+ * (test_pipeline_options checks the tiled image itself). */
+START_TEST(generate_vae_tiling)
+{
+    char emb[300], a[300], b[300], la[300], lb[300];
+    snprintf(emb, sizeof emb, "%s/emb.safetensors", tmp);
+    write_embeds("small_dpm2_cfg", emb, 1);
+    const char *outs[4] = {a, b, la, lb};
+    const char *names[4] = {"plain.npy", "tiled.npy", "plain_lat.npy", "tiled_lat.npy"};
+    for (int k = 0; k < 4; k++) {
+        snprintf((char *)outs[k], 300, "%s/%s", tmp, names[k]);
+        int st = run("generate --model '%s' --prompt-embeds '%s' --steps 2 --seed 0 --no-resolution-binning "
+                     "--height 32 --width 32 --output-type %s %s -o '%s' --quiet",
+                     px_test_data("pipe_small"), emb, k < 2 ? "npy" : "latent", k % 2 ? "--vae-tiling" : "",
+                     outs[k]);
+        char *e = px_test_read_text(err_txt, NULL);
+        ck_assert_msg(st == 0, "generate %s failed: %s", names[k], e);
+        free(e);
+    }
+    size_t na, nb, nla, nlb;
+    char *da = px_test_read_text(a, &na), *db = px_test_read_text(b, &nb);
+    char *dla = px_test_read_text(la, &nla), *dlb = px_test_read_text(lb, &nlb);
+    ck_assert(na == nb && nla == nlb);
+    ck_assert_msg(memcmp(da, db, na) != 0, "--vae-tiling changed nothing at 32 x 32");
+    ck_assert_msg(memcmp(dla, dlb, nla) == 0, "--vae-tiling changed the latents");
+    free(da);
+    free(db);
+    free(dla);
+    free(dlb);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("cli");
@@ -755,6 +788,7 @@ static Suite *suite(void)
     tcase_add_test(tc, generate_batch_ddim_seed_list);
     tcase_add_test(tc, generate_latents_dump_and_latent_output);
     tcase_add_test(tc, generate_variant_fp16);
+    tcase_add_test(tc, generate_vae_tiling);
     tcase_add_test(tc, generate_from_text);
     tcase_add_test(tc, encode_then_generate);
     tcase_add_test(tc, generate_errors);

@@ -3,8 +3,8 @@
  * writes), against diffusers/torch reference data (data/binning/) and files
  * made by numpy/Pillow (data/png/, tools/gen_png_fixture.py). */
 #include "testutil.h"
-#include "src/binning.h"
-#include "src/png.h"
+#include "src/pipeline/binning.h"
+#include "src/pipeline/png.h"
 #include "tensor/error.h"
 #include "tensor/json.h"
 

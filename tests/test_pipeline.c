@@ -9,8 +9,8 @@
  * each pipeline also checks the --dump output: every module activation the
  * reference stores is present under the same key and close to it. */
 #include "testutil.h"
-#include "src/pipeline.h"
-#include "src/png.h"
+#include "src/pipeline/pipeline.h"
+#include "src/pipeline/png.h"
 #include "tensor/dump.h"
 #include "tensor/error.h"
 #include "tensor/json.h"

@@ -5,9 +5,9 @@
  * command, and - when the shared reference set is present - the 40 reference
  * cases made with the real T5 vocabulary and transformers. */
 #include "testutil.h"
-#include "src/spm.h"
-#include "src/t5_tokenizer.h"
-#include "src/unicode.h"
+#include "src/tokenizer/spm.h"
+#include "src/tokenizer/t5_tokenizer.h"
+#include "src/tokenizer/unicode.h"
 #include "tensor/error.h"
 #include "tensor/json.h"
 
@@ -763,7 +763,7 @@ START_TEST(cli_tokenize)
 {
     const char *bin = getenv("PIXART_BIN");
     if (!bin || access(bin, X_OK) != 0) {
-        fprintf(stderr, "SKIP cli_tokenize: PIXART_BIN is not set to the built pixart program\n");
+        px_test_skip("PIXART_BIN is not set to the built pixart program");
         return;
     }
     const char *model = px_test_data("tok/t5mini.model");

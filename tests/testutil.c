@@ -8,7 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdarg.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 size_t px_close_stats(const float *got, const float *want, size_t n, double atol, double rtol,
                       double *max_abs, double *max_rel)
@@ -82,12 +84,58 @@ const char *px_test_ref(const char *rel)
     return b;
 }
 
+// ----------------------------------------------------------------------------
+// skipped checks: each is one line "W|P <test name>\t<why>\n" appended to a
+// file that px_test_run opens before Check forks the checks and reads after.
+
+static int skip_fd = -1;
+
+static void record_skip(char kind, const char *fmt, va_list ap)
+{
+    char why[512];
+    vsnprintf(why, sizeof why, fmt, ap);
+    for (char *c = why; *c; c++)
+        if (*c == '\n' || *c == '\t') *c = ' ';
+    const char *name = tcase_name();
+    fprintf(stderr, "SKIP %s: %s\n", name, why);
+    if (skip_fd < 0) return;
+    char line[700];
+    int n = snprintf(line, sizeof line, "%c %s\t%s\n", kind, name, why);
+    if (n > (int)sizeof line - 1) n = (int)sizeof line - 1, line[n - 1] = '\n';
+    ck_assert_msg(write(skip_fd, line, (size_t)n) == n, "cannot record a skipped check: %s", strerror(errno));
+}
+
+void px_test_skip(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    record_skip('W', fmt, ap);
+    va_end(ap);
+}
+
+void px_test_skip_part(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    record_skip('P', fmt, ap);
+    va_end(ap);
+}
+
 int px_test_have_ref(const char *rel, const char *why)
 {
     const char *p = px_test_ref(rel);
     struct stat st;
     if (stat(p, &st) == 0) return 1;
-    fprintf(stderr, "SKIP %s: %s is absent (set PIXART_REFERENCE to the reference set)\n", why, p);
+    px_test_skip("%s: %s is absent (set PIXART_REFERENCE to the reference set)", why, p);
+    return 0;
+}
+
+int px_test_have_optional_ref(const char *rel, const char *why)
+{
+    const char *p = px_test_ref(rel);
+    struct stat st;
+    if (stat(p, &st) == 0) return 1;
+    px_test_skip_part("%s: %s is absent (set PIXART_REFERENCE to the reference set)", why, p);
     return 0;
 }
 
@@ -314,12 +362,111 @@ void px_test_copy_weights(const char *src_dir, const char *stem, const char *dst
     px_st_set_close(s);
 }
 
+/* The test name of one of Check's TAP lines, "ok 3 - FILE:TCASE:NAME: msg"
+ * (copied into name), and where the text after "N - " starts. */
+static int tap_line_name(const char *line, char *name, size_t size, const char **rest)
+{
+    const char *p = strstr(line, " - ");
+    if (!p) return -1;
+    *rest = p + 3;
+    const char *f = *rest;
+    for (int k = 0; k < 2; k++) {
+        f = strchr(f, ':');
+        if (!f) return -1;
+        f++;
+    }
+    const char *e = strchr(f, ':');
+    if (!e || (size_t)(e - f) >= size) return -1;
+    memcpy(name, f, (size_t)(e - f));
+    name[e - f] = 0;
+    return 0;
+}
+
+/* The reason recorded for a whole-check skip of `name`, or NULL. */
+static const char *whole_skip(const char *records, const char *name, char *why, size_t size)
+{
+    size_t nl = strlen(name);
+    for (const char *r = records; *r; r = strchr(r, '\n') ? strchr(r, '\n') + 1 : r + strlen(r)) {
+        if (r[0] != 'W' || strncmp(r + 2, name, nl) || r[2 + nl] != '\t') continue;
+        const char *w = r + 3 + nl, *e = strchr(w, '\n');
+        size_t n = e ? (size_t)(e - w) : strlen(w);
+        if (n >= size) n = size - 1;
+        memcpy(why, w, n);
+        why[n] = 0;
+        return why;
+    }
+    return NULL;
+}
+
 int px_test_run(Suite *s)
 {
+    char skips[4096], tap[4096];
+    snprintf(skips, sizeof skips, "%s/pixart-skips-XXXXXX", env_or("TMPDIR", "/tmp"));
+    snprintf(tap, sizeof tap, "%s/pixart-tap-XXXXXX", env_or("TMPDIR", "/tmp"));
+    skip_fd = mkstemp(skips);
+    int tap_fd = mkstemp(tap);
+    if (skip_fd < 0 || tap_fd < 0) {
+        fprintf(stderr, "cannot make temporary files in %s: %s\n", env_or("TMPDIR", "/tmp"), strerror(errno));
+        return EXIT_FAILURE;
+    }
+    close(tap_fd);
+    unlink(skips); // the checks (forked children) share the open file
+
     SRunner *sr = srunner_create(s);
+    srunner_set_tap(sr, tap);
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);
+    fflush(stdout);
+
+    // the skip records
+    off_t len = lseek(skip_fd, 0, SEEK_END);
+    char *rec = malloc((size_t)(len > 0 ? len : 0) + 1);
+    if (!rec || pread(skip_fd, rec, (size_t)len, 0) != len) {
+        fprintf(stderr, "cannot read back the skipped checks\n");
+        return EXIT_FAILURE;
+    }
+    rec[len] = 0;
+    close(skip_fd);
+    skip_fd = -1;
+
+    // Check's TAP, with the skips marked, then one point per skipped part
+    // (no ck_assert here: outside a check it aborts the runner)
+    FILE *tf = fopen(tap, "rb");
+    char *t = NULL;
+    size_t tlen = 0;
+    if (tf && fseek(tf, 0, SEEK_END) == 0 && (long)(tlen = (size_t)ftell(tf)) >= 0 && fseek(tf, 0, SEEK_SET) == 0 &&
+        (t = malloc(tlen + 1)) && fread(t, 1, tlen, tf) == tlen) {
+        t[tlen] = 0;
+    } else {
+        fprintf(stderr, "cannot read Check's TAP output %s\n", tap);
+        return EXIT_FAILURE;
+    }
+    fclose(tf);
+    unlink(tap);
+    int k = 0;
+    for (char *line = strtok(t, "\n"); line; line = strtok(NULL, "\n")) {
+        int ok = !strncmp(line, "ok ", 3);
+        if (!ok && strncmp(line, "not ok ", 7)) continue; // the plan: ours comes last
+        char name[256], why[512];
+        const char *rest;
+        if (ok && !tap_line_name(line, name, sizeof name, &rest) && whole_skip(rec, name, why, sizeof why))
+            printf("ok %d - %s # SKIP %s\n", ++k, name, why);
+        else if (tap_line_name(line, name, sizeof name, &rest) == 0)
+            // a pass names TCASE:NAME (Check's FILE is the last assertion's, often testutil.c)
+            printf("%s %d - %s\n", ok ? "ok" : "not ok", ++k, ok ? strchr(rest, ':') + 1 : rest);
+        else
+            printf("%s %d - %s\n", ok ? "ok" : "not ok", ++k, line);
+    }
+    for (char *r = strtok(rec, "\n"); r; r = strtok(NULL, "\n")) {
+        if (r[0] != 'P') continue;
+        char *tab = strchr(r, '\t');
+        if (tab) *tab = 0;
+        printf("ok %d - %s (part) # SKIP %s\n", ++k, r + 2, tab ? tab + 1 : "");
+    }
+    printf("1..%d\n", k);
+    free(t);
+    free(rec);
     return failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }
 

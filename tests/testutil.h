@@ -27,9 +27,26 @@ const char *px_test_data(const char *rel);
 /* Path under the shared reference set ($PIXART_REFERENCE, default
  * ../shared/reference next to the checkout). */
 const char *px_test_ref(const char *rel);
-/* 1 when the reference file exists; otherwise prints "SKIP <why>: <path> is
- * absent (set PIXART_REFERENCE)" and returns 0, so a test can `return`. */
+/* ---- skipped checks ---------------------------------------------------------
+ * A check that cannot run here (no reference set, no pixart program, a
+ * sanitizer build) says so, and px_test_run reports it as SKIP to Automake
+ * (TAP "# SKIP"), not as a pass. Each also prints "SKIP <test>: <why>" on
+ * stderr. Only valid inside a running check (START_TEST body or a helper it
+ * calls). A loop test is reported per test name: one skipping iteration marks
+ * every iteration of that name. */
+
+/* This whole check is skipped: the caller returns right after. */
+void px_test_skip(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* An optional part of this check is skipped; the check's own result (its
+ * other assertions) stands, and the part is reported as one more SKIP. */
+void px_test_skip_part(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* 1 when the reference file exists; otherwise skips the check
+ * (px_test_skip: "<why>: <path> is absent (set PIXART_REFERENCE)") and
+ * returns 0, so the test can `return`. */
 int px_test_have_ref(const char *rel, const char *why);
+/* The same for an optional part of a check (px_test_skip_part). */
+int px_test_have_optional_ref(const char *rel, const char *why);
 
 /* Opens a safetensors file, failing the test with the library's message. */
 px_st_file *px_test_open(const char *path);
@@ -117,7 +134,10 @@ void px_test_copy_weights(const char *src_dir, const char *stem, const char *dst
  * one list has and the other lacks. */
 void px_test_check_keys(const char *const *keys, size_t n, const char *fixture_rel, const char *const *prefixes);
 
-/* Runs a suite and returns the exit status for main. */
+/* Runs a suite and returns the exit status for main. Besides Check's usual
+ * report, prints one TAP line per check on stdout ("ok 3 - name", "not ok",
+ * "ok 4 - name # SKIP why"), plus one per skipped part, and the plan, for
+ * Automake's tap-driver.sh (Makefile.am LOG_DRIVER). */
 int px_test_run(Suite *s);
 
 #endif

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Generate src/unicode_tables.c: the Unicode data behind Python's str.lower()
+"""Generate src/tokenizer/unicode_tables.c: the Unicode data behind Python's str.lower()
 and str.strip(), as PixArt's prompt preprocessing uses them.
 
 The tables are measured from the running CPython itself (not from the Unicode
@@ -22,7 +22,7 @@ data files), so they match exactly what that interpreter's str methods do:
 The reference data was produced by Debian's Python 3.11.2 (Unicode 14.0.0):
 run this with that interpreter:
 
-    /usr/bin/python3 tools/gen_unicode_tables.py > src/unicode_tables.c
+    /usr/bin/python3 tools/gen_unicode_tables.py > src/tokenizer/unicode_tables.c
 
 The script checks its own tables against str.lower()/str.strip() on generated
 strings before printing anything.
@@ -141,7 +141,7 @@ def main():
       % (sys.version.split()[0], unicodedata.unidata_version))
     w(" * Do not edit: rerun the generator. Tables for Python's str.lower() and\n")
     w(" * str.strip() (see unicode.c). */\n")
-    w('#include "src/unicode.h"\n\n')
+    w('#include "src/tokenizer/unicode.h"\n\n')
     w("const char px_uc_unicode_version[] = \"%s\";\n" % unicodedata.unidata_version)
     w("const char px_uc_python_version[] = \"%s\";\n\n" % sys.version.split()[0])
 

@@ -28,11 +28,28 @@
 extern "C" {
 #endif
 
+/* The library exports these functions and nothing else (it is built with
+ * -fvisibility=hidden where the compiler has it). */
+#if defined(__GNUC__) || defined(__clang__)
+#define PX_API __attribute__((visibility("default")))
+#else
+#define PX_API
+#endif
+
 /* The last error message recorded on this thread (file and field named). */
-const char *px_last_error(void);
+PX_API const char *px_last_error(void);
 
 /* Threads used by every operator (also PIXART_NUM_THREADS). */
-void px_set_num_threads(int n);
+PX_API void px_set_num_threads(int n);
+
+/* First thing in a program's main(argv), before any thread or OpenBLAS call:
+ * when the OpenBLAS library picked kernels older than the CPU (a DYNAMIC_ARCH
+ * build that does not know the CPU model falls back to e.g. "Prescott") and
+ * the user did not set OPENBLAS_CORETYPE, says so once on stderr and
+ * re-executes the program with OPENBLAS_CORETYPE set to the right core
+ * (Linux; elsewhere it only says what to set). Returns when there is nothing
+ * to do. A user-set OPENBLAS_CORETYPE always wins. doc/performance.md. */
+PX_API void px_blas_fix_core(char **argv);
 
 /* ---- pipeline: diffusers PixArtAlphaPipeline (v0.30.3) ------------------ */
 
@@ -42,28 +59,57 @@ typedef struct px_pipeline px_pipeline;
  * run under the reference's key names ("pipeline/latents_step03",
  * "transformer/transformer_blocks.12#0", ...), saved as F32 safetensors. */
 struct px_dump;
-struct px_dump *px_dump_new(void);
-void px_dump_free(struct px_dump *d);
-int px_dump_save(const struct px_dump *d, const char *path);
+PX_API struct px_dump *px_dump_new(void);
+PX_API void px_dump_free(struct px_dump *d);
+PX_API int px_dump_save(const struct px_dump *d, const char *path);
 
 /* Opens an unmodified diffusers checkpoint folder (model_index.json,
  * scheduler/, text_encoder/, tokenizer/, transformer/, vae/). Checks the
  * component classes and reads the configurations; the weights are loaded
  * when a stage needs them and released after it (the text encoder is freed
- * before the transformer is loaded). variant: NULL, "fp16" or "bf16" loads
+ * before the transformer is loaded; see px_pipeline_keep_models). variant: NULL, "fp16" or "bf16" loads
  * *.VARIANT.safetensors files like diffusers' variant= argument.
  * NULL with px_last_error() naming the file and field on failure. */
-px_pipeline *px_pipeline_open(const char *model_dir, const char *variant);
-void px_pipeline_close(px_pipeline *p);
+PX_API px_pipeline *px_pipeline_open(const char *model_dir, const char *variant);
+PX_API void px_pipeline_close(px_pipeline *p);
 
 /* The transformer's sample_size, the VAE's downscale factor (8 for the real
  * VAE), the latent channels, the T5 d_model, and the default image size
  * (sample_size * downscale, like diffusers' height/width defaults). */
-int px_pipeline_sample_size(const px_pipeline *p);
-int px_pipeline_vae_scale_factor(const px_pipeline *p);
-int px_pipeline_latent_channels(const px_pipeline *p);
-int px_pipeline_text_dim(const px_pipeline *p);
-void px_pipeline_default_size(const px_pipeline *p, int *height, int *width);
+/* The three models, as masks for px_pipeline_keep_models. */
+enum {
+    PX_MODEL_TEXT_ENCODER = 1, /* T5EncoderModel */
+    PX_MODEL_TRANSFORMER = 2,  /* PixArtTransformer2DModel */
+    PX_MODEL_VAE = 4,          /* AutoencoderKL */
+    PX_MODEL_ALL = 7
+};
+
+/* Which models stay loaded between calls, for programs that generate many
+ * images: a mask of PX_MODEL_*. A kept model is loaded the first time a
+ * stage needs it and reused by later px_pipeline_generate /
+ * px_pipeline_encode calls until released or the pipeline is closed; the
+ * others are released right after their stage (0, the default: nothing is
+ * kept, so the text encoder and the transformer are never resident
+ * together). The outputs are the same bits either way. Loaded models no
+ * longer in the mask are released now. Returns the previous mask. */
+PX_API int px_pipeline_keep_models(px_pipeline *p, int mask);
+/* Releases the loaded models of mask now (they stay in the keep mask and are
+ * loaded again when next needed), e.g. the text encoder once every prompt
+ * of a batch is encoded. */
+PX_API void px_pipeline_release_models(px_pipeline *p, int mask);
+
+/* diffusers' vae.enable_tiling() (1) / disable_tiling() (0, the default):
+ * latents larger than the VAE's tile are decoded in overlapping tiles blended
+ * together, which bounds the decoder's memory at large sizes; the image
+ * differs slightly from the untiled one, as in diffusers. Returns the
+ * previous setting. */
+PX_API int px_pipeline_set_vae_tiling(px_pipeline *p, int enabled);
+
+PX_API int px_pipeline_sample_size(const px_pipeline *p);
+PX_API int px_pipeline_vae_scale_factor(const px_pipeline *p);
+PX_API int px_pipeline_latent_channels(const px_pipeline *p);
+PX_API int px_pipeline_text_dim(const px_pipeline *p);
+PX_API void px_pipeline_default_size(const px_pipeline *p, int *height, int *width);
 
 /* Stages of a run, in order (progress events, timings). */
 typedef enum {
@@ -76,7 +122,7 @@ typedef enum {
     PX_STAGE_COUNT
 } px_stage;
 /* "load text encoder", "encode prompt", ... */
-const char *px_stage_name(int stage);
+PX_API const char *px_stage_name(int stage);
 
 typedef enum {
     PX_EVENT_BEGIN = 0, /* a stage starts */
@@ -171,7 +217,7 @@ typedef struct {
     struct px_dump *dump;
 } px_generate_params;
 
-void px_generate_params_init(px_generate_params *prm);
+PX_API void px_generate_params_init(px_generate_params *prm);
 
 typedef struct {
     int num_images;          /* num_prompts * num_images_per_prompt */
@@ -188,24 +234,84 @@ typedef struct {
 
 /* Runs the pipeline. Returns 0 and fills *res (free with
  * px_generate_result_free), or -1 with px_last_error(). */
-int px_pipeline_generate(px_pipeline *p, const px_generate_params *prm, px_generate_result *res);
-void px_generate_result_free(px_generate_result *res);
+PX_API int px_pipeline_generate(px_pipeline *p, const px_generate_params *prm, px_generate_result *res);
+PX_API void px_generate_result_free(px_generate_result *res);
 
 /* The shape of the latents a call with these parameters uses (num_images,
  * latent_channels, h, w) (after resolution binning), e.g. to check a
  * latents= array before the run. Returns 0 or -1 (bad size). */
-int px_pipeline_latent_shape(const px_pipeline *p, const px_generate_params *prm, int64_t shape[4]);
+PX_API int px_pipeline_latent_shape(const px_pipeline *p, const px_generate_params *prm, int64_t shape[4]);
 
 /* The tokenizer step of encode_prompt for one text: lower()/strip(), then
  * T5Tokenizer(padding="max_length", truncation=True) to max_length tokens.
  * ids/mask: (max_length) int32. Returns 0 or -1. */
-int px_pipeline_tokenize(px_pipeline *p, const char *text, int max_length, int32_t *ids, int32_t *mask);
+PX_API int px_pipeline_tokenize(px_pipeline *p, const char *text, int max_length, int32_t *ids, int32_t *mask);
 
 /* encode_prompt without repetition: the T5 embeddings of n texts,
  * out (n, max_length, text_dim) float32 and mask (n, max_length) 0/1 float32.
- * Loads the text encoder for the call and releases it afterwards. */
-int px_pipeline_encode(px_pipeline *p, const char *const *texts, int n, int max_length, float *out,
+ * Loads the text encoder for the call and releases it afterwards (unless
+ * kept: px_pipeline_keep_models). */
+PX_API int px_pipeline_encode(px_pipeline *p, const char *const *texts, int n, int max_length, float *out,
                        float *mask);
+
+/* ---- images and noise ------------------------------------------------- */
+
+/* diffusers' numpy_to_pil rounding: out[i] = uint8(round_half_even(float(x[i] * 255)))
+ * for a float image in [0, 1] (values outside are saturated, NaN becomes 0). */
+PX_API void px_image_to_u8(uint8_t *out, const float *x, size_t n);
+
+/* A PNG text chunk: key 1..79 printable Latin-1 characters (no leading or
+ * trailing space), value UTF-8 (written as iTXt when not plain ASCII). */
+typedef struct {
+    const char *key;
+    const char *value;
+} px_png_text;
+
+/* Writes rgb (h, w, 3) 8-bit row-major as an RGB PNG with ntext text chunks
+ * (e.g. the generation parameters). The file is written under a temporary
+ * name next to path and renamed: never half a file. Returns 0 or -1. */
+PX_API int px_png_write(const char *path, const uint8_t *rgb, int w, int h, const px_png_text *text, int ntext);
+
+/* torch.randn(shape, generator=torch.Generator("cpu").manual_seed(seed))
+ * in float32, bit for bit: out has the product of shape[0..ndim) values.
+ * Returns 0 or -1. */
+PX_API int px_torch_randn(float *out, int ndim, const int64_t *shape, uint64_t seed);
+
+/* ---- files and errors -------------------------------------------------- */
+
+/* Tensor `key` of a safetensors file as a malloc'd float32 array (F32, F16,
+ * BF16, I32 and I64 converted), its dimensions in *ndim and shape[0..ndim)
+ * (at most max_ndim). NULL with px_last_error() naming the file and the
+ * tensor. px_safetensors_has_tensor: 1, 0, or -1 (unreadable file). */
+PX_API float *px_safetensors_read_f32(const char *path, const char *key, int max_ndim, int *ndim, int64_t *shape);
+PX_API int px_safetensors_has_tensor(const char *path, const char *key);
+
+/* Writes n float32 tensors (names unique) and nmeta metadata string pairs
+ * (metadata[2k] = key, metadata[2k + 1] = value) as a safetensors file, e.g.
+ * the prompt embeddings `pixart encode` writes. Returns 0 or -1. */
+typedef struct {
+    const char *name;
+    int ndim;
+    const int64_t *shape;
+    const float *data;
+} px_named_tensor;
+PX_API int px_safetensors_save_f32(const char *path, const px_named_tensor *t, int n, const char *const *metadata,
+                                   int nmeta);
+
+/* A float32 .npy file (numpy format 1.0), written to a temporary name and
+ * renamed. Returns 0 or -1. */
+PX_API int px_npy_save_f32(const char *path, int ndim, const int64_t *shape, const float *data);
+
+/* Only the keys for which keep(key, user) returns nonzero are recorded (e.g.
+ * the main modules' outputs, not every submodule's). */
+PX_API void px_dump_set_filter(struct px_dump *d, int (*keep)(const char *key, void *user), void *user);
+
+/* Records a message for px_last_error() (e.g. why a progress callback
+ * stopped a run); returns -1. */
+#if defined(__GNUC__) || defined(__clang__)
+__attribute__((format(printf, 1, 2)))
+#endif
+PX_API int px_set_error(const char *fmt, ...);
 
 #ifdef __cplusplus
 }

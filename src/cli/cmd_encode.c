@@ -1,11 +1,8 @@
 /* `pixart encode`: the T5 embeddings of prompts (PixArtAlphaPipeline.
  * encode_prompt, without the per-image repetition) saved as safetensors, so
  * that `pixart generate --prompt-embeds FILE` can skip the text encoder. */
-#include "src/cli.h"
-#include "tensor/error.h"
-#include "tensor/safetensors.h"
-#include "ops/ops.h"
-#include "pixart/pixart.h"
+#include "pixart/pixart.h" // the only library header: the CLI is a client of the public API
+#include "src/cli/cli.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -142,17 +139,16 @@ int cmd_encode(int argc, char **argv)
 
     rc = 1;
     px_pipeline *p = px_pipeline_open(model, variant);
-    px_st_writer *w = NULL;
     float *emb = NULL, *mask = NULL;
     const char **all = NULL;
     if (!p) goto fail;
     const int L = (int)max_seq, D = px_pipeline_text_dim(p);
     const int n = no_neg ? np : 2 * np;
     all = calloc((size_t)n, sizeof *all);
-    emb = px_malloc(sizeof(float) * (size_t)n * L * D, "embeddings");
-    mask = px_malloc(sizeof(float) * (size_t)n * L, "masks");
+    emb = malloc(sizeof(float) * (size_t)n * L * D);
+    mask = malloc(sizeof(float) * (size_t)n * L);
     if (!all || !emb || !mask) {
-        px_fail("out of memory");
+        px_set_error("out of memory (%d embeddings of %d x %d)", n, L, D);
         goto fail;
     }
     for (int i = 0; i < np; i++) {
@@ -161,25 +157,21 @@ int cmd_encode(int argc, char **argv)
     }
     if (!quiet) fprintf(stderr, "encoding %d text%s with %s/text_encoder ...\n", n, n > 1 ? "s" : "", model);
     if (px_pipeline_encode(p, all, n, L, emb, mask)) goto fail;
-    w = px_st_writer_new();
-    if (!w) goto fail;
     int64_t se[3] = {np, L, D}, sm[2] = {np, L};
-    if (px_st_writer_add(w, "prompt_embeds", PX_F32, 3, se, emb) ||
-        px_st_writer_add(w, "prompt_attention_mask", PX_F32, 2, sm, mask))
-        goto fail;
-    if (!no_neg && (px_st_writer_add(w, "negative_prompt_embeds", PX_F32, 3, se, emb + (size_t)np * L * D) ||
-                    px_st_writer_add(w, "negative_prompt_attention_mask", PX_F32, 2, sm, mask + (size_t)np * L)))
-        goto fail;
-    px_st_writer_set_metadata(w, "producer", "pixart encode");
-    px_st_writer_set_metadata(w, "model", model);
-    if (px_st_writer_save(w, out)) goto fail;
+    const px_named_tensor t[4] = {
+        {"prompt_embeds", 3, se, emb},
+        {"prompt_attention_mask", 2, sm, mask},
+        {"negative_prompt_embeds", 3, se, emb + (size_t)np * L * D},
+        {"negative_prompt_attention_mask", 2, sm, mask + (size_t)np * L},
+    };
+    const char *meta[4] = {"producer", "pixart encode", "model", model};
+    if (px_safetensors_save_f32(out, t, no_neg ? 2 : 4, meta, 2)) goto fail;
     if (!quiet) fprintf(stderr, "wrote %s\n", out);
     rc = 0;
     goto done;
 fail:
     fprintf(stderr, "pixart encode: %s\n", px_last_error());
 done:
-    px_st_writer_free(w);
     free(emb);
     free(mask);
     free(all);

@@ -1,7 +1,7 @@
 /* Resolution binning: diffusers' aspect-ratio bucket tables, the nearest
  * bucket rule and the bilinear resize + centre crop back to the requested
  * size (PixArtImageProcessor, diffusers v0.30.3). */
-#include "src/binning.h"
+#include "src/pipeline/binning.h"
 #include "tensor/error.h"
 
 #include <math.h>

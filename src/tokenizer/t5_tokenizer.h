@@ -12,7 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "src/spm.h"
+#include "src/tokenizer/spm.h"
 
 typedef struct px_t5tok px_t5tok;
 

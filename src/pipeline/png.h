@@ -12,15 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* numpy_to_pil rounding: out[i] = uint8(round_half_even(float(x[i] * 255))).
- * Values outside [0, 1] (which the pipeline never produces after clamp) are
- * saturated; NaN becomes 0. */
-void px_image_to_u8(uint8_t *out, const float *x, size_t n);
-
-typedef struct {
-    const char *key;   /* 1..79 printable Latin-1 characters, no leading/trailing space */
-    const char *value; /* UTF-8 */
-} px_png_text;
+#include "pixart/pixart.h" /* px_image_to_u8, px_png_text, px_png_write (public) */
 
 /* Encode rgb (h, w, 3) row-major into a PNG in memory (*out malloc'ed).
  * Rows are filtered with the usual minimum-sum-of-absolute-differences
@@ -28,8 +20,6 @@ typedef struct {
 int px_png_encode(uint8_t **out, size_t *out_len, const uint8_t *rgb, int w, int h, const px_png_text *text,
                   int ntext);
 
-/* px_png_encode + atomic write to path. */
-int px_png_write(const char *path, const uint8_t *rgb, int w, int h, const px_png_text *text, int ntext);
 
 /* Decode an 8-bit, non-interlaced RGB or RGBA PNG (colour type 2 or 6) into
  * *rgb (h, w, 3), alpha dropped. Every chunk length and CRC is checked.

@@ -1,9 +1,7 @@
 /* pixart randn: torch.randn(shape, generator=torch.Generator('cpu').manual_seed(S))
  * as a float32 .npy file, bit for bit (sched/rng.h). */
 #include "cli.h"
-#include "sched/rng.h"
-#include "tensor/error.h"
-#include "tensor/npy.h"
+#include "pixart/pixart.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -129,15 +127,12 @@ int cmd_randn(int argc, char **argv)
         numel *= shape[i];
     }
 
-    float *x = px_malloc((size_t)(numel ? numel : 1) * sizeof *x, "randn output");
+    float *x = malloc((size_t)(numel ? numel : 1) * sizeof *x);
     if (!x) {
-        fprintf(stderr, "pixart randn: %s\n", px_last_error());
+        fprintf(stderr, "pixart randn: out of memory (%lld floats)\n", (long long)numel);
         return 1;
     }
-    px_rng g;
-    px_rng_seed(&g, seed);
-    px_randn(&g, x, (size_t)numel);
-    int rc = px_npy_save(out, PX_F32, ndim, shape, x);
+    int rc = px_torch_randn(x, ndim, shape, seed) || px_npy_save_f32(out, ndim, shape, x);
     free(x);
     if (rc) {
         fprintf(stderr, "pixart randn: %s\n", px_last_error());

@@ -2,7 +2,7 @@
  * file (and the subcommands it calls) print and exit. */
 #include "config.h"
 #include "cli.h"
-#include "ops/ops.h"
+#include "pixart/pixart.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -47,7 +47,7 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
-    px_blas_fix_core(argv); /* OpenBLAS's kernels for this CPU (ops/blas.c); may re-execute */
+    px_blas_fix_core(argv); /* OpenBLAS's kernels for this CPU; may re-execute */
     if (argc < 2) {
         usage(stderr);
         return 2;

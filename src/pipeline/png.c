@@ -1,6 +1,6 @@
 /* PNG writer/reader (8-bit RGB) with zlib, and diffusers' numpy_to_pil
  * rounding of the float image. */
-#include "src/png.h"
+#include "src/pipeline/png.h"
 #include "tensor/error.h"
 
 #include <errno.h>
@@ -278,6 +278,74 @@ static int add_text(px_png_kv **text, int *ntext, const uint8_t *k, size_t kn, c
     return 0;
 }
 
+/* A tEXt or iTXt chunk's keyword and (uncompressed) text, appended to *text. */
+static int read_text_chunk(const char *name, const uint8_t *type, const uint8_t *data, uint32_t n, px_png_kv **text,
+                           int *ntext)
+{
+    const uint8_t *nul = memchr(data, 0, n);
+    if (!nul) return px_fail("%s: %.4s chunk without keyword terminator", name, (const char *)type);
+    size_t kn = (size_t)(nul - data);
+    const uint8_t *v = nul + 1;
+    size_t vn = n - kn - 1;
+    if (!memcmp(type, "iTXt", 4)) { // flag, method, language NUL, translated keyword NUL
+        if (vn < 2 || v[0] != 0) // compressed iTXt is not produced by pixart
+            return px_fail("%s: unsupported iTXt chunk", name);
+        v += 2;
+        vn -= 2;
+        for (int k = 0; k < 2; k++) {
+            const uint8_t *e = memchr(v, 0, vn);
+            if (!e) return px_fail("%s: malformed iTXt chunk", name);
+            vn -= (size_t)(e - v) + 1;
+            v = e + 1;
+        }
+    }
+    if (add_text(text, ntext, data, kn, v, vn)) return px_fail_ctx("%s", name);
+    return 0;
+}
+
+/* The IDAT stream z inflated, unfiltered row by row and reduced to RGB
+ * (h, w, 3), or NULL with a message. */
+static uint8_t *inflate_image(const char *name, const buf_t *z, uint32_t w, uint32_t h, int channels)
+{
+    size_t stride = (size_t)w * (size_t)channels;
+    size_t raw_n = (stride + 1) * (size_t)h;
+    uint8_t *raw = px_malloc(raw_n ? raw_n : 1, "png inflate buffer");
+    uint8_t *rgb = px_malloc((size_t)w * h * 3, "png image");
+    uint8_t *img = px_malloc(stride * h, "png rows");
+    if (!raw || !rgb || !img) goto fail;
+    uLongf got = (uLongf)raw_n;
+    int zr = uncompress(raw, &got, z->p, (uLong)z->n);
+    if (zr != Z_OK || got != raw_n) {
+        px_fail("%s: image data does not inflate to %zu bytes (zlib %d)", name, raw_n, zr);
+        goto fail;
+    }
+    for (uint32_t y = 0; y < h; y++) {
+        const uint8_t *src = raw + (size_t)y * (stride + 1);
+        uint8_t *row = img + (size_t)y * stride, *prev = y ? row - stride : NULL;
+        int ft = src[0];
+        if (ft > 4) {
+            px_fail("%s: row %u has invalid filter type %d", name, y, ft);
+            goto fail;
+        }
+        for (size_t i = 0; i < stride; i++) {
+            int a = i >= (size_t)channels ? row[i - channels] : 0;
+            int b = prev ? prev[i] : 0;
+            int c = (prev && i >= (size_t)channels) ? prev[i - channels] : 0;
+            int pred = ft == 0 ? 0 : ft == 1 ? a : ft == 2 ? b : ft == 3 ? (a + b) >> 1 : paeth(a, b, c);
+            row[i] = (uint8_t)(src[1 + i] + pred);
+        }
+    }
+    for (size_t i = 0; i < (size_t)w * h; i++) memcpy(rgb + 3 * i, img + channels * i, 3);
+    free(raw);
+    free(img);
+    return rgb;
+fail:
+    free(raw);
+    free(rgb);
+    free(img);
+    return NULL;
+}
+
 int px_png_decode(const uint8_t *buf, size_t len, const char *name, uint8_t **rgb_out, int *w_out, int *h_out,
                   px_png_kv **text, int *ntext)
 {
@@ -331,34 +399,9 @@ int px_png_decode(const uint8_t *buf, size_t len, const char *name, uint8_t **rg
         } else if (!memcmp(type, "IEND", 4)) {
             seen_iend = 1;
         } else if (text && (!memcmp(type, "tEXt", 4) || !memcmp(type, "iTXt", 4))) {
-            const uint8_t *nul = memchr(data, 0, n);
-            if (!nul) {
+            if (read_text_chunk(name, type, data, n, text, ntext)) {
                 free(z.p);
-                return px_fail("%s: %.4s chunk without keyword terminator", name, (const char *)type);
-            }
-            size_t kn = (size_t)(nul - data);
-            const uint8_t *v = nul + 1;
-            size_t vn = n - kn - 1;
-            if (!memcmp(type, "iTXt", 4)) { // flag, method, language NUL, translated keyword NUL
-                if (vn < 2 || v[0] != 0) { // compressed iTXt is not produced by pixart
-                    free(z.p);
-                    return px_fail("%s: unsupported iTXt chunk", name);
-                }
-                v += 2;
-                vn -= 2;
-                for (int k = 0; k < 2; k++) {
-                    const uint8_t *e = memchr(v, 0, vn);
-                    if (!e) {
-                        free(z.p);
-                        return px_fail("%s: malformed iTXt chunk", name);
-                    }
-                    vn -= (size_t)(e - v) + 1;
-                    v = e + 1;
-                }
-            }
-            if (add_text(text, ntext, data, kn, v, vn)) {
-                free(z.p);
-                return px_fail_ctx("%s", name);
+                return -1;
             }
         } else if (!(type[0] & 0x20)) { // unknown critical chunk
             free(z.p);
@@ -372,48 +415,9 @@ int px_png_decode(const uint8_t *buf, size_t len, const char *name, uint8_t **rg
     }
     if (z.oom) return px_fail("%s: out of memory", name);
 
-    size_t stride = (size_t)w * (size_t)channels;
-    size_t raw_n = (stride + 1) * (size_t)h;
-    uint8_t *raw = px_malloc(raw_n ? raw_n : 1, "png inflate buffer");
-    uint8_t *rgb = px_malloc((size_t)w * h * 3, "png image");
-    uint8_t *img = px_malloc(stride * h, "png rows");
-    if (!raw || !rgb || !img) {
-        free(raw);
-        free(rgb);
-        free(img);
-        free(z.p);
-        return -1;
-    }
-    uLongf got = (uLongf)raw_n;
-    int zr = uncompress(raw, &got, z.p, (uLong)z.n);
+    uint8_t *rgb = inflate_image(name, &z, w, h, channels);
     free(z.p);
-    if (zr != Z_OK || got != raw_n) {
-        free(raw);
-        free(rgb);
-        free(img);
-        return px_fail("%s: image data does not inflate to %zu bytes (zlib %d)", name, raw_n, zr);
-    }
-    for (uint32_t y = 0; y < h; y++) {
-        const uint8_t *src = raw + (size_t)y * (stride + 1);
-        uint8_t *row = img + (size_t)y * stride, *prev = y ? row - stride : NULL;
-        int ft = src[0];
-        if (ft > 4) {
-            free(raw);
-            free(rgb);
-            free(img);
-            return px_fail("%s: row %u has invalid filter type %d", name, y, ft);
-        }
-        for (size_t i = 0; i < stride; i++) {
-            int a = i >= (size_t)channels ? row[i - channels] : 0;
-            int b = prev ? prev[i] : 0;
-            int c = (prev && i >= (size_t)channels) ? prev[i - channels] : 0;
-            int pred = ft == 0 ? 0 : ft == 1 ? a : ft == 2 ? b : ft == 3 ? (a + b) >> 1 : paeth(a, b, c);
-            row[i] = (uint8_t)(src[1 + i] + pred);
-        }
-    }
-    free(raw);
-    for (size_t i = 0; i < (size_t)w * h; i++) memcpy(rgb + 3 * i, img + channels * i, 3);
-    free(img);
+    if (!rgb) return -1;
     *rgb_out = rgb;
     *w_out = (int)w;
     *h_out = (int)h;

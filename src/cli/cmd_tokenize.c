@@ -1,8 +1,8 @@
 /* `pixart tokenize`: T5 token ids of prompts, as PixArtAlphaPipeline's
  * tokenizer call produces them (transformers T5Tokenizer, legacy=True). */
-#include "src/cli.h"
-#include "src/t5_tokenizer.h"
-#include "src/unicode.h"
+#include "src/cli/cli.h"
+#include "src/tokenizer/t5_tokenizer.h"
+#include "src/tokenizer/unicode.h"
 #include "tensor/error.h"
 
 #include <stdio.h>

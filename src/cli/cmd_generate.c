@@ -2,15 +2,9 @@
  * in, PNG images (or the float image / latents as .npy) out — the same image
  * diffusers' PixArtAlphaPipeline gives for the same seed and arguments. */
 #include "config.h"
-#include "src/cli.h"
-#include "src/pipeline.h"
-#include "src/png.h"
-#include "src/progress.h"
-#include "tensor/dump.h"
-#include "tensor/error.h"
-#include "tensor/npy.h"
-#include "tensor/safetensors.h"
-#include "ops/ops.h"
+#include "pixart/pixart.h" // the only library header: the CLI is a client of the public API
+#include "src/cli/cli.h"
+#include "src/cli/progress.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -67,6 +61,8 @@ static void generate_usage(FILE *f)
             "  --dump-all                with --dump: every module's output and input (large)\n"
             "other:\n"
             "  --variant fp16|bf16       load *.VARIANT.safetensors weights\n"
+            "  --vae-tiling              decode in overlapping tiles (diffusers' vae.enable_tiling():\n"
+            "                            less memory at large sizes, a slightly different image)\n"
             "  --threads N               operator threads\n"
             "  --quiet                   no progress output\n"
             "  -h, --help                show this help\n");
@@ -92,7 +88,7 @@ typedef struct {
     int64_t timesteps[1000];
     int ntimesteps;
     const char *timesteps_arg;
-    int binning, quiet, dump_all;
+    int binning, quiet, dump_all, vae_tiling;
     const char *output_type; /* png, npy, latent */
 } gen_opts;
 
@@ -217,6 +213,10 @@ static int parse_args(int argc, char **argv, gen_opts *o)
             o->dump_all = 1;
             continue;
         }
+        if (!strcmp(a, "--vae-tiling")) {
+            o->vae_tiling = 1;
+            continue;
+        }
         // options with a value: "--opt VALUE" or "--opt=VALUE"
         char name[64];
         const char *val = NULL, *eq = a[0] == '-' && a[1] == '-' ? strchr(a, '=') : NULL;
@@ -322,7 +322,7 @@ static int check_output_dir(const char *out)
     if (!slash) snprintf(dir, sizeof dir, ".");
     else if (slash == out) snprintf(dir, sizeof dir, "/");
     else snprintf(dir, sizeof dir, "%.*s", (int)(slash - out), out);
-    if (access(dir, W_OK) != 0) return px_fail("%s: cannot write to directory '%s': %s", out, dir, strerror(errno));
+    if (access(dir, W_OK) != 0) return px_set_error("%s: cannot write to directory '%s': %s", out, dir, strerror(errno));
     return 0;
 }
 
@@ -333,8 +333,8 @@ static int write_pngs(const gen_opts *o, const px_generate_result *res, const ch
 {
     const int N = res->num_images;
     const size_t npx = (size_t)res->height * res->width * 3;
-    uint8_t *rgb = px_malloc(npx, "8-bit image");
-    if (!rgb) return -1;
+    uint8_t *rgb = malloc(npx);
+    if (!rgb) return px_set_error("out of memory (8-bit image)");
     char seed[32], steps[32], guidance[32], size[64], idx[32], eta[32];
     snprintf(guidance, sizeof guidance, "%g", o->guidance);
     snprintf(size, sizeof size, "%dx%d", res->width, res->height);
@@ -345,7 +345,7 @@ static int write_pngs(const gen_opts *o, const px_generate_result *res, const ch
         if (N == 1) snprintf(path, sizeof path, "%s", o->out);
         else if (numbered_path(path, sizeof path, o->out, i)) {
             free(rgb);
-            return px_fail("%s: output path too long", o->out);
+            return px_set_error("%s: output path too long", o->out);
         }
         px_image_to_u8(rgb, res->images + (size_t)i * npx, npx);
         int p = i / (int)o->nipp;
@@ -380,33 +380,25 @@ static int write_pngs(const gen_opts *o, const px_generate_result *res, const ch
 // ---------------------------------------------------------------------------
 // Inputs from files
 
-static float *load_f32(const px_st_file *f, const char *key, int ndim, int64_t *shape, const char *path)
+/* Tensor `key` of the safetensors file at path: ndim dimensions, finite values. */
+static float *load_f32(const char *path, const char *key, int ndim, int64_t *shape)
 {
-    const px_tensor *t = px_st_find(f, key);
-    if (!t) {
-        px_fail("%s: no tensor '%s'", path, key);
-        return NULL;
-    }
-    if (t->ndim != ndim) {
-        px_fail("%s: tensor '%s' has %d dimensions, expected %d", path, key, t->ndim, ndim);
-        return NULL;
-    }
-    for (int i = 0; i < ndim; i++) shape[i] = t->shape[i];
-    int64_t n = px_numel(t);
-    float *v = px_malloc(sizeof(float) * (size_t)(n ? n : 1), key);
+    int nd;
+    int64_t sh[8];
+    float *v = px_safetensors_read_f32(path, key, 8, &nd, sh);
     if (!v) return NULL;
-    if (t->dtype == PX_I64 || t->dtype == PX_I32) {
-        for (int64_t i = 0; i < n; i++)
-            v[i] = t->dtype == PX_I64 ? (float)((const int64_t *)t->data)[i] : (float)((const int32_t *)t->data)[i];
-    } else if (px_tensor_to_f32(t, v)) {
+    int64_t n = 1;
+    for (int i = 0; i < nd; i++) n *= sh[i];
+    if (nd != ndim) {
+        px_set_error("%s: tensor '%s' has %d dimensions, expected %d", path, key, nd, ndim);
         free(v);
-        px_fail("%s: tensor '%s' has dtype %s; expected F32/F16/BF16", path, key, px_dtype_name(t->dtype));
         return NULL;
     }
+    for (int i = 0; i < ndim; i++) shape[i] = sh[i];
     for (int64_t i = 0; i < n; i++)
         if (!isfinite(v[i])) {
             free(v);
-            px_fail("%s: tensor '%s' has a non-finite value at %lld", path, key, (long long)i);
+            px_set_error("%s: tensor '%s' has a non-finite value at %lld", path, key, (long long)i);
             return NULL;
         }
     return v;
@@ -420,46 +412,38 @@ typedef struct {
 static int load_embeds(const char *path, embeds_file *e)
 {
     memset(e, 0, sizeof *e);
-    px_st_file *f = px_st_open(path);
-    if (!f) return -1;
     int64_t s3[3], s2[2];
-    int rc = -1;
-    e->pe = load_f32(f, "prompt_embeds", 3, s3, path);
-    if (!e->pe) goto out;
-    e->pm = load_f32(f, "prompt_attention_mask", 2, s2, path);
-    if (!e->pm) goto out;
+    e->pe = load_f32(path, "prompt_embeds", 3, s3);
+    if (!e->pe) return -1;
+    e->pm = load_f32(path, "prompt_attention_mask", 2, s2);
+    if (!e->pm) return -1;
     if (s3[0] < 1 || s3[0] > MAX_LIST || s3[1] < 1 || s3[2] < 1 || s2[0] != s3[0] || s2[1] != s3[1]) {
-        px_fail("%s: prompt_embeds (B, L, D) and prompt_attention_mask (B, L) shapes do not match", path);
-        goto out;
+        return px_set_error("%s: prompt_embeds (B, L, D) and prompt_attention_mask (B, L) shapes do not match", path);
     }
     e->B = (int)s3[0];
     e->L = (int)s3[1];
     e->D = (int)s3[2];
     for (int64_t i = 0; i < s2[0] * s2[1]; i++)
         if (e->pm[i] != 0.f && e->pm[i] != 1.f) {
-            px_fail("%s: prompt_attention_mask must hold 0 and 1 only", path);
-            goto out;
+            return px_set_error("%s: prompt_attention_mask must hold 0 and 1 only", path);
         }
-    if (px_st_find(f, "negative_prompt_embeds")) {
+    int has_neg = px_safetensors_has_tensor(path, "negative_prompt_embeds");
+    if (has_neg < 0) return -1;
+    if (has_neg) {
         int64_t n3[3], n2[2];
-        e->ne = load_f32(f, "negative_prompt_embeds", 3, n3, path);
-        if (!e->ne) goto out;
-        e->nm = load_f32(f, "negative_prompt_attention_mask", 2, n2, path);
-        if (!e->nm) goto out;
+        e->ne = load_f32(path, "negative_prompt_embeds", 3, n3);
+        if (!e->ne) return -1;
+        e->nm = load_f32(path, "negative_prompt_attention_mask", 2, n2);
+        if (!e->nm) return -1;
         if (memcmp(n3, s3, sizeof s3) || memcmp(n2, s2, sizeof s2)) {
-            px_fail("%s: negative_prompt_embeds/mask must have the shapes of prompt_embeds/mask", path);
-            goto out;
+            return px_set_error("%s: negative_prompt_embeds/mask must have the shapes of prompt_embeds/mask", path);
         }
         for (int64_t i = 0; i < n2[0] * n2[1]; i++)
             if (e->nm[i] != 0.f && e->nm[i] != 1.f) {
-                px_fail("%s: negative_prompt_attention_mask must hold 0 and 1 only", path);
-                goto out;
+                return px_set_error("%s: negative_prompt_attention_mask must hold 0 and 1 only", path);
             }
     }
-    rc = 0;
-out:
-    px_st_close(f);
-    return rc;
+    return 0;
 }
 
 static void embeds_free(embeds_file *e)
@@ -527,6 +511,99 @@ static uint64_t random_seed(void)
     return s & 0xffffffffu; // only the low 32 bits reach torch's mt19937 anyway
 }
 
+/* --prompt, or --prompt-embeds (checked against the model) and --negative-prompt. */
+static int set_prompts(const gen_opts *o, const px_pipeline *p, px_generate_params *prm, embeds_file *emb)
+{
+    if (o->nprompts) {
+        prm->prompt = o->prompts;
+        prm->num_prompts = o->nprompts;
+    } else {
+        if (load_embeds(o->prompt_embeds, emb)) return -1;
+        if (emb->D != px_pipeline_text_dim(p))
+            return px_set_error("%s: embeddings have %d channels; the model's text encoder has %d", o->prompt_embeds,
+                           emb->D, px_pipeline_text_dim(p));
+        if (o->nnegs > 1 && o->nnegs != emb->B)
+            return px_set_error("%d negative prompts for %d prompt embeddings", o->nnegs, emb->B);
+        if (emb->ne && o->nnegs)
+            return px_set_error("%s holds negative_prompt_embeds: --negative-prompt cannot be used with it",
+                           o->prompt_embeds);
+        prm->prompt_embeds = emb->pe;
+        prm->prompt_attention_mask = emb->pm;
+        prm->negative_prompt_embeds = emb->ne;
+        prm->negative_prompt_attention_mask = emb->nm;
+        prm->embeds_len = emb->L;
+        prm->num_prompts = emb->B;
+    }
+    prm->negative_prompt = o->nnegs ? o->negs : NULL;
+    prm->num_negative_prompts = o->nnegs;
+    return 0;
+}
+
+static void set_sampling(const gen_opts *o, px_generate_params *prm)
+{
+    prm->num_inference_steps = (int)o->steps;
+    if (o->ntimesteps) {
+        prm->timesteps = o->timesteps;
+        prm->num_timesteps = o->ntimesteps;
+    }
+    prm->guidance_scale = o->guidance;
+    prm->num_images_per_prompt = (int)o->nipp;
+    prm->height = (int)o->height;
+    prm->width = (int)o->width;
+    prm->eta = o->eta;
+    prm->use_resolution_binning = o->binning;
+    prm->max_sequence_length = (int)o->max_seq;
+    prm->output_type = !strcmp(o->output_type, "latent") ? PX_OUTPUT_LATENT : PX_OUTPUT_IMAGE;
+    prm->scheduler = o->scheduler;
+    prm->scheduler_config = o->scheduler_config;
+}
+
+/* The initial noise: --latents (shape checked against this call) or the
+ * seeds (a random one, printed, when none is given). */
+static int set_noise(gen_opts *o, const px_pipeline *p, px_generate_params *prm, float **latents)
+{
+    int64_t lshape[4];
+    if (px_pipeline_latent_shape(p, prm, lshape)) return -1;
+    if (o->latents) {
+        int64_t s[4];
+        *latents = load_f32(o->latents, "latents", 4, s);
+        if (!*latents) return -1;
+        if (memcmp(s, lshape, sizeof s))
+            return px_set_error("%s: 'latents' has shape (%lld, %lld, %lld, %lld); this call needs (%lld, %lld, %lld, %lld)",
+                           o->latents, (long long)s[0], (long long)s[1], (long long)s[2], (long long)s[3],
+                           (long long)lshape[0], (long long)lshape[1], (long long)lshape[2], (long long)lshape[3]);
+        prm->latents = *latents;
+    }
+    if (o->nseeds > 1 && o->nseeds != lshape[0])
+        return px_set_error("--seed: %d seeds for %lld images (give one seed, or one per image)", o->nseeds,
+                       (long long)lshape[0]);
+    if (!o->nseeds && !o->latents) {
+        o->seeds[0] = random_seed();
+        o->nseeds = 1;
+        if (!o->quiet) fprintf(stderr, "seed: %llu\n", (unsigned long long)o->seeds[0]);
+    }
+    prm->seeds = o->nseeds ? o->seeds : NULL;
+    prm->num_seeds = o->nseeds;
+    return 0;
+}
+
+/* The PNGs, the float image or the latents; each file is written to a
+ * temporary name and renamed. written/nwritten: what to remove on failure. */
+static int write_outputs(const gen_opts *o, const px_generate_result *res, char written[][PATH_MAX], int *nwritten)
+{
+    if (!strcmp(o->output_type, "png"))
+        return write_pngs(o, res, o->nprompts ? o->prompts : NULL, o->nprompts, written, nwritten);
+    int64_t s[4] = {res->num_images, res->height, res->width, 3};
+    if (!strcmp(o->output_type, "latent")) {
+        s[1] = res->latent_channels;
+        s[2] = res->latent_height;
+        s[3] = res->latent_width;
+    }
+    if (px_npy_save_f32(o->out, 4, s, !strcmp(o->output_type, "npy") ? res->images : res->latents)) return -1;
+    snprintf(written[(*nwritten)++], PATH_MAX, "%s", o->out);
+    return 0;
+}
+
 // ---------------------------------------------------------------------------
 
 int cmd_generate(int argc, char **argv)
@@ -542,7 +619,7 @@ int cmd_generate(int argc, char **argv)
         return rc == 1 ? 0 : rc;
     }
     px_pipeline *p = NULL;
-    px_dump *dump = NULL;
+    struct px_dump *dump = NULL;
     px_progress *prog = NULL;
     float *latents = NULL;
     embeds_file emb = {0};
@@ -558,77 +635,10 @@ int cmd_generate(int argc, char **argv)
 
     px_generate_params prm;
     px_generate_params_init(&prm);
-    if (o->nprompts) {
-        prm.prompt = o->prompts;
-        prm.num_prompts = o->nprompts;
-    } else {
-        if (load_embeds(o->prompt_embeds, &emb)) goto fail;
-        if (emb.D != px_pipeline_text_dim(p)) {
-            px_fail("%s: embeddings have %d channels; the model's text encoder has %d", o->prompt_embeds, emb.D,
-                    px_pipeline_text_dim(p));
-            goto fail;
-        }
-        if (o->nnegs > 1 && o->nnegs != emb.B) {
-            px_fail("%d negative prompts for %d prompt embeddings", o->nnegs, emb.B);
-            goto fail;
-        }
-        if (emb.ne && o->nnegs) {
-            px_fail("%s holds negative_prompt_embeds: --negative-prompt cannot be used with it", o->prompt_embeds);
-            goto fail;
-        }
-        prm.prompt_embeds = emb.pe;
-        prm.prompt_attention_mask = emb.pm;
-        prm.negative_prompt_embeds = emb.ne;
-        prm.negative_prompt_attention_mask = emb.nm;
-        prm.embeds_len = emb.L;
-        prm.num_prompts = emb.B;
-    }
-    prm.negative_prompt = o->nnegs ? o->negs : NULL;
-    prm.num_negative_prompts = o->nnegs;
-    prm.num_inference_steps = (int)o->steps;
-    if (o->ntimesteps) {
-        prm.timesteps = o->timesteps;
-        prm.num_timesteps = o->ntimesteps;
-    }
-    prm.guidance_scale = o->guidance;
-    prm.num_images_per_prompt = (int)o->nipp;
-    prm.height = (int)o->height;
-    prm.width = (int)o->width;
-    prm.eta = o->eta;
-    prm.use_resolution_binning = o->binning;
-    prm.max_sequence_length = (int)o->max_seq;
-    prm.output_type = !strcmp(o->output_type, "latent") ? PX_OUTPUT_LATENT : PX_OUTPUT_IMAGE;
-    prm.scheduler = o->scheduler;
-    prm.scheduler_config = o->scheduler_config;
-
-    int64_t lshape[4];
-    if (px_pipeline_latent_shape(p, &prm, lshape)) goto fail;
-    if (o->latents) {
-        px_st_file *f = px_st_open(o->latents);
-        if (!f) goto fail;
-        int64_t s[4];
-        latents = load_f32(f, "latents", 4, s, o->latents);
-        px_st_close(f);
-        if (!latents) goto fail;
-        if (memcmp(s, lshape, sizeof s)) {
-            px_fail("%s: 'latents' has shape (%lld, %lld, %lld, %lld); this call needs (%lld, %lld, %lld, %lld)",
-                    o->latents, (long long)s[0], (long long)s[1], (long long)s[2], (long long)s[3],
-                    (long long)lshape[0], (long long)lshape[1], (long long)lshape[2], (long long)lshape[3]);
-            goto fail;
-        }
-        prm.latents = latents;
-    }
-    if (o->nseeds > 1 && o->nseeds != lshape[0]) {
-        px_fail("--seed: %d seeds for %lld images (give one seed, or one per image)", o->nseeds, (long long)lshape[0]);
-        goto fail;
-    }
-    if (!o->nseeds && !o->latents) {
-        o->seeds[0] = random_seed();
-        o->nseeds = 1;
-        if (!o->quiet) fprintf(stderr, "seed: %llu\n", (unsigned long long)o->seeds[0]);
-    }
-    prm.seeds = o->nseeds ? o->seeds : NULL;
-    prm.num_seeds = o->nseeds;
+    px_pipeline_set_vae_tiling(p, o->vae_tiling);
+    if (set_prompts(o, p, &prm, &emb)) goto fail;
+    set_sampling(o, &prm);
+    if (set_noise(o, p, &prm, &latents)) goto fail;
 
     if (o->dump) {
         dump = px_dump_new();
@@ -638,7 +648,7 @@ int cmd_generate(int argc, char **argv)
     }
     prog = px_progress_new(stderr, o->quiet, -1);
     if (!prog) {
-        px_fail("out of memory");
+        px_set_error("out of memory");
         goto fail;
     }
     prm.progress = px_progress_callback;
@@ -646,23 +656,12 @@ int cmd_generate(int argc, char **argv)
 
     if (px_pipeline_generate(p, &prm, &res)) goto fail;
 
-    // ---- outputs (each file written to a temporary name, then renamed)
     written = calloc((size_t)res.num_images + 1, sizeof *written);
     if (!written) {
-        px_fail("out of memory");
+        px_set_error("out of memory");
         goto fail;
     }
-    if (!strcmp(o->output_type, "png")) {
-        if (write_pngs(o, &res, o->nprompts ? o->prompts : NULL, o->nprompts, written, &nwritten)) goto fail;
-    } else if (!strcmp(o->output_type, "npy")) {
-        int64_t s[4] = {res.num_images, res.height, res.width, 3};
-        if (px_npy_save(o->out, PX_F32, 4, s, res.images)) goto fail;
-        snprintf(written[nwritten++], PATH_MAX, "%s", o->out);
-    } else {
-        int64_t s[4] = {res.num_images, res.latent_channels, res.latent_height, res.latent_width};
-        if (px_npy_save(o->out, PX_F32, 4, s, res.latents)) goto fail;
-        snprintf(written[nwritten++], PATH_MAX, "%s", o->out);
-    }
+    if (write_outputs(o, &res, written, &nwritten)) goto fail;
     if (dump && px_dump_save(dump, o->dump)) goto fail;
     px_progress_summary(prog, res.stage_seconds);
     if (!o->quiet)

@@ -2,14 +2,14 @@
  * SentencePiece model: PreTrainedTokenizer.tokenize (added-token split with
  * lstrip/rstrip), convert_tokens_to_ids, T5Tokenizer.build_inputs_with_special_tokens
  * (_add_eos_if_not_present), prepare_for_model truncation and max_length padding. */
-#include "src/t5_tokenizer.h"
+#include "src/tokenizer/t5_tokenizer.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
-#include "src/unicode.h"
+#include "src/tokenizer/unicode.h"
 #include "tensor/error.h"
 
 #define T5_EXTRA_IDS 100

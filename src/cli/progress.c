@@ -1,5 +1,5 @@
 /* Progress bar / log lines on stderr for `pixart generate` (see progress.h). */
-#include "src/progress.h"
+#include "src/cli/progress.h"
 
 #include <stdio.h>
 #include <stdlib.h>
