@@ -87,6 +87,43 @@ START_TEST(bin_classify_matches_diffusers)
 }
 END_TEST
 
+/* PixArtSigmaPipeline: sample_size 256 -> ASPECT_RATIO_2048_BIN (same keys rule);
+ * the smaller sizes use the alpha tables. */
+START_TEST(bin_sigma_2048_matches_diffusers)
+{
+    px_json *j = load_json("binning/sigma_2048.json");
+    const px_json *ref = px_json_get(px_json_get(j, "tables"), "2048");
+    ck_assert_ptr_nonnull(ref);
+    int n;
+    const px_ar_bin *bins = px_ar_bin_table_sigma(256, &n);
+    ck_assert_ptr_nonnull(bins);
+    ck_assert_int_eq(n, (int)ref->count);
+    for (int i = 0; i < n; i++) {
+        ck_assert_str_eq(bins[i].key, ref->keys[i]);
+        ck_assert_int_eq(bins[i].height, (int)ref->items[i]->items[0]->number);
+        ck_assert_int_eq(bins[i].width, (int)ref->items[i]->items[1]->number);
+    }
+    const px_json *res = px_json_get(px_json_get(j, "classify_height_width_bin"), "results");
+    ck_assert_ptr_nonnull(res);
+    ck_assert_int_ge(res->count, 12);
+    for (size_t c = 0; c < res->count; c++) {
+        const px_json *r = res->items[c];
+        int hq = (int)px_json_get(r, "height")->number, wq = (int)px_json_get(r, "width")->number, bh, bw;
+        ck_assert_int_eq(px_classify_height_width_bin(hq, wq, bins, n, &bh, &bw), 0);
+        const px_json *want = px_json_get(r, "2048");
+        ck_assert_msg(bh == (int)want->items[0]->number && bw == (int)want->items[1]->number,
+                      "%dx%d with the 2048 table: got %dx%d, diffusers %gx%g", hq, wq, bh, bw,
+                      want->items[0]->number, want->items[1]->number);
+    }
+    int m;
+    const int sizes[3] = { 128, 64, 32 };
+    for (int k = 0; k < 3; k++) ck_assert_ptr_eq(px_ar_bin_table_sigma(sizes[k], &m), px_ar_bin_table(sizes[k], &n));
+    ck_assert_ptr_null(px_ar_bin_table(256, &n)); // PixArtAlphaPipeline has no 2048 table
+    ck_assert_ptr_null(px_ar_bin_table_sigma(8, &n));
+    px_json_free(j);
+}
+END_TEST
+
 START_TEST(bin_resize_and_crop_bit_exact)
 {
     px_json *j = load_json("binning/binning.json");
@@ -290,6 +327,7 @@ static Suite *suite(void)
     TCase *tc = tcase_create("binning");
     tcase_add_test(tc, bin_tables_match_diffusers);
     tcase_add_test(tc, bin_classify_matches_diffusers);
+    tcase_add_test(tc, bin_sigma_2048_matches_diffusers);
     tcase_add_test(tc, bin_resize_and_crop_bit_exact);
     tcase_add_test(tc, bin_resize_sizes);
     suite_add_tcase(s, tc);

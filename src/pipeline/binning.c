@@ -48,6 +48,21 @@ static const px_ar_bin bins_256[] = {
     {"4.0", 512, 128},
 };
 
+// PixArtSigmaPipeline adds ASPECT_RATIO_2048_BIN (pipeline_pixart_sigma.py) for
+// the 2K checkpoint (sample_size 256); it has 40 buckets, the others 33.
+static const px_ar_bin bins_2048[] = {
+    {"0.25", 1024, 4096},  {"0.26", 1024, 3968},  {"0.27", 1024, 3840},  {"0.28", 1024, 3712},
+    {"0.32", 1152, 3584},  {"0.33", 1152, 3456},  {"0.35", 1152, 3328},  {"0.4", 1280, 3200},
+    {"0.42", 1280, 3072},  {"0.48", 1408, 2944},  {"0.5", 1408, 2816},  {"0.52", 1408, 2688},
+    {"0.57", 1536, 2688},  {"0.6", 1536, 2560},  {"0.68", 1664, 2432},  {"0.72", 1664, 2304},
+    {"0.78", 1792, 2304},  {"0.82", 1792, 2176},  {"0.88", 1920, 2176},  {"0.94", 1920, 2048},
+    {"1.0", 2048, 2048},  {"1.07", 2048, 1920},  {"1.13", 2176, 1920},  {"1.21", 2176, 1792},
+    {"1.29", 2304, 1792},  {"1.38", 2304, 1664},  {"1.46", 2432, 1664},  {"1.67", 2560, 1536},
+    {"1.75", 2688, 1536},  {"2.0", 2816, 1408},  {"2.09", 2944, 1408},  {"2.4", 3072, 1280},
+    {"2.5", 3200, 1280},  {"2.89", 3328, 1152},  {"3.0", 3456, 1152},  {"3.11", 3584, 1152},
+    {"3.62", 3712, 1024},  {"3.75", 3840, 1024},  {"3.88", 3968, 1024},  {"4.0", 4096, 1024},
+};
+
 #define COUNT(a) ((int)(sizeof(a) / sizeof((a)[0])))
 
 const px_ar_bin *px_ar_bin_table(int sample_size, int *n)
@@ -58,6 +73,15 @@ const px_ar_bin *px_ar_bin_table(int sample_size, int *n)
     case 32: *n = COUNT(bins_256); return bins_256;
     default: *n = 0; return NULL;
     }
+}
+
+const px_ar_bin *px_ar_bin_table_sigma(int sample_size, int *n)
+{
+    if (sample_size == 256) {
+        *n = COUNT(bins_2048);
+        return bins_2048;
+    }
+    return px_ar_bin_table(sample_size, n);
 }
 
 int px_classify_height_width_bin(int height, int width, const px_ar_bin *table, int n, int *bin_height,

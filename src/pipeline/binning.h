@@ -1,5 +1,6 @@
 /* Resolution binning of PixArt-alpha (diffusers v0.30.3):
  * ASPECT_RATIO_1024_BIN / _512_BIN / _256_BIN from pipeline_pixart_alpha.py,
+ * ASPECT_RATIO_2048_BIN from pipeline_pixart_sigma.py,
  * PixArtImageProcessor.classify_height_width_bin and
  * PixArtImageProcessor.resize_and_crop_tensor (image_processor.py).
  *
@@ -21,6 +22,10 @@ typedef struct {
  * 64 -> 512 bins, 32 -> 256 bins. NULL (and *n = 0) for any other size, where
  * diffusers raises "Invalid sample size". */
 const px_ar_bin *px_ar_bin_table(int sample_size, int *n);
+
+/* PixArtSigmaPipeline's choice: 256 -> the 2048 bins (ASPECT_RATIO_2048_BIN),
+ * otherwise as px_ar_bin_table. */
+const px_ar_bin *px_ar_bin_table_sigma(int sample_size, int *n);
 
 /* classify_height_width_bin: ar = height / width (double); the first entry in
  * table order minimising |float(key) - ar| (exact ties keep the earlier key,
