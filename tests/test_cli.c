@@ -203,6 +203,36 @@ START_TEST(generate_from_embeds)
 }
 END_TEST
 
+/* PixArt-LCM as its model card runs it, with no scheduler, step or guidance
+ * flag: pipe_lcm's model_index names LCMScheduler, so generate takes 4 steps
+ * without guidance (lcm4_nocfg_64x64: 64x64, seed 0); `--scheduler sa-solver`
+ * builds SASolverScheduler() from pipe_small's DPM config (small_sa5_cfg). */
+START_TEST(generate_lcm_and_sasolver_defaults)
+{
+    char emb[300], npy[300];
+    snprintf(emb, sizeof emb, "%s/emb.safetensors", tmp);
+    snprintf(npy, sizeof npy, "%s/lcm.npy", tmp);
+    write_embeds("lcm4_nocfg_64x64", emb, 0);
+    int st = run("generate --model '%s' --prompt-embeds '%s' --seed 500 --no-resolution-binning --height 64 "
+                 "--width 64 --output-type npy -o '%s' --quiet",
+                 px_test_data("pipe_lcm"), emb, npy);
+    char *e = px_test_read_text(err_txt, NULL);
+    ck_assert_msg(st == 0, "generate failed: %s", e);
+    free(e);
+    check_npy_image(npy, "lcm4_nocfg_64x64", 2e-5);
+
+    snprintf(npy, sizeof npy, "%s/sa.npy", tmp);
+    write_embeds("small_sa5_cfg", emb, 1);
+    st = run("generate --model '%s' --prompt-embeds '%s' --scheduler sa-solver --steps 5 --seed 600 "
+             "--no-resolution-binning --output-type npy -o '%s' --quiet",
+             px_test_data("pipe_small"), emb, npy);
+    e = px_test_read_text(err_txt, NULL);
+    ck_assert_msg(st == 0, "generate failed: %s", e);
+    free(e);
+    check_npy_image(npy, "small_sa5_cfg", 2e-5);
+}
+END_TEST
+
 START_TEST(generate_batch_ddim_seed_list)
 {
     // small_ddim2_batch2_genlist_eta1: two prompts, DDIMScheduler() (from a config file),
@@ -784,6 +814,7 @@ static Suite *suite(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, generate_from_embeds);
+    tcase_add_test(tc, generate_lcm_and_sasolver_defaults);
     tcase_add_test(tc, blas_core_restart);
     tcase_add_test(tc, generate_batch_ddim_seed_list);
     tcase_add_test(tc, generate_latents_dump_and_latent_output);

@@ -293,13 +293,17 @@ START_TEST(all_cases_first_step)
     px_json *idx = px_json_load_file(px_test_data("cases/index.json"));
     if (!idx) ck_abort_msg("%s", px_last_error());
     ck_assert(idx->type == PX_JSON_ARRAY && idx->count >= 17);
-    px_dit *small = load_model("pipe_small"), *ms = load_model("pipe_ms");
+    const char *pipes[4] = { "pipe_small", "pipe_ms", "pipe_lcm", "pipe_sigma" };
+    px_dit *models[4];
+    for (int k = 0; k < 4; k++) models[k] = load_model(pipes[k]);
     if (verbose()) fprintf(stderr, "first step of every case:\n");
     for (size_t i = 0; i < idx->count; i++) {
         const char *name = jreq(idx->items[i], "name", "index.json")->string;
         const char *pipe = jreq(idx->items[i], "pipeline", "index.json")->string;
-        px_dit *m = strcmp(pipe, "pipe_ms") == 0 ? ms : small;
-        ck_assert(strcmp(pipe, "pipe_ms") == 0 || strcmp(pipe, "pipe_small") == 0);
+        px_dit *m = NULL;
+        for (int k = 0; k < 4; k++)
+            if (!strcmp(pipe, pipes[k])) m = models[k];
+        ck_assert_msg(m != NULL, "case %s: unknown pipeline %s", name, pipe);
         tcase c;
         tcase_load(&c, name);
         ck_assert_int_eq(c.micro, px_dit_uses_micro_conditions(m));
@@ -308,8 +312,7 @@ START_TEST(all_cases_first_step)
         free(out);
         tcase_free(&c);
     }
-    px_dit_free(small);
-    px_dit_free(ms);
+    for (int k = 0; k < 4; k++) px_dit_free(models[k]);
     px_json_free(idx);
 }
 END_TEST

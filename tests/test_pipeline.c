@@ -183,7 +183,7 @@ static void case_load(ref_case *c, const char *name)
     }
     size_t n;
     c->ids = ids_of(c->st, "pipeline/prompt_ids", &n);
-    ck_assert_uint_eq(n, (size_t)c->B * 120);
+    ck_assert_uint_eq(n, (size_t)c->B * (size_t)px_json_get(c->call, "max_sequence_length")->number);
     c->mask = ids_of(c->st, "pipeline/prompt_mask", &n);
     if (c->cfg) {
         c->nids = ids_of(c->st, "pipeline/negative_ids", &n);
@@ -508,6 +508,12 @@ static const char *case_names[] = {
     "small_ddim1_onestep",      "small_dpm4_karras_o3_nonsquare", "small_dpm2_batch2_nipp2",
     "ms_dpm2_cfg_32x80",        "ms_binning_300x400",         "ms_ddim3_64x64",
     "ms_dpm4_nocfg_96x48",      "ms_dpm3_batch2_neg_48x80",
+    // SASolverScheduler on pipe_small, LCMScheduler on pipe_lcm (PixArt-LCM), PixArtSigmaPipeline on pipe_sigma
+    "small_sa5_cfg",            "small_sa6_noisepred_p3c1_genlist", "small_sa4_karras_p1c3_nocfg",
+    "lcm4_nocfg_64x64",         "lcm2_nocfg_48x80",           "lcm8_nocfg_nipp2_genlist_64x48",
+    "lcm4_cfg2_neg_64x64",      "lcm4_batch2_nipp2_64x64",    "lcm_custom_timesteps",
+    "sigma_dpm2_cfg_48x64",     "sigma_dpm3_nocfg_80x48",     "sigma_dpm2_batch2_neglist_64x64",
+    "sigma_binning_300x500",    "sigma_ddim3_maxseq77_long",
 };
 #define NCASES ((int)(sizeof case_names / sizeof case_names[0]))
 
@@ -700,6 +706,17 @@ START_TEST(model_index_checks)
     ck_assert(mi.has_text_encoder && mi.has_tokenizer);
     ck_assert_int_eq(px_model_index_check(px_test_data("pipe_ms"), &mi), 0);
     ck_assert_str_eq(mi.transformer_class, "Transformer2DModel"); // the hub's 1024-MS spelling
+    ck_assert(!mi.sigma);
+    ck_assert_int_eq(px_model_index_check(px_test_data("pipe_sigma"), &mi), 0);
+    ck_assert(mi.sigma); // PixArtSigmaPipeline
+    ck_assert_int_eq(px_model_index_check(px_test_data("pipe_lcm"), &mi), 0);
+    ck_assert_str_eq(mi.scheduler_class, "LCMScheduler");
+    ck_assert(!mi.sigma);
+    px_pipeline *ps = px_pipeline_open(px_test_data("pipe_sigma"), NULL);
+    ck_assert_ptr_nonnull(ps);
+    ck_assert_int_eq(px_pipeline_is_sigma(ps), 1);
+    ck_assert_int_eq(px_pipeline_max_sequence_length(ps), 300);
+    px_pipeline_close(ps);
     ck_assert_int_eq(px_model_index_check(px_test_data("cases"), &mi), -1);
     ck_assert_ptr_nonnull(strstr(px_last_error(), "model_index.json"));
 
@@ -716,7 +733,8 @@ START_TEST(model_index_checks)
     px_generate_params prm;
     px_generate_params_init(&prm);
     ck_assert_int_eq(prm.num_inference_steps, 20);
-    ck_assert(prm.guidance_scale == 4.5 && prm.use_resolution_binning && prm.max_sequence_length == 120);
+    ck_assert(prm.guidance_scale == 4.5 && prm.use_resolution_binning && prm.max_sequence_length == 0);
+    ck_assert_int_eq(px_pipeline_max_sequence_length(p), 120);
     prm.num_prompts = 1;
     prm.num_images_per_prompt = 2;
     prm.height = 300;

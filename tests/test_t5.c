@@ -232,27 +232,28 @@ END_TEST
 
 /* ---- prompt embeddings of every reference case --------------------------- */
 
-/* Encodes a case's (B, 120) ids/mask as one batch and checks the reference
- * embeddings, which encode_prompt repeats per image: rows b*n .. b*n+n-1. */
+/* Encodes a case's (B, L) ids/mask as one batch (L = the call's
+ * max_sequence_length: 120, Sigma 300) and checks the reference embeddings,
+ * which encode_prompt repeats per image: rows b*n .. b*n+n-1. */
 static void check_embeds(px_t5 *m, const px_st_file *ref, const char *ids_key, const char *mask_key,
-                         const char *embeds_key, int64_t nipp, double *worst)
+                         const char *embeds_key, int64_t nipp, int L, double *worst)
 {
     size_t n, nm, ne;
     int32_t *ids = get_i32(ref, ids_key, &n), *mask = get_i32(ref, mask_key, &nm);
     ck_assert_uint_eq(n, nm);
-    ck_assert_uint_eq(n % 120, 0);
-    const int B = (int)(n / 120), D = px_t5_d_model(m);
+    ck_assert_uint_eq(n % (size_t)L, 0);
+    const int B = (int)(n / (size_t)L), D = px_t5_d_model(m);
     float *out = malloc(n * D * sizeof *out);
-    ck_assert_msg(px_t5_encode(m, ids, mask, B, 120, out, NULL) == 0, "%s", px_last_error());
+    ck_assert_msg(px_t5_encode(m, ids, mask, B, L, out, NULL) == 0, "%s", px_last_error());
     float *want = px_test_get_f32(ref, embeds_key, &ne);
-    ck_assert_uint_eq(ne, (size_t)(B * nipp) * 120 * D);
+    ck_assert_uint_eq(ne, (size_t)(B * nipp) * (size_t)L * D);
     for (int b = 0; b < B; b++)
         for (int64_t r = 0; r < nipp; r++) {
             char label[256];
             snprintf(label, sizeof label, "%s %s[%lld] (prompt %d)", ref->path, embeds_key,
                      (long long)(b * nipp + r), b);
-            check_close(out + (size_t)b * 120 * D, want + (size_t)(b * nipp + r) * 120 * D,
-                        (size_t)120 * D, label, 0, worst);
+            check_close(out + (size_t)b * L * D, want + (size_t)(b * nipp + r) * L * D, (size_t)L * D, label, 0,
+                        worst);
         }
     free(ids); free(mask); free(out); free(want);
 }
@@ -261,15 +262,17 @@ START_TEST(prompt_embeds_every_case)
 {
     px_json *index = px_json_load_file(px_test_data("cases/index.json"));
     ck_assert_msg(index && index->type == PX_JSON_ARRAY, "%s", px_last_error());
-    const char *pipes[2] = { "pipe_small", "pipe_ms" };
-    px_t5 *models[2] = { NULL, NULL };
+    const char *pipes[4] = { "pipe_small", "pipe_ms", "pipe_lcm", "pipe_sigma" };
+    px_t5 *models[4] = { NULL, NULL, NULL, NULL };
     size_t ncases = 0, nneg = 0;
     double worst = 0;
     for (size_t c = 0; c < index->count; c++) {
         const char *name, *pipe;
         ck_assert_int_eq(px_json_req_string(index->items[c], "name", &name, "index.json"), 0);
         ck_assert_int_eq(px_json_req_string(index->items[c], "pipeline", &pipe, "index.json"), 0);
-        int p = strcmp(pipe, "pipe_small") == 0 ? 0 : strcmp(pipe, "pipe_ms") == 0 ? 1 : -1;
+        int p = -1;
+        for (int k = 0; k < 4; k++)
+            if (!strcmp(pipe, pipes[k])) p = k;
         ck_assert_msg(p >= 0, "case %s: unknown pipeline %s", name, pipe);
         if (!models[p]) {
             char dir[512];
@@ -283,13 +286,15 @@ START_TEST(prompt_embeds_every_case)
         ck_assert_msg(cj != NULL, "%s", px_last_error());
         int64_t nipp;
         ck_assert_int_eq(px_json_req_int(px_json_get(cj, "call"), "num_images_per_prompt", &nipp, rel), 0);
+        int64_t L;
+        ck_assert_int_eq(px_json_req_int(px_json_get(cj, "call"), "max_sequence_length", &L, rel), 0);
         snprintf(rel, sizeof rel, "cases/%s.safetensors", name);
         px_st_file *ref = px_test_open(px_test_data(rel));
         check_embeds(models[p], ref, "pipeline/prompt_ids", "pipeline/prompt_mask", "pipeline/prompt_embeds",
-                     nipp, &worst);
+                     nipp, (int)L, &worst);
         if (px_st_find(ref, "pipeline/negative_ids")) { /* only with classifier-free guidance */
             check_embeds(models[p], ref, "pipeline/negative_ids", "pipeline/negative_mask",
-                         "pipeline/negative_prompt_embeds", nipp, &worst);
+                         "pipeline/negative_prompt_embeds", nipp, (int)L, &worst);
             nneg++;
         }
         px_st_close(ref);
@@ -299,10 +304,10 @@ START_TEST(prompt_embeds_every_case)
     if (verbose())
         fprintf(stderr, "prompt_embeds: %zu cases (%zu with negative prompts), worst abs err / max|want| = %.3g\n",
                 ncases, nneg, worst);
-    ck_assert_uint_eq(ncases, 17);
-    ck_assert_uint_ge(nneg, 15);
-    px_t5_free(models[0]);
-    px_t5_free(models[1]);
+    ck_assert_uint_eq(ncases, index->count);
+    ck_assert_uint_ge(ncases, 31);
+    ck_assert_uint_ge(nneg, 20);
+    for (int k = 0; k < 4; k++) px_t5_free(models[k]);
     px_json_free(index);
 }
 END_TEST

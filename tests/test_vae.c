@@ -198,7 +198,9 @@ START_TEST(vae_decoded_every_case)
     px_json *index = px_json_load_file(px_test_data("cases/index.json"));
     ck_assert_msg(index != NULL, "%s", px_last_error());
     ck_assert_int_eq(index->type, PX_JSON_ARRAY);
-    px_vae *small = load_pipe("pipe_small"), *ms = load_pipe("pipe_ms");
+    const char *pipes[4] = { "pipe_small", "pipe_ms", "pipe_lcm", "pipe_sigma" };
+    px_vae *models[4];
+    for (int k = 0; k < 4; k++) models[k] = load_pipe(pipes[k]);
     int checked = 0;
     for (size_t c = 0; c < index->count; c++) {
         const char *name = NULL, *pipe = NULL;
@@ -211,7 +213,10 @@ START_TEST(vae_decoded_every_case)
             px_st_close(ref);
             continue;
         }
-        px_vae *m = strcmp(pipe, "pipe_small") == 0 ? small : ms;
+        px_vae *m = NULL;
+        for (int k = 0; k < 4; k++)
+            if (!strcmp(pipe, pipes[k])) m = models[k];
+        ck_assert_msg(m != NULL, "case %s: unknown pipeline %s", name, pipe);
         int64_t s[4];
         float *z = case_latents(m, ref, s);
         const int f = px_vae_downscale(m);
@@ -231,9 +236,8 @@ START_TEST(vae_decoded_every_case)
         px_st_close(ref);
         checked++;
     }
-    ck_assert_int_ge(checked, 16);
-    px_vae_free(small);
-    px_vae_free(ms);
+    ck_assert_int_ge(checked, 28);
+    for (int k = 0; k < 4; k++) px_vae_free(models[k]);
     px_json_free(index);
 }
 END_TEST

@@ -109,6 +109,13 @@ PX_API int px_pipeline_sample_size(const px_pipeline *p);
 PX_API int px_pipeline_vae_scale_factor(const px_pipeline *p);
 PX_API int px_pipeline_latent_channels(const px_pipeline *p);
 PX_API int px_pipeline_text_dim(const px_pipeline *p);
+/* 1 for a PixArtSigmaPipeline checkpoint (model_index.json), 0 for PixArtAlphaPipeline. */
+PX_API int px_pipeline_is_sigma(const px_pipeline *p);
+/* The pipeline's default max_sequence_length: 120 (alpha), 300 (Sigma). */
+PX_API int px_pipeline_max_sequence_length(const px_pipeline *p);
+/* The checkpoint's scheduler class (model_index.json), e.g. "DPMSolverMultistepScheduler",
+ * "LCMScheduler" for PixArt-LCM. */
+PX_API const char *px_pipeline_scheduler_class(const px_pipeline *p);
 PX_API void px_pipeline_default_size(const px_pipeline *p, int *height, int *width);
 
 /* Stages of a run, in order (progress events, timings). */
@@ -197,7 +204,7 @@ typedef struct {
      * (scaled by the scheduler's init_noise_sigma like diffusers does). */
     const float *latents;
     int use_resolution_binning; /* 1 */
-    int max_sequence_length;    /* 120 */
+    int max_sequence_length;    /* 0: the pipeline's (120 alpha, 300 Sigma) */
     int output_type;            /* px_output_type */
 
     /* -- scheduler -- */

@@ -35,7 +35,7 @@ static void encode_usage(FILE *f)
             "  --prompt TEXT             a prompt; repeat for several\n"
             "  --negative-prompt TEXT    once (for every prompt) or once per prompt (default \"\")\n"
             "  --no-negative             do not write the negative pair (generate then encodes it)\n"
-            "  --max-sequence-length N   tokens per prompt (120)\n"
+            "  --max-sequence-length N   tokens per prompt (120; PixArt-Sigma: 300)\n"
             "  -o, --output FILE         output .safetensors file\n"
             "  --variant fp16|bf16       load *.VARIANT.safetensors weights\n"
             "  --threads N               operator threads\n"
@@ -61,7 +61,7 @@ int cmd_encode(int argc, char **argv)
     const char *model = NULL, *out = NULL, *variant = NULL;
     const char **prompts = calloc(MAX_LIST, sizeof *prompts), **negs = calloc(MAX_LIST, sizeof *negs);
     int np = 0, nn = 0, no_neg = 0, quiet = 0;
-    long long max_seq = 120, threads = 0;
+    long long max_seq = 0, threads = 0; /* max_seq 0: the pipeline's */
     int rc = 2;
     if (!prompts || !negs) {
         fprintf(stderr, "pixart encode: out of memory\n");
@@ -142,7 +142,7 @@ int cmd_encode(int argc, char **argv)
     float *emb = NULL, *mask = NULL;
     const char **all = NULL;
     if (!p) goto fail;
-    const int L = (int)max_seq, D = px_pipeline_text_dim(p);
+    const int L = max_seq ? (int)max_seq : px_pipeline_max_sequence_length(p), D = px_pipeline_text_dim(p);
     const int n = no_neg ? np : 2 * np;
     all = calloc((size_t)n, sizeof *all);
     emb = malloc(sizeof(float) * (size_t)n * L * D);

@@ -25,28 +25,31 @@ static void generate_usage(FILE *f)
     fprintf(f,
             "usage: pixart generate --model DIR --prompt TEXT [--prompt TEXT ...] -o OUT [options]\n"
             "\n"
-            "Runs diffusers' PixArtAlphaPipeline on a checkpoint folder (model_index.json,\n"
-            "scheduler/, text_encoder/, tokenizer/, transformer/, vae/) on the CPU in float32.\n"
-            "Defaults are diffusers' defaults.\n"
+            "Runs diffusers' PixArtAlphaPipeline or PixArtSigmaPipeline (as the checkpoint's\n"
+            "model_index.json says) on a checkpoint folder (scheduler/, text_encoder/, tokenizer/,\n"
+            "transformer/, vae/) on the CPU in float32. Defaults are diffusers' defaults, except\n"
+            "with an LCM scheduler (PixArt-LCM): 4 steps without guidance, as its model card runs it.\n"
             "\n"
             "what to draw:\n"
             "  --model DIR               diffusers checkpoint folder (e.g. PixArt-XL-2-512x512)\n"
             "  --prompt TEXT             a prompt; repeat for a batch of prompts\n"
             "  --negative-prompt TEXT    once (for every prompt) or once per prompt (default \"\")\n"
             "  --prompt-embeds FILE      T5 embeddings written by 'pixart encode' instead of --prompt\n"
-            "  --max-sequence-length N   tokens per prompt (120)\n"
+            "  --max-sequence-length N   tokens per prompt (120; PixArt-Sigma: 300)\n"
             "sampling:\n"
-            "  --steps N                 denoising steps (20)\n"
+            "  --steps N                 denoising steps (20; LCM: 4)\n"
             "  --timesteps T1,T2,...     custom descending timesteps instead of --steps\n"
-            "  --guidance-scale G        classifier-free guidance (4.5; <= 1 turns it off)\n"
+            "  --guidance-scale G        classifier-free guidance (4.5, LCM: 0; <= 1 turns it off)\n"
             "  --height H, --width W     image size, multiples of 8 (transformer sample_size x 8)\n"
             "  --no-resolution-binning   generate at H x W instead of the nearest aspect-ratio bucket\n"
             "  --num-images-per-prompt K images per prompt (1)\n"
             "  --seed S | S1,S2,...      torch.manual_seed: one generator for the batch, or one per\n"
             "                            image (unsigned 64-bit; random and printed when omitted)\n"
             "  --latents FILE            initial noise: safetensors with tensor 'latents' (N, 4, h, w)\n"
-            "  --scheduler dpm|ddim      DPMSolverMultistepScheduler / DDIMScheduler from the\n"
-            "                            checkpoint's scheduler config (default: the checkpoint's)\n"
+            "  --scheduler dpm|ddim|lcm|sa-solver\n"
+            "                            DPMSolverMultistepScheduler / DDIMScheduler / LCMScheduler /\n"
+            "                            SASolverScheduler from the checkpoint's scheduler config\n"
+            "                            (default: the checkpoint's)\n"
             "  --scheduler-config FILE   a diffusers scheduler_config.json replacing the scheduler\n"
             "  --eta E                   DDIM eta (0)\n"
             "output:\n"
@@ -81,7 +84,7 @@ typedef struct {
     const char *negs[MAX_LIST];
     int nnegs;
     long long steps, height, width, nipp, threads, max_seq;
-    int steps_set;
+    int steps_set, guidance_set;
     double guidance, eta;
     uint64_t seeds[MAX_LIST];
     int nseeds;
@@ -193,7 +196,7 @@ static int parse_args(int argc, char **argv, gen_opts *o)
     o->guidance = 4.5;
     o->nipp = 1;
     o->binning = 1;
-    o->max_seq = 120;
+    o->max_seq = 0; /* the pipeline's */
     o->output_type = "png";
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -248,6 +251,7 @@ static int parse_args(int argc, char **argv, gen_opts *o)
             o->steps_set = 1;
         } else if (!strcmp(name, "--guidance-scale")) {
             if (parse_double("--guidance-scale", val, -1e6, 1e6, &o->guidance)) return 2;
+            o->guidance_set = 1;
         } else if (!strcmp(name, "--height")) {
             if (parse_int("--height", val, 8, 65536, &o->height)) return 2;
         } else if (!strcmp(name, "--width")) {
@@ -257,8 +261,8 @@ static int parse_args(int argc, char **argv, gen_opts *o)
         } else if (!strcmp(name, "--num-images-per-prompt")) {
             if (parse_int("--num-images-per-prompt", val, 1, 1024, &o->nipp)) return 2;
         } else if (!strcmp(name, "--scheduler")) {
-            if (strcmp(val, "dpm") && strcmp(val, "ddim"))
-                return err_usage("--scheduler: '%s' is not dpm or ddim%s", val, "");
+            if (strcmp(val, "dpm") && strcmp(val, "ddim") && strcmp(val, "lcm") && strcmp(val, "sa-solver"))
+                return err_usage("--scheduler: '%s' is not dpm, ddim, lcm or sa-solver%s", val, "");
             o->scheduler = val;
         } else if (!strcmp(name, "--scheduler-config")) o->scheduler_config = val;
         else if (!strcmp(name, "--eta")) {
@@ -539,6 +543,20 @@ static int set_prompts(const gen_opts *o, const px_pipeline *p, px_generate_para
     return 0;
 }
 
+/* PixArt-LCM runs 4 steps without guidance (its model card, and PixArt-alpha's
+ * scripts/inference_lcm.py; guidance <= 1 also means the negative prompt is not
+ * encoded): those are the defaults when the scheduler is LCMScheduler, from
+ * --scheduler lcm or the checkpoint (not looked up in a --scheduler-config
+ * file). Given --steps/--timesteps/--guidance-scale always win. */
+static void lcm_defaults(gen_opts *o, const px_pipeline *p)
+{
+    const int lcm = o->scheduler ? !strcmp(o->scheduler, "lcm")
+                                 : !o->scheduler_config && !strcmp(px_pipeline_scheduler_class(p), "LCMScheduler");
+    if (!lcm) return;
+    if (!o->steps_set) o->steps = 4;
+    if (!o->guidance_set) o->guidance = 0.0;
+}
+
 static void set_sampling(const gen_opts *o, px_generate_params *prm)
 {
     prm->num_inference_steps = (int)o->steps;
@@ -633,6 +651,7 @@ int cmd_generate(int argc, char **argv)
     p = px_pipeline_open(o->model, o->variant);
     if (!p) goto fail;
 
+    lcm_defaults(o, p);
     px_generate_params prm;
     px_generate_params_init(&prm);
     px_pipeline_set_vae_tiling(p, o->vae_tiling);

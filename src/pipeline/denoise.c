@@ -85,6 +85,28 @@ static int dump_step(px_dump *d, const char *name, int step, const float *x, int
 // ---------------------------------------------------------------------------
 // The denoising loop (the transformer behind a callback)
 
+/* What a step computed besides prev_sample, under the reference's keys: the
+ * noise it drew from the generator(s) (DDIM eta > 0: ddim_variance_noise;
+ * LCM, every step but the last: lcm_noise; SA-Solver, every step:
+ * sasolver_noise), LCM's denoised, SA-Solver's corrected sample and
+ * converted model output. */
+static int dump_step_extras(px_dump *d, const px_scheduler *s, int i, double eta, const float *noise,
+                            const float *denoised, const int64_t *shape)
+{
+    if (s->kind != PX_SCHED_DPM && px_scheduler_step_draws(s, i, eta)) {
+        const char *key = s->kind == PX_SCHED_DDIM ? "ddim_variance_noise_step"
+                          : s->kind == PX_SCHED_LCM ? "lcm_noise_step"
+                                                    : "sasolver_noise_step";
+        if (dump_step(d, key, i, noise, 4, shape)) return -1;
+    }
+    if (s->kind == PX_SCHED_LCM) return dump_step(d, "lcm_denoised_step", i, denoised, 4, shape);
+    if (s->kind == PX_SCHED_SA)
+        return dump_step(d, "sasolver_corrected_step", i, s->sa.last_sample, 4, shape) ||
+               dump_step(d, "sasolver_model_output_converted_step", i, s->sa.model_outputs[s->sa.history - 1], 4,
+                         shape);
+    return 0;
+}
+
 int px_denoise_loop(px_scheduler *s, const px_denoise_args *a, float *latents)
 {
     const int N = a->num_images, C = a->channels, NB = a->cfg ? 2 * N : N;
@@ -101,9 +123,12 @@ int px_denoise_loop(px_scheduler *s, const px_denoise_args *a, float *latents)
     float *eps = px_malloc(sizeof(float) * (size_t)lat_n, "noise_pred (guided)");
     float *next = px_malloc(sizeof(float) * (size_t)lat_n, "prev_sample");
     float *noise = a->dump ? px_malloc(sizeof(float) * (size_t)lat_n, "variance noise") : NULL;
+    float *denoised = a->dump && s->kind == PX_SCHED_LCM ? px_malloc(sizeof(float) * (size_t)lat_n, "denoised") : NULL;
     float *tvec = px_malloc(sizeof(float) * (size_t)NB, "timestep");
     int rc = -1;
-    if (!x_in || !out || !eps || !next || !tvec || (a->dump && !noise)) goto out;
+    if (!x_in || !out || !eps || !next || !tvec || (a->dump && !noise) ||
+        (a->dump && s->kind == PX_SCHED_LCM && !denoised))
+        goto out;
     const int64_t dshape[4] = {N, C, a->height, a->width};
     for (int i = 0; i < nsteps; i++) {
         struct timespec t0, t1;
@@ -126,8 +151,9 @@ int px_denoise_loop(px_scheduler *s, const px_denoise_args *a, float *latents)
         sa.generators = a->generators;
         sa.n_generators = a->n_generators;
         sa.variance_noise_out = noise;
+        sa.denoised_out = denoised;
         px_sched_dims dims = {N, C, hw};
-        if (nsteps == 1) {
+        if (nsteps == 1 && !a->no_one_step_x0) {
             // For DMD one step sampling: the pipeline keeps .pred_original_sample
             float *prev = px_malloc(sizeof(float) * (size_t)lat_n, "prev_sample");
             if (!prev) goto out;
@@ -137,9 +163,7 @@ int px_denoise_loop(px_scheduler *s, const px_denoise_args *a, float *latents)
         } else if (px_scheduler_step(s, eps, C, t, latents, dims, &sa, next, NULL)) {
             goto out;
         }
-        if (a->dump && s->kind == PX_SCHED_DDIM && a->eta > 0 &&
-            dump_step(a->dump, "ddim_variance_noise_step", i, noise, 4, dshape))
-            goto out;
+        if (a->dump && dump_step_extras(a->dump, s, i, a->eta, noise, denoised, dshape)) goto out;
         memcpy(latents, next, sizeof(float) * (size_t)lat_n);
         if (dump_step(a->dump, "latents_step", i, latents, 4, dshape)) goto out;
         clock_gettime(CLOCK_MONOTONIC, &t1);
@@ -169,6 +193,7 @@ out:
     free(eps);
     free(next);
     free(noise);
+    free(denoised);
     free(tvec);
     return rc;
 }

@@ -134,7 +134,10 @@ static int prompt_inputs(px_pipeline *p, run_state *r)
 {
     const px_generate_params *prm = r->prm;
     text_state *ts = &r->ts;
-    const int B = r->B, L = prm->prompt_embeds ? prm->embeds_len : prm->max_sequence_length, D = p->text_dim;
+    const int B = r->B, D = p->text_dim;
+    const int L = prm->prompt_embeds           ? prm->embeds_len
+                  : prm->max_sequence_length ? prm->max_sequence_length
+                                             : px_pipeline_max_sequence_length(p);
     ts->B = B;
     ts->L = r->L = L;
     ts->D = r->D = D;
@@ -298,7 +301,7 @@ static int build_scheduler(const px_pipeline *p, const px_generate_params *prm, 
     int kind = -1;
     if (prm->scheduler) {
         kind = px_sched_kind_from_name(prm->scheduler);
-        if (kind < 0) return px_fail("unknown scheduler '%s' (dpm, ddim)", prm->scheduler);
+        if (kind < 0) return px_fail("unknown scheduler '%s' (dpm, ddim, lcm, sa-solver)", prm->scheduler);
     }
     return px_sched_config_load(cfg, p->sched_config, kind);
 }
@@ -317,14 +320,13 @@ static int setup_scheduler(px_pipeline *p, run_state *r)
         return -1;
     const int nsteps = (int)r->sched.n_timesteps;
     snprintf(res->scheduler, sizeof res->scheduler, "%s", px_sched_class_name(r->sched.kind));
-    if (nsteps == 1 && r->sched.kind != PX_SCHED_DDIM)
+    // PixArtAlphaPipeline keeps .pred_original_sample of a 1-step run (DMD);
+    // PixArtSigmaPipeline has no such branch
+    if (nsteps == 1 && !p->mi.sigma && r->sched.kind != PX_SCHED_DDIM)
         return px_fail("a 1-step run returns the scheduler's pred_original_sample, which %s does not have "
                        "(diffusers 0.30.3 raises AttributeError); use DDIM (--scheduler ddim) or more steps",
                        res->scheduler);
-    const int sde = r->sched_cfg.algorithm_type == PX_DPM_SDE_DPMSOLVER_PP ||
-                    r->sched_cfg.algorithm_type == PX_DPM_SDE_DPMSOLVER;
-    const int needs_noise = (r->sched.kind == PX_SCHED_DDIM && prm->eta > 0) || (r->sched.kind == PX_SCHED_DPM && sde);
-    if (needs_noise && !prm->num_seeds)
+    if (px_scheduler_needs_generator(&r->sched, prm->eta) && !prm->num_seeds)
         return px_fail("%s draws noise in every step from the generator: give a seed", res->scheduler);
     res->num_steps = nsteps;
     res->timesteps = px_malloc(sizeof(int64_t) * (size_t)nsteps, "timesteps");
@@ -397,7 +399,13 @@ static int stage_denoise(px_pipeline *p, run_state *r)
     if (px_dit_in_channels(dit) != r->C || px_dit_caption_channels(dit) != D)
         return px_fail("%s: transformer expects %d latent / %d caption channels, the pipeline has %d / %d", p->tr_dir,
                        px_dit_in_channels(dit), px_dit_caption_channels(dit), r->C, D);
+    // PixArtAlphaPipeline passes resolution/aspect_ratio (for sample_size 128;
+    // the transformer ignores them unless use_additional_conditions), Sigma never
     const int micro = px_dit_uses_micro_conditions(dit);
+    if (micro && p->mi.sigma)
+        return px_fail("%s: PixArtSigmaPipeline gives the transformer no resolution/aspect_ratio, but its config "
+                       "turns micro-conditioning on (say \"use_additional_conditions\": false)",
+                       p->tr_dir);
     dit_call dc = {dit,  r->ctx, r->ctx_mask, r->L, r->h, r->w, micro ? r->micro_res : NULL,
                    micro ? r->micro_ar : NULL, r->prm->dump};
     px_denoise_args da = {0};
@@ -416,6 +424,7 @@ static int stage_denoise(px_pipeline *p, run_state *r)
     da.progress = r->prm->progress;
     da.progress_user = r->prm->progress_user;
     da.dump = r->prm->dump;
+    da.no_one_step_x0 = p->mi.sigma;
     return px_denoise_loop(&r->sched, &da, r->latents);
 }
 

@@ -94,10 +94,12 @@ int px_model_index_check(const char *dir, px_model_index *mi)
     }
     const char *cls;
     if (px_json_req_string(j, "_class_name", &cls, path)) goto fail;
-    if (strcmp(cls, "PixArtAlphaPipeline")) {
-        px_fail("%s: _class_name is '%s'; pixart.c implements PixArtAlphaPipeline", path, cls);
+    if (strcmp(cls, "PixArtAlphaPipeline") && strcmp(cls, "PixArtSigmaPipeline")) {
+        px_fail("%s: _class_name is '%s'; pixart.c implements PixArtAlphaPipeline and PixArtSigmaPipeline", path,
+                cls);
         goto fail;
     }
+    mi->sigma = !strcmp(cls, "PixArtSigmaPipeline");
     static const struct {
         const char *name;
         const char *classes[3];
@@ -265,6 +267,14 @@ int px_pipeline_sample_size(const px_pipeline *p) { return p->sample_size; }
 int px_pipeline_vae_scale_factor(const px_pipeline *p) { return p->vae_scale; }
 int px_pipeline_latent_channels(const px_pipeline *p) { return p->in_channels; }
 int px_pipeline_text_dim(const px_pipeline *p) { return p->text_dim; }
+int px_pipeline_is_sigma(const px_pipeline *p) { return p->mi.sigma; }
+const char *px_pipeline_scheduler_class(const px_pipeline *p) { return p->mi.scheduler_class; }
+
+int px_pipeline_max_sequence_length(const px_pipeline *p)
+{
+    // __call__(max_sequence_length=120) in PixArtAlphaPipeline, 300 in PixArtSigmaPipeline
+    return p->mi.sigma ? 300 : 120;
+}
 
 void px_pipeline_default_size(const px_pipeline *p, int *height, int *width)
 {
@@ -287,7 +297,7 @@ void px_generate_params_init(px_generate_params *prm)
     prm->guidance_scale = 4.5;
     prm->num_images_per_prompt = 1;
     prm->use_resolution_binning = 1;
-    prm->max_sequence_length = 120;
+    prm->max_sequence_length = 0; /* the pipeline's: 120 (alpha), 300 (Sigma) */
     prm->output_type = PX_OUTPUT_IMAGE;
 }
 
@@ -497,7 +507,8 @@ int px_pl_check_params(const px_pipeline *p, const px_generate_params *prm, int 
         if (!prm->negative_prompt[i]) return px_fail("negative prompt %d is NULL", i);
     if (prm->prompt_embeds && (prm->embeds_len < 1 || prm->embeds_len > 1 << 16))
         return px_fail("embeds_len %d out of range", prm->embeds_len);
-    if (!prm->prompt_embeds && (prm->max_sequence_length < 2 || prm->max_sequence_length > 1 << 16))
+    if (!prm->prompt_embeds && prm->max_sequence_length &&
+        (prm->max_sequence_length < 2 || prm->max_sequence_length > 1 << 16))
         return px_fail("max_sequence_length %d out of range", prm->max_sequence_length);
     if (prm->num_images_per_prompt < 1 || prm->num_images_per_prompt > 4096)
         return px_fail("num_images_per_prompt %d out of range", prm->num_images_per_prompt);
@@ -537,11 +548,13 @@ int px_pl_resolve_size(const px_pipeline *p, const px_generate_params *prm, int 
     *orig_w = W;
     if (prm->use_resolution_binning) {
         int nb;
-        const px_ar_bin *tab = px_ar_bin_table(p->sample_size, &nb);
+        // PixArtSigmaPipeline adds the 2048 table for sample_size 256
+        const px_ar_bin *tab = p->mi.sigma ? px_ar_bin_table_sigma(p->sample_size, &nb)
+                                           : px_ar_bin_table(p->sample_size, &nb);
         if (!tab)
-            return px_fail("resolution binning needs a transformer sample_size of 32, 64 or 128 (this one has %d); "
+            return px_fail("resolution binning needs a transformer sample_size of 32, 64, 128%s (this one has %d); "
                            "turn it off (--no-resolution-binning)",
-                           p->sample_size);
+                           p->mi.sigma ? " or 256" : "", p->sample_size);
         if (px_classify_height_width_bin(H, W, tab, nb, &H, &W)) return -1;
     }
     if (H % 8 || W % 8)

@@ -58,14 +58,17 @@ typedef struct {
     size_t n_generators;
     px_progress_fn progress;  /* one PX_EVENT_STEP per step */
     void *progress_user;
-    px_dump *dump;            /* pipeline/transformer_out_stepNN, latents_stepNN, ddim_variance_noise_stepNN */
+    px_dump *dump;            /* pipeline/transformer_out_stepNN, latents_stepNN, the step's noise and
+                               * intermediates (ddim_variance_noise, lcm_noise/denoised, sasolver_*) */
+    int no_one_step_x0;       /* PixArtSigmaPipeline: a 1-step run keeps prev_sample like any other */
 } px_denoise_args;
 
 /* The denoising loop of __call__ (step 7): for each timestep t of s,
  *   latent_model_input = cat([latents] * 2) if cfg else latents
  *   noise_pred = model(latent_model_input, t) -> guidance -> learned-sigma split
  *   latents = scheduler.step(noise_pred, t, latents).prev_sample
- *             (.pred_original_sample for a 1-step run: the DMD path)
+ *             (.pred_original_sample for a 1-step run: the DMD path of
+ *             PixArtAlphaPipeline, unless no_one_step_x0)
  * latents: (num_images, channels, h, w), updated in place. The scheduler must
  * have its timesteps set. Returns 0 or -1 (model/scheduler failure,
  * "interrupted" when the progress callback returns nonzero). */
@@ -77,6 +80,7 @@ int px_denoise_loop(px_scheduler *s, const px_denoise_args *a, float *latents);
  * component is present (diffusers allows null text_encoder/tokenizer). */
 typedef struct {
     int has_text_encoder, has_tokenizer;
+    int sigma; /* _class_name PixArtSigmaPipeline (else PixArtAlphaPipeline) */
     char scheduler_class[64];
     char transformer_class[64];
 } px_model_index;
