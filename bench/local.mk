@@ -27,7 +27,7 @@ bench_bench_ops_LDADD = $(PX_BENCH_LIBS)
 
 # A full-size random-weight checkpoint folder in the published layout (float32
 # T5 in two shards with its index), for memory and end-to-end measurements.
+# (a tool, not a benchmark: `make bench` builds it without running it)
 EXTRA_PROGRAMS += bench/make_checkpoint
-BENCHES += bench/make_checkpoint
 bench_make_checkpoint_SOURCES = bench/make_checkpoint.c
 bench_make_checkpoint_LDADD = $(PX_BENCH_LIBS)
