@@ -51,6 +51,28 @@ PX_API void px_set_num_threads(int n);
  * to do. A user-set OPENBLAS_CORETYPE always wins. doc/performance.md. */
 PX_API void px_blas_fix_core(char **argv);
 
+/* ---- tokenizer: transformers T5Tokenizer(legacy=True) as PixArt calls it --- */
+
+typedef struct px_t5tok px_t5tok;
+/* PATH: a SentencePiece spiece.model file, or a checkpoint folder with
+ * tokenizer/spiece.model. NULL on error (px_last_error). */
+PX_API px_t5tok *px_t5tok_load_path(const char *path);
+PX_API void px_t5tok_free(px_t5tok *t);
+/* All ids of text (len bytes, may hold NUL) including the final </s>, no
+ * truncation or padding: *ids malloc'ed (free it), *n >= 1. 0 or -1. */
+PX_API int px_t5tok_tokenize(const px_t5tok *t, const char *text, size_t len, int32_t **ids, size_t *n);
+/* The pipeline's call: padding="max_length", truncation to max_length (>= 2)
+ * tokens; ids and mask (either may be NULL) get max_length entries, *n_real
+ * (optional) the number of real tokens. 0 or -1. */
+PX_API int px_t5tok_encode_n(const px_t5tok *t, const char *text, size_t len, int max_length, int32_t *ids,
+                             int32_t *mask, int *n_real);
+/* The token string of id: a SentencePiece piece (bytes, not NUL-terminated,
+ * *len set) or, for the 100 extra ids, NULL with *extra = N of <extra_id_N>. */
+PX_API const char *px_t5tok_piece(const px_t5tok *t, int32_t id, size_t *len, int *extra);
+/* PixArt's prompt preprocessing with clean_caption=False: Python's
+ * text.lower().strip(). *out malloc'ed and NUL-terminated. 0 or -1. */
+PX_API int px_pixart_preprocess_n(const char *text, size_t len, char **out, size_t *out_len);
+
 /* ---- pipeline: diffusers PixArtAlphaPipeline (v0.30.3) ------------------ */
 
 typedef struct px_pipeline px_pipeline;

@@ -1,9 +1,7 @@
 /* `pixart tokenize`: T5 token ids of prompts, as PixArtAlphaPipeline's
  * tokenizer call produces them (transformers T5Tokenizer, legacy=True). */
 #include "src/cli/cli.h"
-#include "src/tokenizer/t5_tokenizer.h"
-#include "src/tokenizer/unicode.h"
-#include "tensor/error.h"
+#include "pixart/pixart.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,19 +34,14 @@ static void tokenize_usage(FILE *f)
 
 static int print_ids(const px_t5tok *tok, const int32_t *ids, size_t n, int pieces)
 {
-    const px_spm *spm = px_t5tok_spm(tok);
-    int n_sp = px_spm_piece_count(spm);
     for (size_t i = 0; i < n; i++) {
         if (i) putchar(' ');
-        if (!pieces) {
-            printf("%d", (int)ids[i]);
-        } else if (ids[i] >= 0 && ids[i] < n_sp) {
-            size_t len;
-            const char *p = px_spm_piece(spm, ids[i], &len);
-            fwrite(p, 1, len, stdout);
-        } else {
-            printf("<extra_id_%d>", px_t5tok_vocab_size(tok) - 1 - (int)ids[i]);
-        }
+        size_t len;
+        int extra;
+        const char *p = pieces ? px_t5tok_piece(tok, ids[i], &len, &extra) : NULL;
+        if (!pieces) printf("%d", (int)ids[i]);
+        else if (p) fwrite(p, 1, len, stdout);
+        else printf("<extra_id_%d>", extra);
     }
     putchar('\n');
     return ferror(stdout) ? -1 : 0;
@@ -74,7 +67,7 @@ static int tokenize_one(const px_t5tok *tok, const char *text, size_t len, int m
     } else {
         int32_t *ids = malloc((size_t)max_length * sizeof *ids);
         int n = 0;
-        rc = ids ? px_t5tok_encode_n(tok, text, len, max_length, ids, NULL, &n) : px_fail("out of memory");
+        rc = ids ? px_t5tok_encode_n(tok, text, len, max_length, ids, NULL, &n) : px_set_error("out of memory");
         if (rc == 0) rc = print_ids(tok, ids, (size_t)n, pieces);
         free(ids);
     }

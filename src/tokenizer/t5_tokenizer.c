@@ -2,6 +2,7 @@
  * SentencePiece model: PreTrainedTokenizer.tokenize (added-token split with
  * lstrip/rstrip), convert_tokens_to_ids, T5Tokenizer.build_inputs_with_special_tokens
  * (_add_eos_if_not_present), prepare_for_model truncation and max_length padding. */
+#include "pixart/pixart.h" /* the exported entry points */
 #include "src/tokenizer/t5_tokenizer.h"
 
 #include <stdio.h>
@@ -232,4 +233,14 @@ int px_t5tok_encode_n(const px_t5tok *t, const char *text, size_t len, int max_l
 int px_t5tok_encode(const px_t5tok *t, const char *text, int max_length, int32_t *ids, int32_t *mask, int *n_real)
 {
     return px_t5tok_encode_n(t, text, strlen(text), max_length, ids, mask, n_real);
+}
+
+const char *px_t5tok_piece(const px_t5tok *t, int32_t id, size_t *len, int *extra)
+{
+    const px_spm *spm = px_t5tok_spm(t);
+    *extra = -1;
+    *len = 0;
+    if (id >= 0 && id < px_spm_piece_count(spm)) return px_spm_piece(spm, id, len);
+    if (id >= 0 && id < px_t5tok_vocab_size(t)) *extra = px_t5tok_vocab_size(t) - 1 - id; // <extra_id_N>
+    return NULL;
 }

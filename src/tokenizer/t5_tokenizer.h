@@ -25,6 +25,8 @@ px_t5tok *px_t5tok_load_path(const char *path);
 void px_t5tok_free(px_t5tok *t);
 
 const px_spm *px_t5tok_spm(const px_t5tok *t);
+/* Piece string of id (public API, include/pixart/pixart.h). */
+const char *px_t5tok_piece(const px_t5tok *t, int32_t id, size_t *len, int *extra);
 int px_t5tok_eos_id(const px_t5tok *t);
 int px_t5tok_pad_id(const px_t5tok *t);
 /* vocab_size of the tokenizer: sentencepiece pieces + 100 extra ids. */

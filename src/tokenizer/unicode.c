@@ -1,6 +1,7 @@
 /* Python str.lower() / str.strip() on UTF-8 text (CPython 3.11 unicodeobject.c:
  * lower_ucs4 + handle_capital_sigma, and Py_UNICODE_ISSPACE), and PixArt's
  * `text.lower().strip()` prompt preprocessing. Tables: unicode_tables.c. */
+#include "pixart/pixart.h" /* px_pixart_preprocess_n is exported */
 #include "src/tokenizer/unicode.h"
 
 #include <stdlib.h>
