@@ -29,6 +29,19 @@ void px_sched_config_defaults(px_sched_config *c, px_sched_kind kind)
     c->lower_order_final = 1;
     c->final_sigmas_type = PX_FINAL_SIGMA_ZERO;
     c->lambda_min_clipped = -INFINITY;
+    /* LCMScheduler() / SASolverScheduler() */
+    c->original_inference_steps = 50;
+    c->timestep_scaling = 10.0;
+    c->predictor_order = 2;
+    c->corrector_order = 2;
+    c->sa_algorithm = PX_SA_DATA_PREDICTION;
+    if (kind == PX_SCHED_LCM) {
+        c->beta_start = 0.00085;
+        c->beta_end = 0.012;
+        c->beta_schedule = PX_BETA_SCALED_LINEAR;
+        c->clip_sample = 0;
+        c->timestep_spacing = PX_SPACING_LEADING;
+    }
 }
 
 int px_sched_kind_from_name(const char *name)
@@ -38,12 +51,21 @@ int px_sched_kind_from_name(const char *name)
     if (!strcmp(name, "dpm") || !strcmp(name, "dpmsolver") || !strcmp(name, "dpm-solver") ||
         !strcmp(name, "DPMSolverMultistepScheduler"))
         return PX_SCHED_DPM;
+    if (!strcmp(name, "lcm") || !strcmp(name, "LCMScheduler")) return PX_SCHED_LCM;
+    if (!strcmp(name, "sa-solver") || !strcmp(name, "sasolver") || !strcmp(name, "SASolverScheduler"))
+        return PX_SCHED_SA;
     return -1;
 }
 
 const char *px_sched_class_name(px_sched_kind kind)
 {
-    return kind == PX_SCHED_DDIM ? "DDIMScheduler" : "DPMSolverMultistepScheduler";
+    switch (kind) {
+    case PX_SCHED_DDIM: return "DDIMScheduler";
+    case PX_SCHED_DPM: return "DPMSolverMultistepScheduler";
+    case PX_SCHED_LCM: return "LCMScheduler";
+    case PX_SCHED_SA: return "SASolverScheduler";
+    }
+    return "?";
 }
 
 void px_sched_config_free(px_sched_config *c)
@@ -206,6 +228,8 @@ static int get_trained_betas(const reader *r, px_sched_config *c)
     return 0;
 }
 
+static int lcm_sa_keys(const reader *r, px_sched_config *c, const px_json *obj);
+
 int px_sched_config_from_json(px_sched_config *c, const px_json *obj, int kind, const char *source)
 {
     const char *src = source ? source : "scheduler config";
@@ -218,11 +242,12 @@ int px_sched_config_from_json(px_sched_config *c, const px_json *obj, int kind, 
         if (cls->type != PX_JSON_STRING)
             return px_fail("%s: scheduler key '_class_name' should be a string", src);
         kind = px_sched_kind_from_name(cls->string);
-        if (kind < 0 || !strcmp(cls->string, "ddim") || !strcmp(cls->string, "dpm") ||
-            !strcmp(cls->string, "dpmsolver") || !strcmp(cls->string, "dpm-solver"))
+        /* only the diffusers class names, not the short CLI names */
+        if (kind < 0 || strcmp(cls->string, px_sched_class_name((px_sched_kind)kind)))
             return px_fail("%s: scheduler key '_class_name' = \"%.64s\" is not supported "
-                           "(DDIMScheduler or DPMSolverMultistepScheduler)", src, cls->string);
-    } else if (kind != PX_SCHED_DDIM && kind != PX_SCHED_DPM) {
+                           "(DDIMScheduler, DPMSolverMultistepScheduler, LCMScheduler or SASolverScheduler)",
+                           src, cls->string);
+    } else if (kind < PX_SCHED_DDIM || kind > PX_SCHED_SA) {
         return px_fail("%s: unknown scheduler kind %d", src, kind);
     }
     px_sched_config_defaults(c, (px_sched_kind)kind);
@@ -253,6 +278,11 @@ int px_sched_config_from_json(px_sched_config *c, const px_json *obj, int kind, 
         px_fail("%s: scheduler key 'dynamic_thresholding_ratio' = %g must be in [0, 1]", src,
                 c->dynamic_thresholding_ratio);
         goto fail;
+    }
+
+    if (kind == PX_SCHED_LCM || kind == PX_SCHED_SA) {
+        if (lcm_sa_keys(&r, c, obj)) goto fail;
+        return 0;
     }
 
     if (kind == PX_SCHED_DDIM) {
@@ -353,4 +383,125 @@ int px_sched_config_load(px_sched_config *c, const char *path, int kind)
     int rc = px_sched_config_from_json(c, j, kind, path);
     px_json_free(j);
     return rc;
+}
+
+// ---------------------------------------------------------------------------
+// LCMScheduler and SASolverScheduler keys (after the shared ones above)
+
+static const char *const sa_algo_names[] = { "data_prediction", "noise_prediction", NULL };
+static const int sa_algo_vals[] = { PX_SA_DATA_PREDICTION, PX_SA_NOISE_PREDICTION };
+
+static int lcm_sa_keys(const reader *rp, px_sched_config *c, const px_json *obj)
+{
+    const reader r = *rp; /* for ENUM */
+    const char *src = r.src;
+    if (c->kind == PX_SCHED_LCM) {
+        if (get_int(&r, "original_inference_steps", &c->original_inference_steps, 1, 1000000)) return -1;
+        if (get_bool(&r, "clip_sample", &c->clip_sample, 0)) return -1;
+        if (get_finite(&r, "clip_sample_range", &c->clip_sample_range)) return -1;
+        if (get_bool(&r, "set_alpha_to_one", &c->set_alpha_to_one, 0)) return -1;
+        if (get_finite(&r, "timestep_scaling", &c->timestep_scaling)) return -1;
+        return px_sched_config_check_lcm_sa(c) ? px_fail_ctx("%s", src) : 0;
+    }
+
+    /* SASolverScheduler.__init__ has no rescale_betas_zero_snr argument */
+    c->rescale_betas_zero_snr = 0;
+    int64_t v = c->predictor_order;
+    if (get_int(&r, "predictor_order", &v, 1, 3)) return -1;
+    c->predictor_order = (int)v;
+    v = c->corrector_order;
+    if (get_int(&r, "corrector_order", &v, 1, 3)) return -1;
+    c->corrector_order = (int)v;
+    /* Another class's algorithm_type (DPM-Solver's "dpmsolver++") would make
+     * SASolverScheduler.from_config raise; the PixArt model card swaps it in
+     * as from_config(config, algorithm_type='data_prediction'), which is what
+     * loading another class's file as SA-Solver does here. */
+    const px_json *cls = px_json_get(obj, "_class_name");
+    int own = !cls || (cls->type == PX_JSON_STRING && !strcmp(cls->string, "SASolverScheduler"));
+    if (own) {
+        int tmp = (int)c->sa_algorithm;
+        if (get_enum(&r, "algorithm_type", sa_algo_names, sa_algo_vals, &tmp) < 0) return -1;
+        c->sa_algorithm = (px_sa_algorithm)tmp;
+    }
+    if (get_bool(&r, "lower_order_final", &c->lower_order_final, 0)) return -1;
+    if (get_bool(&r, "use_karras_sigmas", &c->use_karras_sigmas, 1)) return -1;
+    if (get_number(&r, "lambda_min_clipped", &c->lambda_min_clipped)) return -1;
+    if (isnan(c->lambda_min_clipped))
+        return px_fail("%s: scheduler key 'lambda_min_clipped' is NaN", src);
+    const px_json *j = member(&r, "variance_type");
+    if (j && j->type != PX_JSON_NULL) {
+        if (j->type != PX_JSON_STRING) return bad_type(&r, "variance_type", j, "a string or null");
+        c->learned_variance = !strcmp(j->string, "learned") || !strcmp(j->string, "learned_range");
+    }
+    /* a Python callable cannot come from JSON: only null (the default) */
+    j = member(&r, "tau_func");
+    if (j && j->type != PX_JSON_NULL)
+        return px_fail("%s: scheduler key 'tau_func' is not supported (only null: the default "
+                       "1 if 200 <= t <= 800 else 0)", src);
+    /* _convert_to_karras would honour sigma_min / sigma_max carried by the
+     * config; we do not read them for SA-Solver, so refuse rather than differ */
+    const char *const bounds[] = { "sigma_min", "sigma_max" };
+    for (int k = 0; k < 2; k++) {
+        j = px_json_get(obj, bounds[k]);
+        if (j && j->type != PX_JSON_NULL && c->use_karras_sigmas)
+            return px_fail("%s: scheduler key '%s' is not supported by SASolverScheduler here", src, bounds[k]);
+    }
+    return px_sched_config_check_lcm_sa(c) ? px_fail_ctx("%s", src) : 0;
+}
+
+static int beta_ok(double b)
+{
+    return isfinite(b) && b > 0 && b < 1;
+}
+
+int px_sched_config_check_lcm_sa(const px_sched_config *c)
+{
+    if (c->kind != PX_SCHED_LCM && c->kind != PX_SCHED_SA) return 0;
+    const char *cls = px_sched_class_name(c->kind);
+    if (c->num_train_timesteps < 1)
+        return px_fail("%s: scheduler key 'num_train_timesteps' = %lld must be >= 1", cls,
+                       (long long)c->num_train_timesteps);
+    if (c->trained_betas) {
+        if (c->n_trained_betas != (size_t)c->num_train_timesteps)
+            return px_fail("%s: scheduler key 'trained_betas' has %zu values but num_train_timesteps is %lld",
+                           cls, c->n_trained_betas, (long long)c->num_train_timesteps);
+        for (size_t i = 0; i < c->n_trained_betas; i++)
+            if (!beta_ok(c->trained_betas[i]))
+                return px_fail("%s: scheduler key 'trained_betas'[%zu] = %g must be in (0, 1)", cls, i,
+                               c->trained_betas[i]);
+    } else {
+        /* every beta of linear / scaled_linear lies between these two; the
+         * cosine schedule does not use them */
+        if (c->beta_schedule != PX_BETA_SQUAREDCOS_CAP_V2) {
+            if (!beta_ok(c->beta_start))
+                return px_fail("%s: scheduler key 'beta_start' = %g must be in (0, 1)", cls, c->beta_start);
+            if (!beta_ok(c->beta_end))
+                return px_fail("%s: scheduler key 'beta_end' = %g must be in (0, 1)", cls, c->beta_end);
+        }
+    }
+    if (c->thresholding && !(c->dynamic_thresholding_ratio >= 0 && c->dynamic_thresholding_ratio <= 1))
+        return px_fail("%s: scheduler key 'dynamic_thresholding_ratio' = %g must be in [0, 1]", cls,
+                       c->dynamic_thresholding_ratio);
+    if (c->kind == PX_SCHED_LCM) {
+        if (c->original_inference_steps < 1)
+            return px_fail("%s: scheduler key 'original_inference_steps' = %lld must be >= 1", cls,
+                           (long long)c->original_inference_steps);
+        if (c->original_inference_steps > c->num_train_timesteps)
+            return px_fail("%s: scheduler key 'original_inference_steps' = %lld cannot be larger than "
+                           "num_train_timesteps = %lld", cls, (long long)c->original_inference_steps,
+                           (long long)c->num_train_timesteps);
+        if (!isfinite(c->timestep_scaling))
+            return px_fail("%s: scheduler key 'timestep_scaling' must be finite", cls);
+        if (c->clip_sample && !isfinite(c->clip_sample_range))
+            return px_fail("%s: scheduler key 'clip_sample_range' must be finite", cls);
+        return 0;
+    }
+    if (c->predictor_order < 1 || c->predictor_order > 3)
+        return px_fail("%s: scheduler key 'predictor_order' = %d is not supported (1..3)", cls, c->predictor_order);
+    if (c->corrector_order < 1 || c->corrector_order > 3)
+        return px_fail("%s: scheduler key 'corrector_order' = %d is not supported (1..3)", cls, c->corrector_order);
+    if (c->rescale_betas_zero_snr)
+        return px_fail("%s: scheduler key 'rescale_betas_zero_snr' is not an argument of SASolverScheduler", cls);
+    if (isnan(c->lambda_min_clipped)) return px_fail("%s: scheduler key 'lambda_min_clipped' is NaN", cls);
+    return 0;
 }

@@ -1,4 +1,5 @@
-# sched/: schedules, DDIM and DPM-Solver steps, torch-identical random numbers.
+# sched/: schedules, DDIM, DPM-Solver, LCM and SA-Solver steps, torch-identical
+# random numbers.
 #
 # Built as a convenience library with -ffp-contract=off: these files mirror
 # torch/numpy float arithmetic operation by operation (and write torch's fused
@@ -13,6 +14,8 @@ libpx_sched_la_SOURCES = \
 	sched/config.c sched/config.h \
 	sched/ddim.c sched/ddim.h \
 	sched/dpmsolver.c sched/dpmsolver.h \
+	sched/lcm.c sched/lcm.h \
+	sched/sasolver.c sched/sasolver.h \
 	sched/scheduler.c sched/scheduler.h
 libpx_sched_la_CFLAGS = $(AM_CFLAGS) -ffp-contract=off
 libpixart_la_LIBADD += libpx_sched.la
