@@ -24,3 +24,10 @@ EXTRA_PROGRAMS += bench/bench_ops
 BENCHES += bench/bench_ops
 bench_bench_ops_SOURCES = bench/bench_ops.c
 bench_bench_ops_LDADD = $(PX_BENCH_LIBS)
+
+# A full-size random-weight checkpoint folder in the published layout (float32
+# T5 in two shards with its index), for memory and end-to-end measurements.
+EXTRA_PROGRAMS += bench/make_checkpoint
+BENCHES += bench/make_checkpoint
+bench_make_checkpoint_SOURCES = bench/make_checkpoint.c
+bench_make_checkpoint_LDADD = $(PX_BENCH_LIBS)

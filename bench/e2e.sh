@@ -1,0 +1,69 @@
+#!/bin/bash
+# End-to-end measurement on a full-size random-weight checkpoint folder in the
+# published layout (bench/make_checkpoint): `pixart encode` (the T5-XXL stage
+# alone) and a whole `pixart generate`, each with wall time and peak RSS
+# (/usr/bin/time -v), plus the stage timings the command prints itself.
+#
+#   bench/e2e.sh [--res 512|1024] [--steps N] [--dir CKPT_ROOT] [--only encode|generate]
+#
+# The folder (about 22 GB: float32 T5 in two shards, transformer, VAE) is made
+# on first use under CKPT_ROOT (default $PIXART_CKPT_DIR or /tmp/pixart-ckpt);
+# the 1024-MS folder shares the T5 files with the 512 one through hard links.
+# Run from the build directory after `make pixart bench/make_checkpoint`.
+# Not part of `make check`: a 512 px run takes several minutes on 2 cores.
+set -euo pipefail
+res=512 steps=20 root=${PIXART_CKPT_DIR:-/tmp/pixart-ckpt} only=all
+while [ $# -gt 0 ]; do
+    case "$1" in
+    --res) res=$2; shift 2 ;;
+    --steps) steps=$2; shift 2 ;;
+    --dir) root=$2; shift 2 ;;
+    --only) only=$2; shift 2 ;;
+    -h|--help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "e2e.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
+    esac
+done
+case "$res" in
+512) name=PixArt-XL-2-512x512 ;;
+1024) name=PixArt-XL-2-1024-MS ;;
+*) echo "e2e.sh: --res must be 512 or 1024" >&2; exit 2 ;;
+esac
+srcdir=$(cd "$(dirname "$0")/.." && pwd)
+[ -x ./pixart ] || { echo "e2e.sh: run from the build directory after 'make pixart bench/make_checkpoint'" >&2; exit 2; }
+[ -x /usr/bin/time ] || { echo "e2e.sh: needs /usr/bin/time (Debian package 'time')" >&2; exit 2; }
+
+mkdir -p "$root"
+dir=$root/$name
+if [ ! -f "$dir/vae/diffusion_pytorch_model.safetensors" ]; then
+    [ -x bench/make_checkpoint ] || { echo "e2e.sh: $dir is missing: 'make bench/make_checkpoint' first" >&2; exit 2; }
+    other=$root/PixArt-XL-2-512x512
+    [ "$name" = PixArt-XL-2-512x512 ] && other=$root/PixArt-XL-2-1024-MS
+    if [ -f "$other/text_encoder/model-00002-of-00002.safetensors" ]; then
+        echo "== making $dir (T5 shared with $other)"
+        bench/make_checkpoint --only transformer,vae "$srcdir/data/configs/$name" "$dir"
+        for f in "$other"/text_encoder/model*; do ln -f "$f" "$dir/text_encoder/"; done
+    else
+        echo "== making $dir (about 22 GB)"
+        bench/make_checkpoint "$srcdir/data/configs/$name" "$dir"
+    fi
+fi
+
+prompt="a small cactus with a happy face in the Sahara desert"
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
+measure() { # label, command...
+    local label=$1; shift
+    echo "== $label: $*"
+    /usr/bin/time -v "$@" 2> "$out/time.txt" >/dev/null || { cat "$out/time.txt"; exit 1; }
+    grep -v -E "^\s+(Command|Average|Exit|Socket|Signals|Swaps|Page size|Voluntary|Involuntary|Minor|File system|Percent|System time|User time|Major)" "$out/time.txt" \
+        | sed -n '/^\s*Elapsed/p;/Maximum resident/p;/^[^\t ]/p'
+}
+echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores; load $(cut -d' ' -f1 /proc/loadavg)"
+if [ "$only" = all ] || [ "$only" = encode ]; then
+    measure "encode ($name)" ./pixart encode --model "$dir" --prompt "$prompt" -o "$out/emb.safetensors"
+fi
+if [ "$only" = all ] || [ "$only" = generate ]; then
+    measure "generate ($name, $steps steps)" ./pixart generate --model "$dir" --prompt "$prompt" --seed 0 \
+        --steps "$steps" -o "$out/image.png"
+    md5sum "$out/image.png" | sed "s|$out/||"
+fi
