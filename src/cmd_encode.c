@@ -3,6 +3,7 @@
  * that `pixart generate --prompt-embeds FILE` can skip the text encoder. */
 #include "src/cli.h"
 #include "tensor/error.h"
+#include "tensor/memstat.h"
 #include "tensor/safetensors.h"
 #include "ops/ops.h"
 #include "pixart/pixart.h"
@@ -173,7 +174,7 @@ int cmd_encode(int argc, char **argv)
     px_st_writer_set_metadata(w, "producer", "pixart encode");
     px_st_writer_set_metadata(w, "model", model);
     if (px_st_writer_save(w, out)) goto fail;
-    if (!quiet) fprintf(stderr, "wrote %s\n", out);
+    if (!quiet) fprintf(stderr, "wrote %s (peak RSS %.2f GiB)\n", out, (double)px_peak_rss_bytes() / (1 << 30));
     rc = 0;
     goto done;
 fail:
