@@ -4,7 +4,11 @@
 # alone) and a whole `pixart generate`, each with wall time and peak RSS
 # (/usr/bin/time -v), plus the stage timings the command prints itself.
 #
-#   bench/e2e.sh [--res 512|1024] [--steps N] [--dir CKPT_ROOT] [--only encode|generate]
+#   bench/e2e.sh [--res 512|1024] [--steps N] [--dir CKPT_ROOT] [--only encode|generate] [--cold]
+#
+# --cold drops the page cache before each command (root only: writes
+# /proc/sys/vm/drop_caches), so the time includes reading the weights from
+# disk; "File system inputs" is the volume read, in 512-byte blocks.
 #
 # The folder (about 22 GB: float32 T5 in two shards, transformer, VAE) is made
 # on first use under CKPT_ROOT (default $PIXART_CKPT_DIR or /tmp/pixart-ckpt);
@@ -12,14 +16,15 @@
 # Run from the build directory after `make pixart bench/make_checkpoint`.
 # Not part of `make check`: a 512 px run takes several minutes on 2 cores.
 set -euo pipefail
-res=512 steps=20 root=${PIXART_CKPT_DIR:-/tmp/pixart-ckpt} only=all
+res=512 steps=20 root=${PIXART_CKPT_DIR:-/tmp/pixart-ckpt} only=all cold=0
 while [ $# -gt 0 ]; do
     case "$1" in
     --res) res=$2; shift 2 ;;
     --steps) steps=$2; shift 2 ;;
     --dir) root=$2; shift 2 ;;
     --only) only=$2; shift 2 ;;
-    -h|--help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --cold) cold=1; shift ;;
+    -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "e2e.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -54,13 +59,15 @@ trap 'rm -rf "$out"' EXIT
 measure() { # label, command...
     local label=$1; shift
     echo "== $label: $*"
+    if [ $cold = 1 ]; then sync; echo 3 > /proc/sys/vm/drop_caches; fi
     /usr/bin/time -v "$@" 2> "$out/time.txt" >/dev/null || { cat "$out/time.txt"; exit 1; }
-    grep -v -E "^\s+(Command|Average|Exit|Socket|Signals|Swaps|Page size|Voluntary|Involuntary|Minor|File system|Percent|System time|User time|Major)" "$out/time.txt" \
-        | sed -n '/^\s*Elapsed/p;/Maximum resident/p;/^[^\t ]/p'
+    grep -v -E "^\s+(Command|Average|Exit|Socket|Signals|Swaps|Page size|Voluntary|Involuntary|Minor|File system outputs|Percent|System time|User time|Major)" "$out/time.txt" \
+        | sed -n '/^\s*Elapsed/p;/Maximum resident/p;/File system inputs/p;/^[^\t ]/p'
 }
 echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores; load $(cut -d' ' -f1 /proc/loadavg)"
 if [ "$only" = all ] || [ "$only" = encode ]; then
     measure "encode ($name)" ./pixart encode --model "$dir" --prompt "$prompt" -o "$out/emb.safetensors"
+    md5sum "$out/emb.safetensors" | sed "s|$out/||"
 fi
 if [ "$only" = all ] || [ "$only" = generate ]; then
     measure "generate ($name, $steps steps)" ./pixart generate --model "$dir" --prompt "$prompt" --seed 0 \

@@ -140,6 +140,14 @@ typedef struct {
     px_mod layer1;                    /* layer.1 (T5LayerFF) output */
 } t5_block;
 
+/* A block's seven matrices, in the order block_forward uses them. */
+#define BLOCK_MATS 7
+static px_lin *block_mat(t5_block *b, int j)
+{
+    px_lin *const l[BLOCK_MATS] = { &b->q, &b->k, &b->v, &b->o, &b->wi_0, &b->wi_1, &b->wo };
+    return l[j];
+}
+
 typedef struct {
     int64_t cap_M, cap_L;
     float *h, *x, *y;        /* (M, d_model): hidden states, normed, sublayer output */
@@ -158,6 +166,10 @@ struct px_t5 {
     px_mod rel;             /* encoder.block.0.layer.0.SelfAttention.relative_attention_bias */
     rms_norm final_ln;      /* encoder.final_layer_norm */
     t5_block *blocks;
+    px_t5_stream stream;
+    void *stage;            /* PX_T5_STREAM_READ: one block's matrices, read from the file */
+    size_t stage_size;
+    px_tensor staged[BLOCK_MATS]; /* views into stage standing in for the block's matrices */
     t5_run r;
 };
 
@@ -207,6 +219,7 @@ static px_t5 *t5_build(const px_t5_config *c, px_weights *w)
     }
     m->c = *c;
     m->wt = w;
+    m->stream = PX_T5_STREAM_MMAP;
     const int64_t D = c->d_model;
     m->blocks = px_calloc((size_t)c->num_layers, sizeof *m->blocks, "t5 blocks");
     if (!m->blocks) goto fail;
@@ -254,7 +267,15 @@ px_t5 *px_t5_load(const char *dir, const char *variant)
     px_t5_config c;
     if (px_t5_config_load(&c, path)) return NULL;
     px_weights *w = px_weights_open(dir, "model", variant, "text_encoder");
-    return w ? t5_build(&c, w) : NULL;
+    px_t5 *m = w ? t5_build(&c, w) : NULL;
+    /* PIXART_T5_STREAM=resident|mmap|read picks the mode for measurements
+     * (doc/checkpoints.md, "Memory"); anything else keeps the default */
+    const char *e = getenv("PIXART_T5_STREAM");
+    if (m && e) {
+        if (!strcmp(e, "resident")) m->stream = PX_T5_RESIDENT;
+        else if (!strcmp(e, "read")) m->stream = PX_T5_STREAM_READ;
+    }
+    return m;
 }
 
 static void run_free(t5_run *r)
@@ -269,12 +290,15 @@ void px_t5_free(px_t5 *m)
 {
     if (!m) return;
     run_free(&m->r);
+    free(m->stage);
     free(m->blocks);
     px_weights_close(m->wt);
     free(m);
 }
 
 int px_t5_d_model(const px_t5 *m) { return (int)m->c.d_model; }
+void px_t5_set_stream(px_t5 *m, px_t5_stream mode) { m->stream = mode; }
+size_t px_t5_released_bytes(const px_t5 *m) { return px_weights_released_bytes(m->wt); }
 const px_t5_config *px_t5_get_config(const px_t5 *m) { return &m->c; }
 
 /* Buffers for M = B * L rows, grown when a call needs more, kept between calls. */
@@ -419,6 +443,52 @@ static int block_forward(px_t5 *m, const t5_block *b, int64_t B, int64_t L, px_d
 }
 
 // ----------------------------------------------------------------------------
+// streaming: one block's weights in memory at a time
+
+/* Starts reading block b's matrices into the page cache while the block
+ * before it computes. */
+static void prefetch_block(px_t5 *m, t5_block *b)
+{
+    for (int j = 0; j < BLOCK_MATS; j++) px_weights_prefetch(m->wt, block_mat(b, j)->w);
+}
+
+/* Drops block b's matrix pages from the process once the block is done. */
+static void release_block(px_t5 *m, t5_block *b)
+{
+    for (int j = 0; j < BLOCK_MATS; j++) px_weights_release(m->wt, block_mat(b, j)->w);
+}
+
+/* PX_T5_STREAM_READ: *out = b with its matrices read (pread) into m->stage,
+ * one buffer reused by every block; the mapping is not touched. */
+static int stage_block(px_t5 *m, const t5_block *b, t5_block *out)
+{
+    *out = *b;
+    /* each matrix at a 64-byte boundary: aligned for any dtype mix */
+    size_t need = 0;
+    for (int j = 0; j < BLOCK_MATS; j++) {
+        const px_tensor *w = block_mat(out, j)->w;
+        need += ((size_t)px_numel(w) * px_dtype_size(w->dtype) + 63) & ~(size_t)63;
+    }
+    if (need > m->stage_size) {
+        free(m->stage);
+        m->stage_size = 0;
+        if (!(m->stage = px_malloc(need, "t5 block weights"))) return -1;
+        m->stage_size = need;
+    }
+    size_t off = 0;
+    for (int j = 0; j < BLOCK_MATS; j++) {
+        px_lin *l = block_mat(out, j);
+        m->staged[j] = *l->w;
+        m->staged[j].data = (char *)m->stage + off;
+        m->staged[j].owns = 0;
+        if (px_weights_read(m->wt, l->w, m->staged[j].data)) return -1;
+        off += ((size_t)px_numel(l->w) * px_dtype_size(l->w->dtype) + 63) & ~(size_t)63;
+        l->w = &m->staged[j];
+    }
+    return 0;
+}
+
+// ----------------------------------------------------------------------------
 // forward
 
 int px_t5_encode(px_t5 *m, const int32_t *ids, const int32_t *mask, int B, int L, float *out,
@@ -439,14 +509,22 @@ int px_t5_encode(px_t5 *m, const int32_t *ids, const int32_t *mask, int B, int L
     if (run_reserve(m, M, L)) return -1;
     t5_run *r = &m->r;
 
+    const int stream = m->stream != PX_T5_RESIDENT;
+    if (stream) prefetch_block(m, &m->blocks[0]);
     // inputs_embeds = self.embed_tokens(input_ids)                              (B, L, D)
     if (embed_tokens(m, r->h, ids, B, L, dump)) return -1;
+    if (stream) px_weights_release(m->wt, m->embed); /* only the prompt's rows were touched */
     // extended_attention_mask = (1.0 - attention_mask) * finfo(float32).min     (B, L) over keys
     for (int64_t i = 0; i < M; i++) r->keyb[i] = (1.0f - (float)mask[i]) * -FLT_MAX;
     // position_bias = block[0].layer[0].SelfAttention.compute_bias(L, L)        (H, L, L)
     if (position_bias(m, r->pos, L, dump)) return -1;
-    for (int64_t i = 0; i < c->num_layers; i++)
-        if (block_forward(m, &m->blocks[i], B, L, dump)) return -1;
+    for (int64_t i = 0; i < c->num_layers; i++) {
+        t5_block *b = &m->blocks[i], staged;
+        if (stream && i + 1 < c->num_layers) prefetch_block(m, &m->blocks[i + 1]);
+        if (m->stream == PX_T5_STREAM_READ && stage_block(m, b, &staged)) return -1;
+        if (block_forward(m, m->stream == PX_T5_STREAM_READ ? &staged : b, B, L, dump)) return -1;
+        if (m->stream == PX_T5_STREAM_MMAP) release_block(m, b);
+    }
     // last_hidden_state = self.dropout(self.final_layer_norm(hidden_states))   (B, L, D)
     return t5_layer_norm(out, r->h, &m->final_ln, B, L, c->d_model, c->eps, dump);
 }

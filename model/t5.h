@@ -54,6 +54,24 @@ px_t5 *px_t5_new(const px_t5_config *c, px_t5_lookup_fn get, void *ctx, const ch
 void px_t5_free(px_t5 *m);
 
 int px_t5_d_model(const px_t5 *m);
+
+/* How px_t5_encode holds the weights of its blocks, which it uses once each,
+ * in order. The results are the same bits in every mode.
+ *  PX_T5_RESIDENT     every page of the mapping that was used stays resident
+ *                     until px_t5_free (the resident set grows to the whole
+ *                     file: 19 GB for the float32 XXL encoder).
+ *  PX_T5_STREAM_MMAP  (the default) the next block is prefetched
+ *                     (MADV_WILLNEED) while one computes, and each block's
+ *                     pages are dropped (MADV_DONTNEED) when it ends; so is
+ *                     the embedding table after the lookup: about one block
+ *                     stays resident.
+ *  PX_T5_STREAM_READ  each block is read (pread) into one reused buffer.
+ * Sources from px_t5_new (caller-owned memory) are never released. */
+typedef enum { PX_T5_RESIDENT, PX_T5_STREAM_MMAP, PX_T5_STREAM_READ } px_t5_stream;
+void px_t5_set_stream(px_t5 *m, px_t5_stream mode);
+/* Bytes of mapped weights the encoder has released so far (see
+ * px_weights_released_bytes): 0 unless it streamed from a file. */
+size_t px_t5_released_bytes(const px_t5 *m);
 const px_t5_config *px_t5_get_config(const px_t5 *m);
 
 /* last_hidden_state of T5EncoderModel(input_ids=ids, attention_mask=mask).

@@ -18,6 +18,7 @@ struct px_weights {
     unsigned char **used;     /* per file of st, per entry: taken by a lookup */
     float **owned;            /* float32 copies handed out by px_weights_f32 */
     size_t nowned, capowned;
+    size_t released;          /* bytes dropped by px_weights_release */
 };
 
 static char *dup_str(const char *s)
@@ -189,3 +190,28 @@ int px_weights_check_unused(const px_weights *w)
     return px_fail("%s: %zu tensor%s not used by this configuration (does config.json match the "
                    "weights?): %s%s", w->desc, n, n == 1 ? " is" : "s are", list, n > shown ? ", ..." : "");
 }
+
+// ----------------------------------------------------------------------------
+// streaming
+
+void px_weights_release(px_weights *w, const px_tensor *t)
+{
+    const px_st_file *f = w->st ? px_st_set_file_of(w->st, t) : NULL;
+    if (f) w->released += px_st_release(f, t);
+}
+
+void px_weights_prefetch(const px_weights *w, const px_tensor *t)
+{
+    const px_st_file *f = w->st ? px_st_set_file_of(w->st, t) : NULL;
+    if (f) px_st_prefetch(f, t);
+}
+
+int px_weights_read(const px_weights *w, const px_tensor *t, void *dst)
+{
+    const px_st_file *f = w->st ? px_st_set_file_of(w->st, t) : NULL;
+    if (f) return px_st_read(f, t, dst);
+    memcpy(dst, t->data, (size_t)px_numel(t) * px_dtype_size(t->dtype));
+    return 0;
+}
+
+size_t px_weights_released_bytes(const px_weights *w) { return w->released; }

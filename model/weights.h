@@ -60,4 +60,21 @@ void px_weights_tied(px_weights *w, const char *name);
  * 'b', ..." when the file holds tensors no lookup took; 0 otherwise. */
 int px_weights_check_unused(const px_weights *w);
 
+// ----------------------------------------------------------------------------
+// streaming: weights used once per pass, in order (the T5 blocks)
+
+/* Drops the pages of t (a tensor px_weights_get returned) from the process
+ * (px_st_release); they are read again if t is used later, so this changes
+ * memory, never results. Nothing for a px_weights_wrap source (the caller
+ * owns that memory). */
+void px_weights_release(px_weights *w, const px_tensor *t);
+/* Starts reading t's pages into the page cache (px_st_prefetch). */
+void px_weights_prefetch(const px_weights *w, const px_tensor *t);
+/* Copies t's bytes (numel * dtype size) into dst: pread from the file
+ * (px_st_read), or a memcpy for a px_weights_wrap source. */
+int px_weights_read(const px_weights *w, const px_tensor *t, void *dst);
+/* Bytes px_weights_release has dropped so far (page-rounded): lets a test
+ * see that a model really streams. */
+size_t px_weights_released_bytes(const px_weights *w);
+
 #endif

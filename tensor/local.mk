@@ -5,4 +5,5 @@ libpx_core_la_SOURCES += \
 	tensor/tensor.c tensor/tensor.h tensor/half.h \
 	tensor/safetensors.c tensor/safetensors.h \
 	tensor/npy.c tensor/npy.h \
-	tensor/dump.c tensor/dump.h
+	tensor/dump.c tensor/dump.h \
+	tensor/memstat.c tensor/memstat.h

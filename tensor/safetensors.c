@@ -528,3 +528,72 @@ int px_st_writer_save(px_st_writer *w, const char *path)
     }
     return 0;
 }
+
+/* ---- residency -------------------------------------------------------- */
+
+const px_st_file *px_st_set_file_of(const px_st_set *s, const px_tensor *t)
+{
+    for (int i = 0; i < s->nfiles; i++) {
+        const px_st_file *f = s->files[i];
+        /* t is &entries[k].t for some k when it lies inside the array */
+        if (f->n && (const char *)t >= (const char *)f->entries && (const char *)t < (const char *)(f->entries + f->n))
+            return f;
+    }
+    return NULL;
+}
+
+/* The pages of f's mapping under t's bytes, rounded outward; 0 when t's data
+ * is not in the mapping. */
+static size_t page_range(const px_st_file *f, const px_tensor *t, char **start)
+{
+    const size_t nbytes = (size_t)px_numel(t) * px_dtype_size(t->dtype);
+    const char *map = f->map, *p = t->data;
+    if (!nbytes || !map || p < map || p + nbytes > map + f->size) return 0;
+    const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    const uintptr_t lo = (uintptr_t)p & ~(page - 1), hi = ((uintptr_t)p + nbytes + page - 1) & ~(page - 1);
+    *start = (char *)lo;
+    return (size_t)(hi - lo);
+}
+
+size_t px_st_release(const px_st_file *f, const px_tensor *t)
+{
+    char *start;
+    size_t len = page_range(f, t, &start);
+    /* a failure leaves the pages resident: slower to shrink, never wrong */
+    return len && madvise(start, len, MADV_DONTNEED) == 0 ? len : 0;
+}
+
+void px_st_prefetch(const px_st_file *f, const px_tensor *t)
+{
+    char *start;
+    size_t len = page_range(f, t, &start);
+    if (len) (void)madvise(start, len, MADV_WILLNEED); /* a hint: failure only costs time */
+}
+
+int px_st_read(const px_st_file *f, const px_tensor *t, void *dst)
+{
+    const size_t nbytes = (size_t)px_numel(t) * px_dtype_size(t->dtype);
+    const char *map = f->map, *p = t->data;
+    if (!nbytes) return 0;
+    if (!map || p < map || p + nbytes > map + f->size) { /* an aligned copy, not in the mapping */
+        memcpy(dst, p, nbytes);
+        return 0;
+    }
+    int fd = open(f->path, O_RDONLY);
+    if (fd < 0) return px_fail("%s: cannot open: %s", f->path, strerror(errno));
+    off_t off = (off_t)(p - map);
+    size_t done = 0;
+    while (done < nbytes) {
+        ssize_t r = pread(fd, (char *)dst + done, nbytes - done, off + (off_t)done);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) {
+            int err = r < 0 ? errno : EIO;
+            close(fd);
+            return px_fail("%s: read of %zu bytes at offset %lld failed: %s", f->path, nbytes, (long long)off,
+                           strerror(err));
+        }
+        done += (size_t)r;
+    }
+    close(fd);
+    return 0;
+}

@@ -68,3 +68,25 @@ int px_st_writer_save(px_st_writer *w, const char *path);
 void px_st_writer_free(px_st_writer *w);
 
 #endif
+
+/* ---- residency: streaming a model larger than memory ------------------ */
+/* The mapping is read-only, so the pages of a tensor can be dropped from the
+ * process at any time and are read again (from the page cache, or the disk)
+ * if touched later. A model that uses its weights in order (the T5 encoder,
+ * block by block) releases each block when it is done: its resident set is
+ * then about one block instead of the whole file. */
+
+/* The file of s holding the tensor t (a pointer px_st_find returned), or
+ * NULL when t is not one of s's tensors. */
+const px_st_file *px_st_set_file_of(const px_st_set *s, const px_tensor *t);
+/* madvise(MADV_DONTNEED) of the pages t's bytes lie on (rounded outward: a
+ * page shared with a neighbouring tensor is harmless, it is read again when
+ * touched). Returns the bytes of the page range released, 0 when t is not
+ * backed by f's mapping (an aligned copy, an empty tensor). */
+size_t px_st_release(const px_st_file *f, const px_tensor *t);
+/* madvise(MADV_WILLNEED) of the same pages: the kernel starts reading them
+ * into the page cache without mapping them (the resident set does not grow). */
+void px_st_prefetch(const px_st_file *f, const px_tensor *t);
+/* Copies t's bytes into dst (numel * dtype size bytes) with pread from the
+ * file, leaving the mapping untouched. 0, or -1 with a message. */
+int px_st_read(const px_st_file *f, const px_tensor *t, void *dst);

@@ -230,6 +230,55 @@ START_TEST(threads_bit_identical)
 }
 END_TEST
 
+/* Streaming changes where the weights are read from, never the arithmetic:
+ * the resident, mmap-streamed and pread-streamed encoders give the same bits,
+ * also on a second call that maps the released pages again. The released-byte
+ * counter shows the release path is really taken: every block matrix and the
+ * embedding table (page-rounded outward, so at least their bytes). */
+START_TEST(streaming_bit_identical)
+{
+    char dir[512];
+    snprintf(dir, sizeof dir, "%s/text_encoder", px_test_data("pipe_ms"));
+    px_t5 *mr = px_t5_load(dir, NULL), *ms = px_t5_load(dir, NULL);
+    ck_assert_msg(mr && ms, "%s", px_last_error());
+    px_st_file *ref = px_test_open(px_test_data("cases/ms_dpm3_batch2_neg_48x80.safetensors"));
+    const px_t5_config *c = px_t5_get_config(ms);
+    const size_t I = (size_t)(c->num_heads * c->d_kv), D = (size_t)c->d_model, F = (size_t)c->d_ff;
+    const size_t blocks = (size_t)c->num_layers * (4 * I * D + 3 * F * D) * sizeof(float);
+    const size_t embed = (size_t)c->vocab_size * D * sizeof(float);
+
+    px_t5_set_stream(mr, PX_T5_RESIDENT);
+    size_t n0, n1, n2, n3;
+    float *o0 = encode_case(mr, ref, &n0);
+    ck_assert_uint_eq(px_t5_released_bytes(mr), 0);
+
+    /* the default is PX_T5_STREAM_MMAP */
+    float *o1 = encode_case(ms, ref, &n1);
+    const size_t rel1 = px_t5_released_bytes(ms);
+    ck_assert_msg(rel1 >= blocks + embed, "released %zu bytes, the blocks and embedding hold %zu", rel1,
+                  blocks + embed);
+    float *o2 = encode_case(ms, ref, &n2); /* reads the released pages again */
+    ck_assert_uint_ge(px_t5_released_bytes(ms), 2 * rel1);
+
+    px_t5_set_stream(ms, PX_T5_STREAM_READ);
+    const size_t before = px_t5_released_bytes(ms);
+    float *o3 = encode_case(ms, ref, &n3);
+    /* the blocks came through pread: only the embedding table was released */
+    ck_assert_uint_le(px_t5_released_bytes(ms) - before, embed + 2 * (size_t)sysconf(_SC_PAGESIZE));
+
+    ck_assert_uint_eq(n0, n1);
+    ck_assert_uint_eq(n0, n2);
+    ck_assert_uint_eq(n0, n3);
+    ck_assert_msg(memcmp(o0, o1, n0 * sizeof *o0) == 0, "mmap-streamed differs from resident");
+    ck_assert_msg(memcmp(o0, o2, n0 * sizeof *o0) == 0, "second mmap-streamed call differs");
+    ck_assert_msg(memcmp(o0, o3, n0 * sizeof *o0) == 0, "pread-streamed differs from resident");
+    free(o0); free(o1); free(o2); free(o3);
+    px_st_close(ref);
+    px_t5_free(mr);
+    px_t5_free(ms);
+}
+END_TEST
+
 /* ---- prompt embeddings of every reference case --------------------------- */
 
 /* Encodes a case's (B, L) ids/mask as one batch (L = the call's
@@ -566,6 +615,7 @@ int main(void)
     tcase_add_test(tc, modules_pipe_ms);
     tcase_add_test(tc, modules_reference_kernels);
     tcase_add_test(tc, threads_bit_identical);
+    tcase_add_test(tc, streaming_bit_identical);
     tcase_add_test(tc, dump_filter_keeps_call_indices);
     tcase_add_test(tc, prompt_embeds_every_case);
     tcase_add_test(tc, bad_inputs);

@@ -42,6 +42,9 @@ PX_API const char *px_last_error(void);
 /* Threads used by every operator (also PIXART_NUM_THREADS). */
 PX_API void px_set_num_threads(int n);
 
+/* The process's peak resident memory so far in bytes (VmHWM), 0 if unknown. */
+PX_API uint64_t px_peak_rss_bytes(void);
+
 /* First thing in a program's main(argv), before any thread or OpenBLAS call:
  * when the OpenBLAS library picked kernels older than the CPU (a DYNAMIC_ARCH
  * build that does not know the CPU model falls back to e.g. "Prescott") and

@@ -166,7 +166,7 @@ int cmd_encode(int argc, char **argv)
     };
     const char *meta[4] = {"producer", "pixart encode", "model", model};
     if (px_safetensors_save_f32(out, t, no_neg ? 2 : 4, meta, 2)) goto fail;
-    if (!quiet) fprintf(stderr, "wrote %s\n", out);
+    if (!quiet) fprintf(stderr, "wrote %s (peak RSS %.2f GiB)\n", out, (double)px_peak_rss_bytes() / (1 << 30));
     rc = 0;
     goto done;
 fail:

@@ -118,6 +118,7 @@ void px_progress_summary(px_progress *p, const double *stage_seconds)
         fprintf(p->f, "%s %s %s", first ? "" : ",", px_stage_name(s), px_format_seconds(stage_seconds[s], a, sizeof a));
         first = 0;
     }
-    fprintf(p->f, "%s total %s\n", first ? "" : ";", px_format_seconds(total, a, sizeof a));
+    fprintf(p->f, "%s total %s; peak RSS %.2f GiB\n", first ? "" : ";", px_format_seconds(total, a, sizeof a),
+            (double)px_peak_rss_bytes() / (1 << 30));
     fflush(p->f);
 }
