@@ -280,6 +280,102 @@ START_TEST(st_corrupt)
 }
 END_TEST
 
+/* Issue 17 findings 2 and 4. */
+START_TEST(st_hostile_shapes)
+{
+    /* 2: a 0 dimension made the element count 0, and the strides of the
+     * other dimensions overflowed int64 (UB in px_set_contiguous_strides) */
+    const char *p = make_st("zero-dim.safetensors",
+                            "{\"a\":{\"dtype\":\"U8\",\"shape\":[0,2,4611686018427387904],\"data_offsets\":[0,0]}}",
+                            strlen("{\"a\":{\"dtype\":\"U8\",\"shape\":[0,2,4611686018427387904],\"data_offsets\":[0,0]}}"), 0);
+    ck_assert_ptr_null(px_st_open(p));
+    ck_assert_msg(strstr(px_last_error(), "zero-dim.safetensors: tensor 'a': shape overflows"), "%s", px_last_error());
+    /* the same shape through px_tensor_new (the .npy reader's allocator) */
+    ck_assert_ptr_null(px_tensor_new(PX_U8, 3, (int64_t[]){ 0, 2, INT64_C(4611686018427387904) }));
+    ck_assert_msg(strstr(px_last_error(), "shape overflows"), "%s", px_last_error());
+    /* a large but representable empty shape is fine */
+    px_tensor *t = px_tensor_new(PX_F32, 3, (int64_t[]){ 0, 1000, 1000 });
+    ck_assert_msg(t != NULL, "%s", px_last_error());
+    ck_assert_int_eq(t->stride[0], 1000000);
+    px_tensor_free(t);
+
+    /* 4: A = [0, 10] and C = [5, 12] overlap; the empty B = [3, 3] sorted
+     * between them hid it from the neighbour-only comparison */
+    const char *hdr = "{\"A\":{\"dtype\":\"U8\",\"shape\":[10],\"data_offsets\":[0,10]},"
+                      "\"B\":{\"dtype\":\"U8\",\"shape\":[0],\"data_offsets\":[3,3]},"
+                      "\"C\":{\"dtype\":\"U8\",\"shape\":[7],\"data_offsets\":[5,12]}}";
+    p = make_st("hidden-overlap.safetensors", hdr, strlen(hdr), 12);
+    ck_assert_ptr_null(px_st_open(p));
+    ck_assert_msg(strstr(px_last_error(), "hidden-overlap.safetensors: tensors 'A' and 'C' overlap"), "%s",
+                  px_last_error());
+    /* a long tensor overlapping a later one past a short one: [0,10], [1,2], [5,12] */
+    hdr = "{\"A\":{\"dtype\":\"U8\",\"shape\":[10],\"data_offsets\":[0,10]},"
+          "\"B\":{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[1,2]},"
+          "\"C\":{\"dtype\":\"U8\",\"shape\":[7],\"data_offsets\":[5,12]}}";
+    p = make_st("nested-overlap.safetensors", hdr, strlen(hdr), 12);
+    ck_assert_ptr_null(px_st_open(p));
+    ck_assert_msg(strstr(px_last_error(), "overlap"), "%s", px_last_error());
+    /* adjacent tensors with empty ones at their boundaries and inside are accepted */
+    hdr = "{\"A\":{\"dtype\":\"U8\",\"shape\":[5],\"data_offsets\":[0,5]},"
+          "\"B\":{\"dtype\":\"U8\",\"shape\":[0],\"data_offsets\":[5,5]},"
+          "\"D\":{\"dtype\":\"U8\",\"shape\":[0,3],\"data_offsets\":[7,7]},"
+          "\"C\":{\"dtype\":\"U8\",\"shape\":[7],\"data_offsets\":[5,12]}}";
+    p = make_st("adjacent.safetensors", hdr, strlen(hdr), 12);
+    px_st_file *f = px_st_open(p);
+    ck_assert_msg(f != NULL, "%s", px_last_error());
+    ck_assert_uint_eq(f->n, 4);
+    px_st_close(f);
+}
+END_TEST
+
+/* Writes a .npy file: magic, version 1.0, the header dict padded to 64, n zero data bytes. */
+static const char *make_npy(const char *name, const char *dict, size_t ndata)
+{
+    char hdr[256];
+    int n = snprintf(hdr, sizeof hdr, "%s", dict);
+    while ((10 + n + 1) % 64) hdr[n++] = ' ';
+    hdr[n++] = '\n';
+    unsigned char pre[10] = { 0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, (unsigned char)n, 0 };
+    const char *p = tpath(name);
+    FILE *f = fopen(p, "wb");
+    ck_assert_ptr_nonnull(f);
+    fwrite(pre, 1, 10, f);
+    fwrite(hdr, 1, (size_t)n, f);
+    for (size_t i = 0; i < ndata; i++) fputc(0, f);
+    fclose(f);
+    return p;
+}
+
+/* Issue 17 finding 3: the array was allocated from the header's shape before
+ * the shape was checked against the file's size. */
+START_TEST(npy_hostile)
+{
+    const char *p = make_npy("huge.npy", "{'descr': '<f4', 'fortran_order': False, 'shape': (1073741824, 1073741824), }", 0);
+    ck_assert_ptr_null(px_npy_load(p));
+    ck_assert_msg(strstr(px_last_error(), "huge.npy: .npy header 'shape' needs 4611686018427387904 data bytes but the "
+                                          "file has 0"), "%s", px_last_error());
+    p = make_npy("overflow.npy", "{'descr': '<i8', 'fortran_order': False, 'shape': (0, 2, 4611686018427387904), }", 0);
+    ck_assert_ptr_null(px_npy_load(p));
+    ck_assert_msg(strstr(px_last_error(), "overflow.npy: .npy header 'shape': shape overflows"), "%s", px_last_error());
+    p = make_npy("short.npy", "{'descr': '<f4', 'fortran_order': False, 'shape': (4,), }", 12);
+    ck_assert_ptr_null(px_npy_load(p));
+    ck_assert_msg(strstr(px_last_error(), "short.npy: .npy header 'shape' needs 16 data bytes but the file has 12"),
+                  "%s", px_last_error());
+    p = make_npy("open.npy", "{'descr': '<f4', 'fortran_order': False, 'shape': (4, ", 16);
+    ck_assert_ptr_null(px_npy_load(p));
+    ck_assert_msg(strstr(px_last_error(), "open.npy"), "%s", px_last_error());
+    /* the exact size, and an empty array, load */
+    p = make_npy("ok.npy", "{'descr': '<f4', 'fortran_order': False, 'shape': (4,), }", 16);
+    px_tensor *t = px_npy_load(p);
+    ck_assert_msg(t && t->ndim == 1 && t->shape[0] == 4, "%s", px_last_error());
+    px_tensor_free(t);
+    p = make_npy("empty.npy", "{'descr': '<f4', 'fortran_order': False, 'shape': (0, 3), }", 0);
+    t = px_npy_load(p);
+    ck_assert_msg(t && t->ndim == 2 && t->shape[0] == 0, "%s", px_last_error());
+    px_tensor_free(t);
+}
+END_TEST
+
 START_TEST(npy_roundtrip)
 {
     float a[24];
@@ -315,6 +411,8 @@ static Suite *suite(void)
     tcase_add_test(tc, st_sharded);
     tcase_add_test(tc, st_corrupt);
     tcase_add_test(tc, npy_roundtrip);
+    tcase_add_test(tc, st_hostile_shapes);
+    tcase_add_test(tc, npy_hostile);
     suite_add_tcase(s, tc);
     return s;
 }
