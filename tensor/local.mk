@@ -5,4 +5,5 @@ libpixart_la_SOURCES += \
 	tensor/tensor.c tensor/tensor.h tensor/half.h \
 	tensor/safetensors.c tensor/safetensors.h \
 	tensor/npy.c tensor/npy.h \
-	tensor/dump.c tensor/dump.h
+	tensor/dump.c tensor/dump.h \
+	tensor/lfs.h

@@ -1,6 +1,7 @@
 /* .npy reader/writer (see npy.h). */
 #include "npy.h"
 #include "error.h"
+#include "lfs.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -57,7 +58,12 @@ px_tensor *px_npy_load(const char *path)
     unsigned char pre[10];
     char hdr[4096];
     px_tensor *t = NULL;
-    if (fread(pre, 1, 10, f) != 10 || memcmp(pre, "\x93NUMPY", 6) != 0) {
+    size_t got = fread(pre, 1, 10, f);
+    if (got == 10 && memcmp(pre, "version ht", 10) == 0) { /* "version https://git-lfs..." */
+        px_fail("%s: %s", path, PX_LFS_MESSAGE);
+        goto out;
+    }
+    if (got != 10 || memcmp(pre, "\x93NUMPY", 6) != 0) {
         px_fail("%s: not a .npy file (bad magic)", path);
         goto out;
     }

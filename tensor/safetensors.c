@@ -1,6 +1,7 @@
 /* safetensors I/O (see safetensors.h). */
 #include "safetensors.h"
 #include "error.h"
+#include "lfs.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -144,6 +145,10 @@ px_st_file *px_st_open(const char *path)
         goto fail;
     }
     const uint8_t *b = f->map;
+    if (px_is_lfs_pointer(b, f->size)) {
+        px_fail("%s: %s", path, PX_LFS_MESSAGE);
+        goto fail;
+    }
     uint64_t hlen = 0;
     for (int i = 7; i >= 0; i--) hlen = (hlen << 8) | b[i];
     if (hlen > f->size - 8) {

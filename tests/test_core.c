@@ -6,6 +6,9 @@
 #include "tensor/json.h"
 #include "tensor/npy.h"
 #include "tensor/safetensors.h"
+#include "src/spm.h"
+
+#include <sys/resource.h>
 
 #include <math.h>
 #include <stdio.h>
@@ -376,6 +379,79 @@ START_TEST(npy_hostile)
 }
 END_TEST
 
+/* Issue 17 finding 11: a Git LFS pointer in place of a file gave "header
+ * claims 2336927755350992246 bytes" (safetensors) or "invalid wire type 6"
+ * (spiece.model); every reader now says what it is. */
+START_TEST(lfs_pointers)
+{
+    static const char ptr[] = "version https://git-lfs.github.com/spec/v1\n"
+                              "oid sha256:4d7a214614ab2935c943f9e0ff69d22eadbb8f32b1258daaa5e2ca24d17e2393\n"
+                              "size 2056312\n";
+    const char *names[] = { "model.safetensors", "latents.npy", "config.json", "spiece.model" };
+    for (int i = 0; i < 4; i++) {
+        const char *p = tpath(names[i]);
+        px_test_write_bytes(p, ptr, strlen(ptr));
+        int failed;
+        switch (i) {
+        case 0: failed = px_st_open(p) == NULL; break;
+        case 1: failed = px_npy_load(p) == NULL; break;
+        case 2: failed = px_json_load_file(p) == NULL; break;
+        default: {
+            px_spm *m = px_spm_load(p);
+            failed = m == NULL;
+            px_spm_free(m);
+        }
+        }
+        ck_assert_msg(failed, "%s: LFS pointer accepted", names[i]);
+        ck_assert_msg(strstr(px_last_error(), names[i]) && strstr(px_last_error(), "Git LFS pointer") &&
+                          strstr(px_last_error(), "git lfs pull"),
+                      "%s: message '%s'", names[i], px_last_error());
+    }
+    /* a pointer inside a sharded set: the message names the shard and the index */
+    px_test_write_text(tpath("m.safetensors.index.json"), "{\"weight_map\": {\"w\": \"model.safetensors\"}}");
+    ck_assert_ptr_null(px_st_set_open(tmpdir, "m", NULL));
+    ck_assert_msg(strstr(px_last_error(), "m.safetensors.index.json") && strstr(px_last_error(), "model.safetensors: this is a Git LFS"),
+                  "%s", px_last_error());
+}
+END_TEST
+
+/* Issue 17 finding 10: running out of memory while parsing JSON named no
+ * file. Under an address-space limit, a 4 MB array of 2M numbers (~200 MB of
+ * nodes) fails with the file in the message. (Not under ASan, which needs
+ * the address space for its shadow.) */
+START_TEST(json_out_of_memory_names_file)
+{
+#if defined(__SANITIZE_ADDRESS__)
+    printf("SKIP json_out_of_memory_names_file: not under AddressSanitizer\n");
+    return;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+    printf("SKIP json_out_of_memory_names_file: not under AddressSanitizer\n");
+    return;
+#endif
+#endif
+    size_t n = 2u << 20;
+    char *text = malloc(2 * n + 1);
+    ck_assert_ptr_nonnull(text);
+    text[0] = '[';
+    for (size_t i = 0; i < n; i++) { text[1 + 2 * i] = '0'; text[2 + 2 * i] = ','; }
+    text[2 * n] = ']';
+    px_test_write_bytes(tpath("big.json"), text, 2 * n + 1);
+    free(text);
+    /* this test runs in its own process (Check forks): limit it to what it
+     * uses now plus 64 MB */
+    FILE *f = fopen("/proc/self/statm", "r");
+    unsigned long pages = 0;
+    ck_assert(f && fscanf(f, "%lu", &pages) == 1);
+    fclose(f);
+    struct rlimit rl = { (rlim_t)pages * (rlim_t)sysconf(_SC_PAGESIZE) + (64u << 20), RLIM_INFINITY };
+    ck_assert_int_eq(setrlimit(RLIMIT_AS, &rl), 0);
+    px_json *j = px_json_load_file(tpath("big.json"));
+    ck_assert_ptr_null(j);
+    ck_assert_msg(strstr(px_last_error(), "big.json: out of memory"), "%s", px_last_error());
+}
+END_TEST
+
 START_TEST(npy_roundtrip)
 {
     float a[24];
@@ -413,6 +489,8 @@ static Suite *suite(void)
     tcase_add_test(tc, npy_roundtrip);
     tcase_add_test(tc, st_hostile_shapes);
     tcase_add_test(tc, npy_hostile);
+    tcase_add_test(tc, lfs_pointers);
+    tcase_add_test(tc, json_out_of_memory_names_file);
     suite_add_tcase(s, tc);
     return s;
 }
