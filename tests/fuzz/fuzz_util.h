@@ -4,6 +4,7 @@
 #ifndef PX_FUZZ_UTIL_H
 #define PX_FUZZ_UTIL_H
 
+#include <dirent.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -15,16 +16,34 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-/* The scratch folder, made on the first call. */
+static char fuzz_dir_path[256];
+
+/* at exit: the scratch folder and what the harness wrote into it */
+static void fuzz_dir_remove(void)
+{
+    DIR *d = opendir(fuzz_dir_path);
+    if (!d) return;
+    struct dirent *e;
+    char p[512];
+    while ((e = readdir(d)))
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
+            snprintf(p, sizeof p, "%s/%s", fuzz_dir_path, e->d_name);
+            unlink(p);
+        }
+    closedir(d);
+    rmdir(fuzz_dir_path);
+}
+
+/* The scratch folder, made on the first call, removed at exit. */
 static inline const char *fuzz_dir(void)
 {
-    static char dir[256];
-    if (!dir[0]) {
+    if (!fuzz_dir_path[0]) {
         const char *base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
-        snprintf(dir, sizeof dir, "%s/pixart-fuzz-XXXXXX", base);
-        if (!mkdtemp(dir)) { perror("mkdtemp"); abort(); }
+        snprintf(fuzz_dir_path, sizeof fuzz_dir_path, "%s/pixart-fuzz-XXXXXX", base);
+        if (!mkdtemp(fuzz_dir_path)) { perror("mkdtemp"); abort(); }
+        atexit(fuzz_dir_remove);
     }
-    return dir;
+    return fuzz_dir_path;
 }
 
 /* DIR/name (static buffer rotated over 4 calls). */
