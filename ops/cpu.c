@@ -25,6 +25,16 @@ const char *px_isa_name(px_isa isa)
     return (unsigned)isa < PX_ISA_COUNT ? n[isa] : "?";
 }
 
+#if defined(PX_HOST_X86) && defined(__GNUC__)
+#include <cpuid.h>
+/* CPUID.1:ECX.F16C[bit 29]: clang 14 rejects __builtin_cpu_supports("f16c") */
+static int cpu_has_f16c(void)
+{
+    unsigned a, b, c, d;
+    return __get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 29));
+}
+#endif
+
 int px_isa_supported(px_isa isa)
 {
     switch (isa) {
@@ -32,8 +42,7 @@ int px_isa_supported(px_isa isa)
 #if defined(PX_HOST_X86) && defined(__GNUC__)
     case PX_ISA_AVX2:
         __builtin_cpu_init();
-        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-               __builtin_cpu_supports("f16c");
+        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && cpu_has_f16c();
     case PX_ISA_AVX512:
         __builtin_cpu_init();
         return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&

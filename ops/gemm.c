@@ -82,8 +82,21 @@ static int nthreads_for(double flops)
 void px_sgemm1(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
                int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc)
 {
+#if defined(_OPENMP) && defined(__clang__)
+    /* clang's libomp runs the GOMP_parallel of Debian's OpenMP OpenBLAS (built
+     * for libgomp). Outside an active region (also in our regions serialised
+     * by their if clause) OpenBLAS threads the call itself, and that nested
+     * team deadlocks (OpenBLAS spins in exec_blas). This call is meant to be
+     * single-threaded: make OpenBLAS see one thread (the OpenMP build follows
+     * omp_get_max_threads() on every call), then restore. */
+    int nt = omp_in_parallel() ? 1 : omp_get_max_threads();
+    if (nt > 1) omp_set_num_threads(1);
+#endif
     cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans,
                 (int)M, (int)N, (int)K, alpha, A, (int)lda, B, (int)ldb, beta, C, (int)ldc);
+#if defined(_OPENMP) && defined(__clang__)
+    if (nt > 1) omp_set_num_threads(nt);
+#endif
 }
 
 // ----------------------------------------------------------------------------

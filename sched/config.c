@@ -230,6 +230,16 @@ static int get_trained_betas(const reader *r, px_sched_config *c)
 
 static int lcm_sa_keys(const reader *r, px_sched_config *c, const px_json *obj);
 
+/* The training schedule built once (sched/schedule.c): betas in (0, 1) and
+ * finite derived alphas / sigmas, or an error naming the file and the field. */
+static int validate_schedule(const px_sched_config *c, const char *src)
+{
+    px_schedule_params p = { c->num_train_timesteps, c->beta_start, c->beta_end, c->beta_schedule,
+                             c->trained_betas, c->n_trained_betas, c->rescale_betas_zero_snr };
+    if (px_schedule_validate(&p)) return px_fail_ctx("%s: scheduler config", src);
+    return 0;
+}
+
 int px_sched_config_from_json(px_sched_config *c, const px_json *obj, int kind, const char *source)
 {
     const char *src = source ? source : "scheduler config";
@@ -279,6 +289,7 @@ int px_sched_config_from_json(px_sched_config *c, const px_json *obj, int kind, 
                 c->dynamic_thresholding_ratio);
         goto fail;
     }
+    if (validate_schedule(c, src)) goto fail;
 
     if (kind == PX_SCHED_LCM || kind == PX_SCHED_SA) {
         if (lcm_sa_keys(&r, c, obj)) goto fail;
@@ -338,8 +349,8 @@ int px_sched_config_from_json(px_sched_config *c, const px_json *obj, int kind, 
     {
         const px_json *v = px_json_get(obj, "sigma_min");
         if (v && v->type != PX_JSON_NULL) {
-            if (v->type != PX_JSON_NUMBER || !(v->number > 0)) {
-                px_fail("%s: scheduler key 'sigma_min' should be a positive number", src);
+            if (v->type != PX_JSON_NUMBER || !(v->number > 0) || !isfinite(v->number)) {
+                px_fail("%s: scheduler key 'sigma_min' should be a finite positive number", src);
                 goto fail;
             }
             c->has_sigma_min = 1;
@@ -347,8 +358,8 @@ int px_sched_config_from_json(px_sched_config *c, const px_json *obj, int kind, 
         }
         v = px_json_get(obj, "sigma_max");
         if (v && v->type != PX_JSON_NULL) {
-            if (v->type != PX_JSON_NUMBER || !(v->number > 0)) {
-                px_fail("%s: scheduler key 'sigma_max' should be a positive number", src);
+            if (v->type != PX_JSON_NUMBER || !(v->number > 0) || !isfinite(v->number)) {
+                px_fail("%s: scheduler key 'sigma_max' should be a finite positive number", src);
                 goto fail;
             }
             c->has_sigma_max = 1;

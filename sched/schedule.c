@@ -40,15 +40,73 @@ static int rescale_zero_terminal_snr(float *betas, int64_t n)
     return 0;
 }
 
+// ---------------------------------------------------------------------------
+// validation: a hostile scheduler config must not reach the math with betas
+// outside (0, 1) (NaN alphas, sigmas and timesteps cast from NaN follow)
+
+int px_schedule_check_open01(const char *field, int64_t index, double v)
+{
+    if (isfinite(v) && v > 0 && v < 1) return 0;
+    if (index < 0) return px_fail("%s = %g is not in (0, 1)", field, v);
+    return px_fail("%s[%lld] = %g is not in (0, 1)", field, (long long)index, v);
+}
+
+/* The betas' inputs: trained_betas, or beta_start / beta_end for the schedules
+ * that use them, each finite and in (0, 1). */
+static int check_beta_params(const px_schedule_params *p)
+{
+    if (p->trained_betas) {
+        for (size_t i = 0; i < p->n_trained_betas; i++)
+            if (px_schedule_check_open01("trained_betas", (int64_t)i, p->trained_betas[i])) return -1;
+        return 0;
+    }
+    if (p->beta_schedule != PX_BETA_LINEAR && p->beta_schedule != PX_BETA_SCALED_LINEAR) return 0;
+    if (px_schedule_check_open01("beta_start", -1, p->beta_start)) return -1;
+    return px_schedule_check_open01("beta_end", -1, p->beta_end);
+}
+
+/* The derived tables: float32 rounding can still push betas to 0 (1 - beta
+ * == 1) or alphas_cumprod to 0 / a denormal (sigma = inf). The zero-SNR
+ * rescaling sets the last alphas_cumprod to 0 on purpose. */
+static int check_alphas_cumprod(const float *ac, const px_schedule_params *p)
+{
+    int64_t n = p->num_train_timesteps;
+    for (int64_t i = 0; i < n; i++) {
+        float a = ac[i];
+        if (p->rescale_betas_zero_snr && i == n - 1 && a == 0.0f) continue;
+        if (!(a > 0.0f && a < 1.0f))
+            return px_fail("alphas_cumprod[%lld] = %g is not in (0, 1) (betas too close to 0 or 1 "
+                           "for float32, or rescale_betas_zero_snr with one timestep)", (long long)i, (double)a);
+        float sigma = sqrtf((1.0f - a) / a); /* DPM-Solver's sigmas */
+        if (!isfinite(sigma))
+            return px_fail("sigma[%lld] = ((1 - alphas_cumprod) / alphas_cumprod) ** 0.5 is %g "
+                           "(alphas_cumprod %g)", (long long)i, (double)sigma, (double)a);
+    }
+    return 0;
+}
+
+int px_schedule_validate(const px_schedule_params *p)
+{
+    int64_t n = p->num_train_timesteps;
+    if (n < 1 || n > MAX_TRAIN_TIMESTEPS)
+        return px_fail("num_train_timesteps %lld is not in [1, %d]", (long long)n, MAX_TRAIN_TIMESTEPS);
+    float *ac = px_malloc((size_t)n * sizeof *ac, "alphas_cumprod");
+    if (!ac) return -1;
+    int rc = px_schedule_alphas_cumprod(ac, p);
+    free(ac);
+    return rc;
+}
+
 int px_schedule_betas(float *betas, const px_schedule_params *p)
 {
     int64_t n = p->num_train_timesteps;
     if (n < 1 || n > MAX_TRAIN_TIMESTEPS)
         return px_fail("num_train_timesteps %lld is not in [1, %d]", (long long)n, MAX_TRAIN_TIMESTEPS);
+    if (p->trained_betas && p->n_trained_betas != (size_t)n)
+        return px_fail("trained_betas has %zu entries but num_train_timesteps is %lld",
+                       p->n_trained_betas, (long long)n);
+    if (check_beta_params(p)) return -1;
     if (p->trained_betas) {
-        if (p->n_trained_betas != (size_t)n)
-            return px_fail("trained_betas has %zu entries but num_train_timesteps is %lld",
-                           p->n_trained_betas, (long long)n);
         for (int64_t i = 0; i < n; i++) betas[i] = (float)p->trained_betas[i];
     } else {
         switch (p->beta_schedule) {
@@ -71,6 +129,8 @@ int px_schedule_betas(float *betas, const px_schedule_params *p)
             return px_fail("unknown beta_schedule %d", (int)p->beta_schedule);
         }
     }
+    for (int64_t i = 0; i < n; i++) /* float32 rounding of a valid schedule */
+        if (px_schedule_check_open01("betas", i, betas[i])) return -1;
     if (p->rescale_betas_zero_snr) return rescale_zero_terminal_snr(betas, n);
     return 0;
 }
@@ -81,7 +141,7 @@ int px_schedule_alphas_cumprod(float *ac, const px_schedule_params *p)
     int64_t n = p->num_train_timesteps;
     for (int64_t i = 0; i < n; i++) ac[i] = 1.0f - ac[i]; /* alphas = 1.0 - betas */
     px_t_cumprod_f32(ac, ac, n);
-    return 0;
+    return check_alphas_cumprod(ac, p);
 }
 
 // ---------------------------------------------------------------------------

@@ -31,6 +31,16 @@ typedef struct {
     int rescale_betas_zero_snr;
 } px_schedule_params;
 
+/* 0 when v is finite and in (0, 1); else -1 with "FIELD[INDEX] = V is not in
+ * (0, 1)" (index < 0: no index). For the config readers of every scheduler. */
+int px_schedule_check_open01(const char *field, int64_t index, double v);
+
+/* Builds the schedule once to validate it: num_train_timesteps, beta_start /
+ * beta_end / trained_betas and every beta in (0, 1), every alphas_cumprod in
+ * (0, 1) (the zero-SNR rescaling's last one may be 0) and every derived sigma
+ * finite. -1 with a message naming the field; callers add the file name. */
+int px_schedule_validate(const px_schedule_params *p);
+
 /* betas (float32) as the scheduler constructors build them. betas has
  * num_train_timesteps entries. -1 with px_fail on bad parameters. */
 int px_schedule_betas(float *betas, const px_schedule_params *p);

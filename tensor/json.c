@@ -2,6 +2,7 @@
  * a depth limit; numbers keep their exact integer value when they have one. */
 #include "json.h"
 #include "error.h"
+#include "lfs.h"
 
 #include <errno.h>
 #include <math.h>
@@ -300,7 +301,11 @@ px_json *px_json_parse(const char *text, size_t len, const char *source)
     /* skip a UTF-8 byte order mark */
     if (len >= 3 && memcmp(text, "\xEF\xBB\xBF", 3) == 0) ps.p += 3;
     px_json *j = parse_value(&ps);
-    if (!j) return NULL;
+    if (!j) {
+        /* px_malloc's "out of memory (N bytes for JSON value)" does not know the file */
+        if (strncmp(px_last_error(), "out of memory", 13) == 0) px_fail_ctx("%s", ps.source);
+        return NULL;
+    }
     skip_ws(&ps);
     if (ps.p != ps.end) {
         jfail(&ps, "trailing characters after the value");
@@ -316,7 +321,11 @@ px_json *px_json_load_file(const char *path)
     if (!f) { px_fail("%s: cannot open: %s", path, strerror(errno)); return NULL; }
     if (fseek(f, 0, SEEK_END) != 0) { fclose(f); px_fail("%s: cannot seek", path); return NULL; }
     long n = ftell(f);
-    if (n < 0 || n > (64L << 20)) { fclose(f); px_fail("%s: not a JSON file of sane size", path); return NULL; }
+    if (n < 0 || n > (64L << 20)) {
+        fclose(f);
+        px_fail("%s: %ld bytes, larger than the 64 MB pixart reads as a JSON file", path, n);
+        return NULL;
+    }
     rewind(f);
     char *buf = px_malloc((size_t)n + 1, path);
     if (!buf) { fclose(f); return NULL; }
@@ -324,6 +333,11 @@ px_json *px_json_load_file(const char *path)
     fclose(f);
     if (got != (size_t)n) { free(buf); px_fail("%s: short read", path); return NULL; }
     buf[n] = 0;
+    if (px_is_lfs_pointer(buf, (size_t)n)) {
+        free(buf);
+        px_fail("%s: %s", path, PX_LFS_MESSAGE);
+        return NULL;
+    }
     px_json *j = px_json_parse(buf, (size_t)n, path);
     free(buf);
     return j;

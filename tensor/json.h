@@ -20,14 +20,16 @@ typedef enum {
 } px_json_type;
 
 typedef struct px_json px_json;
+/* One node per value: kept small (72 bytes, 80 with malloc's header), as a
+ * 100 MB safetensors header can hold 50 M values (issue 17, doc/fuzzing.md). */
 struct px_json {
     px_json_type type;
-    int boolean;          /* BOOL */
+    unsigned char boolean;      /* BOOL */
+    unsigned char is_integer;   /* NUMBER: literal had no '.', 'e' or non-finite token */
+    unsigned char int_overflow; /* NUMBER: integer literal out of int64 range */
     double number;        /* NUMBER: value as a double */
-    int is_integer;       /* NUMBER: literal had no '.', 'e' or non-finite token */
     int64_t integer;      /* NUMBER: exact value when is_integer and it fits int64 */
     uint64_t uinteger;    /* NUMBER: exact value when is_integer, >= 0 and fits uint64 */
-    int int_overflow;     /* NUMBER: integer literal out of int64 range */
     char *string;         /* STRING: NUL-terminated UTF-8 (may contain NUL: see len) */
     size_t len;           /* STRING: byte length */
     size_t count;         /* ARRAY/OBJECT: number of items */

@@ -6,4 +6,5 @@ libpx_core_la_SOURCES += \
 	tensor/safetensors.c tensor/safetensors.h \
 	tensor/npy.c tensor/npy.h \
 	tensor/dump.c tensor/dump.h \
-	tensor/memstat.c tensor/memstat.h
+	tensor/memstat.c tensor/memstat.h \
+	tensor/lfs.h

@@ -1,12 +1,14 @@
 /* .npy reader/writer (see npy.h). */
 #include "npy.h"
 #include "error.h"
+#include "lfs.h"
 
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 int px_npy_save(const char *path, px_dtype dtype, int ndim, const int64_t *shape, const void *data)
@@ -56,7 +58,12 @@ px_tensor *px_npy_load(const char *path)
     unsigned char pre[10];
     char hdr[4096];
     px_tensor *t = NULL;
-    if (fread(pre, 1, 10, f) != 10 || memcmp(pre, "\x93NUMPY", 6) != 0) {
+    size_t got = fread(pre, 1, 10, f);
+    if (got == 10 && memcmp(pre, "version ht", 10) == 0) { /* "version https://git-lfs..." */
+        px_fail("%s: %s", path, PX_LFS_MESSAGE);
+        goto out;
+    }
+    if (got != 10 || memcmp(pre, "\x93NUMPY", 6) != 0) {
         px_fail("%s: not a .npy file (bad magic)", path);
         goto out;
     }
@@ -83,6 +90,26 @@ px_tensor *px_npy_load(const char *path)
         if (e == s || v < 0 || errno || nd == PX_MAX_DIMS) { px_fail("%s: bad .npy shape", path); goto out; }
         shape[nd++] = v;
         s = e;
+    }
+    if (*s != ')') { px_fail("%s: .npy header: 'shape' has no closing ')'", path); goto out; }
+    /* the data must be in the file before anything is allocated for it: a
+     * 20-byte file could otherwise ask for 2^62 bytes */
+    uint64_t nbytes;
+    if (px_shape_check(nd, shape, px_dtype_size(dt), &nbytes)) {
+        px_fail_ctx("%s: .npy header 'shape'", path);
+        goto out;
+    }
+    struct stat st;
+    long pos = ftell(f);
+    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode) || pos < 0) {
+        px_fail("%s: not a regular file", path);
+        goto out;
+    }
+    uint64_t avail = (uint64_t)st.st_size > (uint64_t)pos ? (uint64_t)st.st_size - (uint64_t)pos : 0;
+    if (nbytes > avail) {
+        px_fail("%s: .npy header 'shape' needs %llu data bytes but the file has %llu after the header", path,
+                (unsigned long long)nbytes, (unsigned long long)avail);
+        goto out;
     }
     t = px_tensor_new(dt, nd, shape);
     if (!t) goto out;

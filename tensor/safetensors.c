@@ -1,6 +1,7 @@
 /* safetensors I/O (see safetensors.h). */
 #include "safetensors.h"
 #include "error.h"
+#include "lfs.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -68,18 +69,16 @@ static int parse_entry(px_st_file *f, const char *name, const px_json *v, const 
         return px_fail("%s: tensor '%s': %zu dimensions (at most %d supported)", path, name,
                        shp->count, PX_MAX_DIMS);
     int64_t shape[PX_MAX_DIMS];
-    uint64_t numel = 1;
-    int overflow = 0;
     for (size_t i = 0; i < shp->count; i++) {
         const px_json *d = shp->items[i];
         if (d->type != PX_JSON_NUMBER || !d->is_integer || d->int_overflow || d->integer < 0)
             return px_fail("%s: tensor '%s': shape[%zu] is not a non-negative integer", path, name, i);
         shape[i] = d->integer;
-        if (d->integer > 0 && numel > UINT64_MAX / (uint64_t)d->integer) overflow = 1;
-        else numel *= (uint64_t)d->integer;
     }
-    if (overflow || numel > UINT64_MAX / 8)
-        return px_fail("%s: tensor '%s': shape overflows", path, name);
+    /* the strides too must fit: [0, 2, 2^62] has no elements but overflowed them */
+    uint64_t nbytes;
+    if (px_shape_check((int)shp->count, shape, px_dtype_size(dtype), &nbytes))
+        return px_fail_ctx("%s: tensor '%s'", path, name);
     if (!off || off->type != PX_JSON_ARRAY || off->count != 2)
         return px_fail("%s: tensor '%s': 'data_offsets' must be [begin, end]", path, name);
     uint64_t be[2];
@@ -96,7 +95,6 @@ static int parse_entry(px_st_file *f, const char *name, const px_json *v, const 
     if (be[1] > data_size)
         return px_fail("%s: tensor '%s': data_offsets end %llu is past the end of the data (%llu bytes)",
                        path, name, (unsigned long long)be[1], (unsigned long long)data_size);
-    uint64_t nbytes = numel * px_dtype_size(dtype);
     if (be[1] - be[0] != nbytes)
         return px_fail("%s: tensor '%s': data_offsets span %llu bytes but shape and dtype need %llu",
                        path, name, (unsigned long long)(be[1] - be[0]), (unsigned long long)nbytes);
@@ -147,6 +145,10 @@ px_st_file *px_st_open(const char *path)
         goto fail;
     }
     const uint8_t *b = f->map;
+    if (px_is_lfs_pointer(b, f->size)) {
+        px_fail("%s: %s", path, PX_LFS_MESSAGE);
+        goto fail;
+    }
     uint64_t hlen = 0;
     for (int i = 7; i >= 0; i--) hlen = (hlen << 8) | b[i];
     if (hlen > f->size - 8) {
@@ -190,14 +192,21 @@ px_st_file *px_st_open(const char *path)
         spans[f->n].idx = f->n;
         f->n++;
     }
-    /* no two tensors may share bytes (empty tensors cannot overlap anything) */
-    qsort(spans, f->n, sizeof *spans, cmp_span);
-    for (size_t i = 1; i < f->n; i++) {
-        if (spans[i].begin < spans[i - 1].end && spans[i].begin != spans[i].end) {
+    /* no two tensors may share bytes. Empty tensors cannot overlap anything
+     * and are left out: comparing neighbours only, an empty one between two
+     * overlapping ones ([0,10], [3,3], [5,12]) hid the overlap. Sorted by
+     * begin, each span is compared with the furthest end seen so far. */
+    size_t ns = 0;
+    for (size_t i = 0; i < f->n; i++)
+        if (spans[i].begin != spans[i].end) spans[ns++] = spans[i];
+    qsort(spans, ns, sizeof *spans, cmp_span);
+    for (size_t i = 1, far = 0; i < ns; i++) {
+        if (spans[i].begin < spans[far].end) {
             px_fail("%s: tensors '%s' and '%s' overlap in the data block", path,
-                    f->entries[spans[i - 1].idx].name, f->entries[spans[i].idx].name);
+                    f->entries[spans[far].idx].name, f->entries[spans[i].idx].name);
             goto fail_h;
         }
+        if (spans[i].end > spans[far].end) far = i;
     }
     qsort(f->entries, f->n, sizeof *f->entries, cmp_entry);
     for (size_t i = 1; i < f->n; i++)

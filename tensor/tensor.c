@@ -35,6 +35,21 @@ int64_t px_numel(const px_tensor *t)
     return n;
 }
 
+int px_shape_check(int ndim, const int64_t *shape, size_t elsize, uint64_t *nbytes)
+{
+    if (ndim < 0 || ndim > PX_MAX_DIMS) return px_fail("%d dimensions (at most %d)", ndim, PX_MAX_DIMS);
+    uint64_t span = elsize ? elsize : 1, numel = 1;
+    for (int i = 0; i < ndim; i++) {
+        if (shape[i] < 0) return px_fail("shape[%d] = %lld is negative", i, (long long)shape[i]);
+        uint64_t d = shape[i] > 0 ? (uint64_t)shape[i] : 1;
+        if (span > (uint64_t)INT64_MAX / d) return px_fail("shape overflows (dimension %d)", i);
+        span *= d;
+        numel *= (uint64_t)shape[i];
+    }
+    if (nbytes) *nbytes = numel * (elsize ? elsize : 1);
+    return 0;
+}
+
 void px_set_contiguous_strides(px_tensor *t)
 {
     int64_t s = 1;
@@ -72,18 +87,16 @@ px_tensor *px_tensor_new(px_dtype dtype, int ndim, const int64_t *shape)
         px_fail("tensor: %d dimensions (at most %d)", ndim, PX_MAX_DIMS);
         return NULL;
     }
-    int64_t n = 1;
-    for (int i = 0; i < ndim; i++) {
-        if (shape[i] < 0 || (shape[i] > 0 && n > INT64_MAX / 8 / shape[i])) {
-            px_fail("tensor: invalid shape");
-            return NULL;
-        }
-        n *= shape[i];
+    uint64_t nbytes;
+    if (px_shape_check(ndim, shape, 8, &nbytes) || nbytes / 8 > SIZE_MAX / 8) {
+        px_fail_ctx("tensor: invalid shape");
+        return NULL;
     }
+    size_t n = (size_t)(nbytes / 8);
     px_tensor *t = px_calloc(1, sizeof *t, "tensor");
     if (!t) return NULL;
     *t = px_tensor_view(dtype, NULL, ndim, shape);
-    t->data = px_calloc((size_t)n, px_dtype_size(dtype), "tensor data");
+    t->data = px_calloc(n, px_dtype_size(dtype), "tensor data");
     if (!t->data) {
         free(t);
         return NULL;

@@ -45,6 +45,12 @@ typedef struct {
 
 /* Number of elements (1 for a 0-d tensor). */
 int64_t px_numel(const px_tensor *t);
+/* Shapes from files: 0 when ndim is in [0, PX_MAX_DIMS], every dimension is
+ * >= 0 and the product of the dimensions, each counted as at least 1 (so the
+ * contiguous strides fit too, even when another dimension is 0), times
+ * elsize fits in int64; *nbytes (may be NULL) = numel * elsize. Else -1 with
+ * "shape ... overflows" / "shape[i] is negative" (callers add file and field). */
+int px_shape_check(int ndim, const int64_t *shape, size_t elsize, uint64_t *nbytes);
 /* 1 when strides are the contiguous row-major ones. */
 int px_is_contiguous(const px_tensor *t);
 /* Fill contiguous strides from the shape. */

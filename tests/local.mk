@@ -25,3 +25,11 @@ tests_test_conv_SOURCES = tests/test_conv.c tests/testutil.c tests/testutil.h
 tests_test_conv_CFLAGS = $(PX_TEST_CFLAGS)
 tests_test_conv_LDADD = $(PX_TEST_LIBS)
 endif
+# cblas calls from every OpenMP calling context (issue 17 finding 12: clang + OpenMP OpenBLAS)
+if HAVE_CHECK
+check_PROGRAMS += tests/test_blas_threads
+TESTS += tests/test_blas_threads
+tests_test_blas_threads_SOURCES = tests/test_blas_threads.c tests/testutil.c tests/testutil.h
+tests_test_blas_threads_CFLAGS = $(PX_TEST_CFLAGS)
+tests_test_blas_threads_LDADD = $(PX_TEST_LIBS)
+endif

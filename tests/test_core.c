@@ -8,6 +8,9 @@
 #include "model/weights.h"
 #include "tensor/memstat.h"
 #include "tensor/safetensors.h"
+#include "src/tokenizer/spm.h"
+
+#include <sys/resource.h>
 
 #include <math.h>
 #include <stdio.h>
@@ -368,6 +371,175 @@ START_TEST(st_corrupt)
 }
 END_TEST
 
+/* Issue 17 findings 2 and 4. */
+START_TEST(st_hostile_shapes)
+{
+    /* 2: a 0 dimension made the element count 0, and the strides of the
+     * other dimensions overflowed int64 (UB in px_set_contiguous_strides) */
+    const char *p = make_st("zero-dim.safetensors",
+                            "{\"a\":{\"dtype\":\"U8\",\"shape\":[0,2,4611686018427387904],\"data_offsets\":[0,0]}}",
+                            strlen("{\"a\":{\"dtype\":\"U8\",\"shape\":[0,2,4611686018427387904],\"data_offsets\":[0,0]}}"), 0);
+    ck_assert_ptr_null(px_st_open(p));
+    ck_assert_msg(strstr(px_last_error(), "zero-dim.safetensors: tensor 'a': shape overflows"), "%s", px_last_error());
+    /* the same shape through px_tensor_new (the .npy reader's allocator) */
+    ck_assert_ptr_null(px_tensor_new(PX_U8, 3, (int64_t[]){ 0, 2, INT64_C(4611686018427387904) }));
+    ck_assert_msg(strstr(px_last_error(), "shape overflows"), "%s", px_last_error());
+    /* a large but representable empty shape is fine */
+    px_tensor *t = px_tensor_new(PX_F32, 3, (int64_t[]){ 0, 1000, 1000 });
+    ck_assert_msg(t != NULL, "%s", px_last_error());
+    ck_assert_int_eq(t->stride[0], 1000000);
+    px_tensor_free(t);
+
+    /* 4: A = [0, 10] and C = [5, 12] overlap; the empty B = [3, 3] sorted
+     * between them hid it from the neighbour-only comparison */
+    const char *hdr = "{\"A\":{\"dtype\":\"U8\",\"shape\":[10],\"data_offsets\":[0,10]},"
+                      "\"B\":{\"dtype\":\"U8\",\"shape\":[0],\"data_offsets\":[3,3]},"
+                      "\"C\":{\"dtype\":\"U8\",\"shape\":[7],\"data_offsets\":[5,12]}}";
+    p = make_st("hidden-overlap.safetensors", hdr, strlen(hdr), 12);
+    ck_assert_ptr_null(px_st_open(p));
+    ck_assert_msg(strstr(px_last_error(), "hidden-overlap.safetensors: tensors 'A' and 'C' overlap"), "%s",
+                  px_last_error());
+    /* a long tensor overlapping a later one past a short one: [0,10], [1,2], [5,12] */
+    hdr = "{\"A\":{\"dtype\":\"U8\",\"shape\":[10],\"data_offsets\":[0,10]},"
+          "\"B\":{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[1,2]},"
+          "\"C\":{\"dtype\":\"U8\",\"shape\":[7],\"data_offsets\":[5,12]}}";
+    p = make_st("nested-overlap.safetensors", hdr, strlen(hdr), 12);
+    ck_assert_ptr_null(px_st_open(p));
+    ck_assert_msg(strstr(px_last_error(), "overlap"), "%s", px_last_error());
+    /* adjacent tensors with empty ones at their boundaries and inside are accepted */
+    hdr = "{\"A\":{\"dtype\":\"U8\",\"shape\":[5],\"data_offsets\":[0,5]},"
+          "\"B\":{\"dtype\":\"U8\",\"shape\":[0],\"data_offsets\":[5,5]},"
+          "\"D\":{\"dtype\":\"U8\",\"shape\":[0,3],\"data_offsets\":[7,7]},"
+          "\"C\":{\"dtype\":\"U8\",\"shape\":[7],\"data_offsets\":[5,12]}}";
+    p = make_st("adjacent.safetensors", hdr, strlen(hdr), 12);
+    px_st_file *f = px_st_open(p);
+    ck_assert_msg(f != NULL, "%s", px_last_error());
+    ck_assert_uint_eq(f->n, 4);
+    px_st_close(f);
+}
+END_TEST
+
+/* Writes a .npy file: magic, version 1.0, the header dict padded to 64, n zero data bytes. */
+static const char *make_npy(const char *name, const char *dict, size_t ndata)
+{
+    char hdr[256];
+    int n = snprintf(hdr, sizeof hdr, "%s", dict);
+    while ((10 + n + 1) % 64) hdr[n++] = ' ';
+    hdr[n++] = '\n';
+    unsigned char pre[10] = { 0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, (unsigned char)n, 0 };
+    const char *p = tpath(name);
+    FILE *f = fopen(p, "wb");
+    ck_assert_ptr_nonnull(f);
+    fwrite(pre, 1, 10, f);
+    fwrite(hdr, 1, (size_t)n, f);
+    for (size_t i = 0; i < ndata; i++) fputc(0, f);
+    fclose(f);
+    return p;
+}
+
+/* Issue 17 finding 3: the array was allocated from the header's shape before
+ * the shape was checked against the file's size. */
+START_TEST(npy_hostile)
+{
+    const char *p = make_npy("huge.npy", "{'descr': '<f4', 'fortran_order': False, 'shape': (1073741824, 1073741824), }", 0);
+    ck_assert_ptr_null(px_npy_load(p));
+    ck_assert_msg(strstr(px_last_error(), "huge.npy: .npy header 'shape' needs 4611686018427387904 data bytes but the "
+                                          "file has 0"), "%s", px_last_error());
+    p = make_npy("overflow.npy", "{'descr': '<i8', 'fortran_order': False, 'shape': (0, 2, 4611686018427387904), }", 0);
+    ck_assert_ptr_null(px_npy_load(p));
+    ck_assert_msg(strstr(px_last_error(), "overflow.npy: .npy header 'shape': shape overflows"), "%s", px_last_error());
+    p = make_npy("short.npy", "{'descr': '<f4', 'fortran_order': False, 'shape': (4,), }", 12);
+    ck_assert_ptr_null(px_npy_load(p));
+    ck_assert_msg(strstr(px_last_error(), "short.npy: .npy header 'shape' needs 16 data bytes but the file has 12"),
+                  "%s", px_last_error());
+    p = make_npy("open.npy", "{'descr': '<f4', 'fortran_order': False, 'shape': (4, ", 16);
+    ck_assert_ptr_null(px_npy_load(p));
+    ck_assert_msg(strstr(px_last_error(), "open.npy"), "%s", px_last_error());
+    /* the exact size, and an empty array, load */
+    p = make_npy("ok.npy", "{'descr': '<f4', 'fortran_order': False, 'shape': (4,), }", 16);
+    px_tensor *t = px_npy_load(p);
+    ck_assert_msg(t && t->ndim == 1 && t->shape[0] == 4, "%s", px_last_error());
+    px_tensor_free(t);
+    p = make_npy("empty.npy", "{'descr': '<f4', 'fortran_order': False, 'shape': (0, 3), }", 0);
+    t = px_npy_load(p);
+    ck_assert_msg(t && t->ndim == 2 && t->shape[0] == 0, "%s", px_last_error());
+    px_tensor_free(t);
+}
+END_TEST
+
+/* Issue 17 finding 11: a Git LFS pointer in place of a file gave "header
+ * claims 2336927755350992246 bytes" (safetensors) or "invalid wire type 6"
+ * (spiece.model); every reader now says what it is. */
+START_TEST(lfs_pointers)
+{
+    static const char ptr[] = "version https://git-lfs.github.com/spec/v1\n"
+                              "oid sha256:4d7a214614ab2935c943f9e0ff69d22eadbb8f32b1258daaa5e2ca24d17e2393\n"
+                              "size 2056312\n";
+    const char *names[] = { "model.safetensors", "latents.npy", "config.json", "spiece.model" };
+    for (int i = 0; i < 4; i++) {
+        const char *p = tpath(names[i]);
+        px_test_write_bytes(p, ptr, strlen(ptr));
+        int failed;
+        switch (i) {
+        case 0: failed = px_st_open(p) == NULL; break;
+        case 1: failed = px_npy_load(p) == NULL; break;
+        case 2: failed = px_json_load_file(p) == NULL; break;
+        default: {
+            px_spm *m = px_spm_load(p);
+            failed = m == NULL;
+            px_spm_free(m);
+        }
+        }
+        ck_assert_msg(failed, "%s: LFS pointer accepted", names[i]);
+        ck_assert_msg(strstr(px_last_error(), names[i]) && strstr(px_last_error(), "Git LFS pointer") &&
+                          strstr(px_last_error(), "git lfs pull"),
+                      "%s: message '%s'", names[i], px_last_error());
+    }
+    /* a pointer inside a sharded set: the message names the shard and the index */
+    px_test_write_text(tpath("m.safetensors.index.json"), "{\"weight_map\": {\"w\": \"model.safetensors\"}}");
+    ck_assert_ptr_null(px_st_set_open(tmpdir, "m", NULL));
+    ck_assert_msg(strstr(px_last_error(), "m.safetensors.index.json") && strstr(px_last_error(), "model.safetensors: this is a Git LFS"),
+                  "%s", px_last_error());
+}
+END_TEST
+
+/* Issue 17 finding 10: running out of memory while parsing JSON named no
+ * file. Under an address-space limit, a 4 MB array of 2M numbers (~200 MB of
+ * nodes) fails with the file in the message. (Not under ASan, which needs
+ * the address space for its shadow.) */
+START_TEST(json_out_of_memory_names_file)
+{
+#if defined(__SANITIZE_ADDRESS__)
+    printf("SKIP json_out_of_memory_names_file: not under AddressSanitizer\n");
+    return;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+    printf("SKIP json_out_of_memory_names_file: not under AddressSanitizer\n");
+    return;
+#endif
+#endif
+    size_t n = 2u << 20;
+    char *text = malloc(2 * n + 1);
+    ck_assert_ptr_nonnull(text);
+    text[0] = '[';
+    for (size_t i = 0; i < n; i++) { text[1 + 2 * i] = '0'; text[2 + 2 * i] = ','; }
+    text[2 * n] = ']';
+    px_test_write_bytes(tpath("big.json"), text, 2 * n + 1);
+    free(text);
+    /* this test runs in its own process (Check forks): limit it to what it
+     * uses now plus 64 MB */
+    FILE *f = fopen("/proc/self/statm", "r");
+    unsigned long pages = 0;
+    ck_assert(f && fscanf(f, "%lu", &pages) == 1);
+    fclose(f);
+    struct rlimit rl = { (rlim_t)pages * (rlim_t)sysconf(_SC_PAGESIZE) + (64u << 20), RLIM_INFINITY };
+    ck_assert_int_eq(setrlimit(RLIMIT_AS, &rl), 0);
+    px_json *j = px_json_load_file(tpath("big.json"));
+    ck_assert_ptr_null(j);
+    ck_assert_msg(strstr(px_last_error(), "big.json: out of memory"), "%s", px_last_error());
+}
+END_TEST
+
 START_TEST(npy_roundtrip)
 {
     float a[24];
@@ -405,6 +577,10 @@ static Suite *suite(void)
     tcase_add_test(tc, rss_counts_touched_memory);
     tcase_add_test(tc, st_corrupt);
     tcase_add_test(tc, npy_roundtrip);
+    tcase_add_test(tc, st_hostile_shapes);
+    tcase_add_test(tc, npy_hostile);
+    tcase_add_test(tc, lfs_pointers);
+    tcase_add_test(tc, json_out_of_memory_names_file);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -734,11 +734,11 @@ START_TEST(test_config_lcm)
                  "'original_inference_steps'");
     expect_error("{\"_class_name\": \"LCMScheduler\", \"timestep_scaling\": Infinity}", -1, "'timestep_scaling'");
     expect_error("{\"_class_name\": \"LCMScheduler\", \"timestep_scaling\": \"10\"}", -1, "'timestep_scaling'");
-    expect_error("{\"_class_name\": \"LCMScheduler\", \"beta_start\": 0}", -1, "'beta_start'");
-    expect_error("{\"_class_name\": \"LCMScheduler\", \"beta_end\": 1.5}", -1, "'beta_end'");
-    expect_error("{\"_class_name\": \"LCMScheduler\", \"beta_end\": -0.02}", -1, "'beta_end'");
+    expect_error("{\"_class_name\": \"LCMScheduler\", \"beta_start\": 0}", -1, "beta_start = 0");
+    expect_error("{\"_class_name\": \"LCMScheduler\", \"beta_end\": 1.5}", -1, "beta_end");
+    expect_error("{\"_class_name\": \"LCMScheduler\", \"beta_end\": -0.02}", -1, "beta_end");
     expect_error("{\"_class_name\": \"LCMScheduler\", \"num_train_timesteps\": 2,"
-                 " \"trained_betas\": [0.5, 1.0]}", -1, "'trained_betas'[1]");
+                 " \"trained_betas\": [0.5, 1.0]}", -1, "trained_betas[1]");
     expect_error("{\"_class_name\": \"LCMScheduler\", \"clip_sample\": 1}", -1, "'clip_sample'");
 
     /* a config made in code is checked too, naming the key */
@@ -881,11 +881,11 @@ START_TEST(test_config_sa)
     expect_error("{\"_class_name\": \"SASolverScheduler\", \"tau_func\": \"lambda t: 0\"}", -1, "'tau_func'");
     expect_error("{\"_class_name\": \"SASolverScheduler\", \"use_karras_sigmas\": true, \"sigma_min\": 0.1}", -1,
                  "'sigma_min'");
-    expect_error("{\"_class_name\": \"SASolverScheduler\", \"beta_start\": 1}", -1, "'beta_start'");
+    expect_error("{\"_class_name\": \"SASolverScheduler\", \"beta_start\": 1}", -1, "beta_start = 1");
     expect_error("{\"_class_name\": \"SASolverScheduler\", \"lambda_min_clipped\": NaN}", -1,
                  "'lambda_min_clipped'");
     expect_error("{\"_class_name\": \"SASolverScheduler\", \"num_train_timesteps\": 3,"
-                 " \"trained_betas\": [0.1, NaN, 0.2]}", -1, "'trained_betas'[1]");
+                 " \"trained_betas\": [0.1, NaN, 0.2]}", -1, "trained_betas[1]");
 
     /* diffusers fails on thresholding with noise_prediction (alpha_t[None]) */
     px_sched_config_defaults(&c, PX_SCHED_SA);
@@ -935,6 +935,61 @@ START_TEST(test_sa_errors)
     ck_assert(s.sa.last_step.use_corrector && s.sa.last_step.corrector_order == 2);
     ck_assert_int_eq(px_scheduler_step(&s, z, 1, 499, z, dims, &a, y, NULL), -1); /* one step too many */
     px_scheduler_free(&s);
+}
+END_TEST
+
+/* Issue 17 finding 1: betas outside (0, 1) gave NaN sigmas, timesteps cast
+ * from NaN (t=-9223372036854775808) and, with DDIM, a garbage image. Each
+ * config is refused by the reader, naming the file and the field. */
+START_TEST(test_config_bad_schedule)
+{
+    /* the issue's minimal reproducer */
+    expect_error("{\"_class_name\":\"DPMSolverMultistepScheduler\",\"trained_betas\":[2,2],"
+                 "\"num_train_timesteps\":2,\"use_karras_sigmas\":true}", -1, "trained_betas[0] = 2 is not in (0, 1)");
+    expect_error("{\"_class_name\":\"DDIMScheduler\",\"trained_betas\":[0.5,-0.1],\"num_train_timesteps\":2}", -1,
+                 "trained_betas[1] = -0.1");
+    expect_error("{\"_class_name\":\"DDIMScheduler\",\"trained_betas\":[0.5,NaN],\"num_train_timesteps\":2}", -1,
+                 "trained_betas[1] = nan");
+    static const char *const kinds[] = { "DDIMScheduler", "DPMSolverMultistepScheduler" };
+    for (int k = 0; k < 2; k++) {
+        char text[256];
+        snprintf(text, sizeof text, "{\"_class_name\":\"%s\",\"beta_end\":-1}", kinds[k]);
+        expect_error(text, -1, "beta_end = -1 is not in (0, 1)");
+        snprintf(text, sizeof text, "{\"_class_name\":\"%s\",\"beta_end\":1e300}", kinds[k]);
+        expect_error(text, -1, "beta_end = 1e+300 is not in (0, 1)");
+        snprintf(text, sizeof text, "{\"_class_name\":\"%s\",\"beta_start\":0,\"beta_schedule\":\"scaled_linear\"}",
+                 kinds[k]);
+        expect_error(text, -1, "beta_start = 0 is not in (0, 1)");
+        /* valid doubles, but 1 - beta rounds to 1 in float32: alphas_cumprod[0] = 1, sigma 0 */
+        snprintf(text, sizeof text, "{\"_class_name\":\"%s\",\"beta_start\":1e-9}", kinds[k]);
+        expect_error(text, -1, "alphas_cumprod[0] = 1 is not in (0, 1)");
+        /* betas near 1: alphas_cumprod becomes denormal (sigma = inf), then 0 */
+        snprintf(text, sizeof text, "{\"_class_name\":\"%s\",\"beta_start\":0.9,\"beta_end\":0.99}", kinds[k]);
+        expect_error(text, -1, "sigma[38] = ((1 - alphas_cumprod) / alphas_cumprod) ** 0.5 is inf");
+        /* zero-SNR rescaling of one timestep: 0 / 0 */
+        snprintf(text, sizeof text, "{\"_class_name\":\"%s\",\"num_train_timesteps\":1,\"rescale_betas_zero_snr\":true}",
+                 kinds[k]);
+        expect_error(text, -1, "rescale_betas_zero_snr with one timestep");
+    }
+    expect_error("{\"_class_name\":\"DPMSolverMultistepScheduler\",\"use_karras_sigmas\":true,\"sigma_max\":Infinity}",
+                 -1, "'sigma_max'");
+
+    /* still accepted: the zero-SNR rescaling (last alphas_cumprod exactly 0) and squaredcos */
+    px_sched_config c;
+    ck_assert_msg(!parse(&c, "{\"_class_name\":\"DDIMScheduler\",\"rescale_betas_zero_snr\":true,"
+                             "\"beta_schedule\":\"squaredcos_cap_v2\"}", -1), "%s", px_last_error());
+    px_sched_config_free(&c);
+
+    /* a config built in code bypasses the reader: the scheduler refuses it too */
+    double tb[2] = { 2, 2 };
+    px_sched_config_defaults(&c, PX_SCHED_DPM);
+    c.num_train_timesteps = 2;
+    c.trained_betas = tb;
+    c.n_trained_betas = 2;
+    c.use_karras_sigmas = 1;
+    px_dpm d;
+    ck_assert_int_eq(px_dpm_init(&d, &c), -1);
+    ck_assert_msg(strstr(px_last_error(), "trained_betas[0] = 2"), "%s", px_last_error());
 }
 END_TEST
 
@@ -1153,6 +1208,7 @@ static Suite *sched_suite(void)
     tcase_add_test(cfg, test_config_pixart);
     tcase_add_test(cfg, test_config_from_other_class);
     tcase_add_test(cfg, test_config_rejects);
+    tcase_add_test(cfg, test_config_bad_schedule);
     tcase_add_test(cfg, test_scheduler_errors);
     tcase_add_test(cfg, test_config_lcm);
     tcase_add_test(cfg, test_lcm_errors);

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "tensor/error.h"
+#include "tensor/lfs.h"
 
 #define PX_SPM_MAX_FILE ((size_t)1 << 30) /* refuse model files over 1 GiB */
 
@@ -358,7 +359,9 @@ static px_spm *spm_init(px_spm *m)
     m->add_dummy_prefix = 1;
     m->remove_extra_ws = 1;
     m->escape_ws = 1;
-    if (parse_model_proto(m) != 0 || build_vocab(m) != 0 || decode_charsmap(m) != 0) {
+    if (px_is_lfs_pointer(m->file, m->file_size)) px_fail("%s: %s", m->name, PX_LFS_MESSAGE);
+    if (px_is_lfs_pointer(m->file, m->file_size) || parse_model_proto(m) != 0 || build_vocab(m) != 0 ||
+        decode_charsmap(m) != 0) {
         px_spm_free(m);
         return NULL;
     }
