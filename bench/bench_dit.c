@@ -28,6 +28,7 @@
  * usage: bench_dit [--layers N] [--reps R] [--res 512|1024|both] [--dtype f32|bf16|both] */
 #include "model/dit.h"
 #include "ops/ops.h"
+#include "pixart/pixart.h" /* px_blas_fix_core */
 #include "tensor/error.h"
 #include "tensor/half.h"
 #include "tensor/tensor.h"
