@@ -2,7 +2,7 @@
  * 16 heads x 72 = hidden 1152, caption 4096, patch 2, in 4, out 8; the numbers
  * of ../shared/reference/configs/PixArt-XL-2-{512x512,1024-MS}/transformer/
  * config.json), random weights generated here, batch 2 (classifier-free
- * guidance), 120 caption tokens:
+ * guidance; --batch 1 without), 120 caption tokens:
  *   512 px:  sample_size 64,  64x64 latents,  1024 tokens per image
  *   1024 px: sample_size 128 (micro-conditioned), 128x128 latents, 4096 tokens
  * for F32 and BF16 weights. The weights are written as a real diffusers
@@ -22,12 +22,25 @@
  * OpenBLAS's own threading) is measured in the same process, interleaved with
  * the forwards, best of the repetitions for both; "ratio" = forward time /
  * (forward FLOPs at that rate), attention FLOPs (QK^T and PV) included.
- * Targets: <= 1.15 at 512 px, <= 1.25 at 1024 px; peak RSS at 1024 px BF16
- * <= 2.5 GB.
+ * Targets: ratio <= 1.10 (issue 12; it was <= 1.15 at 512 px, <= 1.25 at
+ * 1024 px before); peak RSS at 1024 px BF16 <= 2.5 GB.
  *
- * usage: bench_dit [--layers N] [--reps R] [--res 512|1024|both] [--dtype f32|bf16|both] */
+ * --batch 1 runs the transformer on one image without guidance (PixArt-LCM)
+ * instead of the guided batch of 2. --loop runs both batches (each in its own
+ * child, the same weights) and then the issue-14 comparison for one image:
+ * the denoising loop of PixArt-LCM (4 forwards at batch 1) against 20
+ * DPM-Solver++ steps with guidance (20 forwards at batch 2). Everything in
+ * the loop but the transformer -- input copies, guidance, scheduler.step,
+ * LCM's noise draws -- is measured by running the pipeline's own
+ * px_denoise_loop with a no-op model on the same latents and added in.
+ *
+ * usage: bench_dit [--layers N] [--reps R] [--res 512|1024|both] [--dtype f32|bf16|both]
+ *                  [--batch 1|2 | --loop] */
 #include "model/dit.h"
+#include "src/pipeline/pipeline.h" /* px_denoise_loop */
+#include "sched/scheduler.h"
 #include "ops/ops.h"
+#include "pixart/pixart.h" /* px_blas_fix_core */
 #include "tensor/error.h"
 #include "tensor/half.h"
 #include "tensor/tensor.h"
@@ -49,7 +62,11 @@ extern char **environ;
 
 /* PixArt-XL-2, as in configs/PixArt-XL-2-512x512 and -1024-MS transformer/config.json */
 enum { LAYERS = 28, HEADS = 16, HEAD_DIM = 72, C = HEADS * HEAD_DIM, CAP = 4096, IN_CH = 4, OUT_CH = 8,
-       PATCH = 2, BATCH = 2, L = 120, TCH = 256 };
+       PATCH = 2, L = 120, TCH = 256 };
+
+/* transformer batch: 2 = one image with classifier-free guidance ([uncond; cond]),
+ * 1 = one image without guidance (PixArt-LCM); --batch, or both with --loop */
+static int batch = 2;
 
 static double now(void)
 {
@@ -231,7 +248,7 @@ typedef struct { int64_t M, N, K, count; } gemm_shape;
 /* The A @ W^T GEMMs of one forward, and of one block. */
 static int gemm_shapes(gemm_shape *g, int64_t T, int layers)
 {
-    const int64_t BL = (int64_t)BATCH * L;
+    const int64_t BL = (int64_t)batch * L;
     int n = 0;
     g[n++] = (gemm_shape){ BL, C, CAP, 1 };                      /* caption_projection.linear_1 */
     g[n++] = (gemm_shape){ BL, C, C, 1 };                        /* caption_projection.linear_2 */
@@ -247,7 +264,7 @@ static int gemm_shapes(gemm_shape *g, int64_t T, int layers)
 static double attn_flops(int64_t N, int layers)
 {
     /* QK^T and PV: 2 * 2 * N * Nk * D per head: self (Nk = N) and cross (Nk = L) */
-    return (double)layers * BATCH * HEADS * 4.0 * HEAD_DIM * ((double)N * N + (double)N * L);
+    return (double)layers * batch * HEADS * 4.0 * HEAD_DIM * ((double)N * N + (double)N * L);
 }
 
 static double gemm_flops(const gemm_shape *g, int n)
@@ -260,9 +277,9 @@ static double gemm_flops(const gemm_shape *g, int n)
 static double forward_flops(int64_t N, int layers)
 {
     gemm_shape g[16];
-    int n = gemm_shapes(g, BATCH * N, layers);
+    int n = gemm_shapes(g, batch * N, layers);
     /* the small adaLN MLPs (B rows) are negligible but counted */
-    double small = 2.0 * BATCH * ((double)TCH * C + (double)C * C + 6.0 * C * C);
+    double small = 2.0 * batch * ((double)TCH * C + (double)C * C + 6.0 * C * C);
     return gemm_flops(g, n) + attn_flops(N, layers) + small;
 }
 
@@ -290,11 +307,11 @@ static double time_sgemm(int64_t M, int64_t N, int64_t K, int reps)
 /* Seconds of one px_attention call (self-attention of one block), best of reps. */
 static double time_attention(int64_t N, int reps)
 {
-    const int64_t n = BATCH * N * C;
+    const int64_t n = batch * N * C;
     float *q = malloc((size_t)n * sizeof(float)), *k = malloc((size_t)n * sizeof(float));
     float *v = malloc((size_t)n * sizeof(float)), *o = malloc((size_t)n * sizeof(float));
     for (int64_t i = 0; i < n; i++) { q[i] = rnd(1, (uint64_t)i, 2.0f); k[i] = rnd(2, (uint64_t)i, 2.0f); v[i] = rnd(3, (uint64_t)i, 1.0f); }
-    px_attn_args a = { .B = BATCH, .Nq = N, .Nk = N, .H = HEADS, .D = HEAD_DIM, .scale = 1.0f / sqrtf(HEAD_DIM) };
+    px_attn_args a = { .B = batch, .Nq = N, .Nk = N, .H = HEADS, .D = HEAD_DIM, .scale = 1.0f / sqrtf(HEAD_DIM) };
     px_attention(o, q, k, v, &a);
     double best = 1e30;
     for (int r = 0; r < reps; r++) {
@@ -332,17 +349,17 @@ static int fwd_open(fwd_ctx *f, const char *dir, int64_t lat, int micro)
     f->lat = lat;
     f->micro = micro;
     const int64_t hw = lat * lat;
-    f->x = malloc((size_t)(BATCH * IN_CH * hw) * sizeof(float));
-    f->out = malloc((size_t)(BATCH * OUT_CH * hw) * sizeof(float));
-    f->ctx = malloc((size_t)BATCH * L * CAP * sizeof(float));
-    f->mask = malloc(BATCH * L * sizeof(int32_t));
-    f->t = malloc(BATCH * sizeof(float));
-    f->res = malloc(2 * BATCH * sizeof(float));
-    f->ar = malloc(BATCH * sizeof(float));
-    for (int64_t i = 0; i < BATCH * IN_CH * hw; i++) f->x[i] = rnd(11, (uint64_t)i, 1.7f);
-    for (int64_t i = 0; i < (int64_t)BATCH * L * CAP; i++) f->ctx[i] = rnd(12, (uint64_t)i, 0.3f);
-    for (int b = 0; b < BATCH; b++) {
-        for (int j = 0; j < L; j++) f->mask[b * L + j] = j < (b ? 24 : 1); /* prompt vs empty negative */
+    f->x = malloc((size_t)(batch * IN_CH * hw) * sizeof(float));
+    f->out = malloc((size_t)(batch * OUT_CH * hw) * sizeof(float));
+    f->ctx = malloc((size_t)batch * L * CAP * sizeof(float));
+    f->mask = malloc(batch * L * sizeof(int32_t));
+    f->t = malloc(batch * sizeof(float));
+    f->res = malloc(2 * batch * sizeof(float));
+    f->ar = malloc(batch * sizeof(float));
+    for (int64_t i = 0; i < batch * IN_CH * hw; i++) f->x[i] = rnd(11, (uint64_t)i, 1.7f);
+    for (int64_t i = 0; i < (int64_t)batch * L * CAP; i++) f->ctx[i] = rnd(12, (uint64_t)i, 0.3f);
+    for (int b = 0; b < batch; b++) {
+        for (int j = 0; j < L; j++) f->mask[b * L + j] = j < (b == batch - 1 ? 24 : 1); /* [empty negative;] prompt */
         f->res[2 * b] = f->res[2 * b + 1] = (float)(lat * 8);
         f->ar[b] = 1.0f;
         f->t[b] = 999.0f;
@@ -360,11 +377,11 @@ static void fwd_close(fwd_ctx *f)
 static double fwd_run(fwd_ctx *f)
 {
     double t0 = now();
-    if (px_dit_forward(f->m, f->out, f->x, f->t, f->ctx, f->mask, BATCH, (int)f->lat, (int)f->lat, L,
+    if (px_dit_forward(f->m, f->out, f->x, f->t, f->ctx, f->mask, batch, (int)f->lat, (int)f->lat, L,
                        f->micro ? f->res : NULL, f->micro ? f->ar : NULL, NULL) < 0)
         return -1;
     double dt = now() - t0;
-    for (int64_t i = 0; i < BATCH * OUT_CH * f->lat * f->lat; i++)
+    for (int64_t i = 0; i < batch * OUT_CH * f->lat * f->lat; i++)
         if (!isfinite(f->out[i])) { px_fail("bench: non-finite output"); return -1; }
     return dt;
 }
@@ -393,7 +410,7 @@ static double hwm_gb(void)
 
 #define MIN(a, b) ((a) < (b) ? (a) : (b))
 
-/* `bench_dit --child DIR_N DIR_0 LATENT MICRO REPS`: prints
+/* `bench_dit --child DIR_N DIR_0 LATENT MICRO REPS BATCH`: prints
  * "T_N T_0 T_RAW T_ATTN PEAK_GB" or "ERROR msg". The raw sgemm shapes, the
  * attention and the forward are timed in turn in every repetition (after one
  * warm-up), and the best of each is kept: on a shared machine every kind of
@@ -402,9 +419,10 @@ static int child_main(char **a)
 {
     const int64_t lat = atoll(a[2]), N = (lat / PATCH) * (lat / PATCH);
     const int micro = atoi(a[3]), reps = atoi(a[4]);
+    batch = atoi(a[5]);
     child_result r = { 1e30, 1e30, 0, 1e30, 0 };
     gemm_shape g[16];
-    const int ng = gemm_shapes(g, BATCH * N, LAYERS);
+    const int ng = gemm_shapes(g, batch * N, LAYERS);
     double best[16];
     for (int i = 0; i < ng; i++) best[i] = 1e30;
     fwd_ctx f;
@@ -440,11 +458,12 @@ fail:
 static int run_child(const char *dir_n, const char *dir_0, int64_t lat, int micro, int reps, child_result *cr,
                      long *maxrss_kib, char *err, size_t errsz)
 {
-    char slat[32], smicro[8], sreps[16];
+    char slat[32], smicro[8], sreps[16], sbatch[8];
     snprintf(slat, sizeof slat, "%lld", (long long)lat);
     snprintf(smicro, sizeof smicro, "%d", micro);
     snprintf(sreps, sizeof sreps, "%d", reps);
-    char *args[] = { "bench_dit", "--child", (char *)dir_n, (char *)dir_0, slat, smicro, sreps, NULL };
+    snprintf(sbatch, sizeof sbatch, "%d", batch);
+    char *args[] = { "bench_dit", "--child", (char *)dir_n, (char *)dir_0, slat, smicro, sreps, sbatch, NULL };
     int fd[2];
     if (pipe(fd) != 0) { perror("pipe"); return -1; }
     posix_spawn_file_actions_t fa;
@@ -483,14 +502,64 @@ static void rm_dir(const char *dir)
     rmdir(dir);
 }
 
+/* The denoising loop around the transformer: px_denoise_loop (the
+ * pipeline's own loop: input copies, guidance, learned-sigma split,
+ * scheduler.step, and LCM's noise drawn from the generator) with a model
+ * callback that only writes a small output, on one image's LATxLAT latents.
+ * Returns the best seconds of `runs` whole loops of `steps` steps. */
+static int noop_model(void *user, float *out, const float *x, const float *timestep, int nb, int step)
+{
+    const int64_t hw = *(const int64_t *)user;
+    (void)timestep; (void)step;
+    const int64_t n_in = (int64_t)nb * IN_CH * hw; /* out has twice as many: eps and the variance half */
+    for (int64_t i = 0; i < n_in; i++) out[i] = 0.1f * x[i];
+    memset(out + n_in, 0, (size_t)n_in * sizeof(float));
+    return 0;
+}
+
+static double time_sched_loop(px_sched_kind kind, int steps, int cfg, int64_t lat, int runs)
+{
+    px_sched_config sc;
+    px_sched_config_defaults(&sc, kind);
+    /* PixArt-LCM-XL-2-1024-MS's scheduler_config.json: LCMScheduler with the
+     * linear 0.0001..0.02 betas of the PixArt-XL-2 DPM config (the defaults) */
+    sc.beta_start = 0.0001;
+    sc.beta_end = 0.02;
+    sc.beta_schedule = PX_BETA_LINEAR;
+    int64_t hw = lat * lat;
+    float *latents = malloc((size_t)(IN_CH * hw) * sizeof(float));
+    double best = -1;
+    for (int r = 0; latents && r < runs; r++) {
+        px_scheduler s;
+        px_rng gen;
+        px_rng_seed(&gen, 0);
+        for (int64_t i = 0; i < IN_CH * hw; i++) latents[i] = rnd(13, (uint64_t)i, 1.7f);
+        if (px_scheduler_init(&s, &sc) || px_scheduler_set_timesteps(&s, steps, NULL, 0)) { best = -1; break; }
+        px_denoise_args a = { .model = noop_model, .model_user = &hw, .model_out_channels = OUT_CH,
+                              .num_images = 1, .channels = IN_CH, .height = (int)lat, .width = (int)lat,
+                              .cfg = cfg, .guidance_scale = cfg ? 4.5f : 0.0f, .generators = &gen,
+                              .n_generators = 1 };
+        double t0 = now();
+        int rc = px_denoise_loop(&s, &a, latents);
+        double t = now() - t0;
+        px_scheduler_free(&s);
+        if (rc) { best = -1; break; }
+        if (best < 0 || t < best) best = t;
+    }
+    free(latents);
+    return best;
+}
+
 int main(int argc, char **argv)
 {
-    if (argc == 7 && !strcmp(argv[1], "--child")) return child_main(argv + 2);
+    if (argc == 8 && !strcmp(argv[1], "--child")) return child_main(argv + 2);
     px_blas_fix_core(argv); /* OpenBLAS's best kernels for the raw baseline */
-    int layers = 2, reps = 2, do512 = 1, do1024 = 1, dof32 = 1, dobf16 = 1;
+    int layers = 2, reps = 2, do512 = 1, do1024 = 1, dof32 = 1, dobf16 = 1, loop = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--layers") && i + 1 < argc) layers = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--reps") && i + 1 < argc) reps = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--batch") && i + 1 < argc) batch = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--loop")) loop = 1;
         else if (!strcmp(argv[i], "--res") && i + 1 < argc) {
             const char *v = argv[++i];
             do512 = !strcmp(v, "512") || !strcmp(v, "both");
@@ -500,15 +569,21 @@ int main(int argc, char **argv)
             dof32 = !strcmp(v, "f32") || !strcmp(v, "both");
             dobf16 = !strcmp(v, "bf16") || !strcmp(v, "both");
         } else {
-            fprintf(stderr, "usage: %s [--layers N (1..28)] [--reps R] [--res 512|1024|both] [--dtype f32|bf16|both]\n",
-                    argv[0]);
+            fprintf(stderr, "usage: %s [--layers N (1..28)] [--reps R] [--res 512|1024|both] [--dtype f32|bf16|both] "
+                            "[--batch 1|2 | --loop]\n", argv[0]);
             return 2;
         }
     }
-    if (layers < 1 || layers > LAYERS || reps < 1) { fprintf(stderr, "bad --layers / --reps\n"); return 2; }
+    if (layers < 1 || layers > LAYERS || reps < 1 || (batch != 1 && batch != 2)) {
+        fprintf(stderr, "bad --layers / --reps / --batch\n");
+        return 2;
+    }
+    /* --loop: batch 2 (DPM-Solver++ with guidance) and batch 1 (LCM, no guidance) */
+    const int batches[2] = { loop ? 2 : batch, 1 }, nbatches = loop ? 2 : 1;
     px_ops_init();
-    printf("PixArt-XL-2 DiT: %d layers x (%d heads x %d = %d), caption %d, batch %d (CFG), %d caption tokens\n",
-           LAYERS, HEADS, HEAD_DIM, C, CAP, BATCH, L);
+    printf("PixArt-XL-2 DiT: %d layers x (%d heads x %d = %d), caption %d, %s, %d caption tokens\n",
+           LAYERS, HEADS, HEAD_DIM, C, CAP,
+           loop ? "batch 2 (CFG) and 1 (no guidance)" : batch == 2 ? "batch 2 (CFG)" : "batch 1 (no guidance)", L);
     printf("isa %s (PIXART_ISA to force), OpenBLAS core %s, %d threads; %s\n\n", px_isa_name(px_ops_isa()),
            px_blas_core(), px_get_num_threads(),
            layers == LAYERS ? "full model"
@@ -520,11 +595,7 @@ int main(int argc, char **argv)
         if ((res == 0 && !do512) || (res == 1 && !do1024)) continue;
         const int sample = res ? 128 : 64, micro = sample == 128;
         const int64_t lat = sample, N = (lat / PATCH) * (lat / PATCH);
-        gemm_shape g[16];
-        const int ng = gemm_shapes(g, BATCH * N, LAYERS);
-        const double F = forward_flops(N, LAYERS), Fg = gemm_flops(g, ng);
-        printf("%d px: %dx%d latents, %lld tokens/image; forward %.1f GFLOP (attention %.1f%%)\n",
-               (int)(lat * 8), (int)lat, (int)lat, (long long)N, F * 1e-9, 100 * attn_flops(N, LAYERS) / F);
+        printf("%d px: %dx%d latents, %lld tokens/image\n", (int)(lat * 8), (int)lat, (int)lat, (long long)N);
         for (int d = 0; d < 2; d++) {
             if ((d == 0 && !dof32) || (d == 1 && !dobf16)) continue;
             const px_dtype dt = d ? PX_BF16 : PX_F32;
@@ -545,32 +616,64 @@ int main(int argc, char **argv)
             rc |= write_weights(path, &w0, dt) | write_config(dir_0, 0, sample);
             free(wn.w);
             free(w0.w);
-            child_result cr;
-            long rss_kib = 0;
-            char err[512] = "";
-            if (rc == 0) rc = run_child(dir_n, dir_0, lat, micro, reps, &cr, &rss_kib, err, sizeof err);
+            double t_fwd[2] = { -1, -1 }, F_b[2] = { 0, 0 }; /* per entry of batches[] */
+            for (int bi = 0; bi < nbatches && rc == 0; bi++) {
+                batch = batches[bi];
+                gemm_shape g[16];
+                const int ng = gemm_shapes(g, batch * N, LAYERS);
+                const double F = forward_flops(N, LAYERS), Fg = gemm_flops(g, ng);
+                child_result cr;
+                long rss_kib = 0;
+                char err[512] = "";
+                if (run_child(dir_n, dir_0, lat, micro, reps, &cr, &rss_kib, err, sizeof err) != 0) {
+                    printf("  %s batch %d: FAILED %s\n", d ? "BF16" : "F32 ", batch, err);
+                    status = 1;
+                    continue;
+                }
+                const double raw_rate = Fg / cr.t_raw, t_flops = F / raw_rate;
+                const double t_block = (cr.t_n - cr.t_0) / layers;
+                const double t_full = layers == LAYERS ? cr.t_n : cr.t_0 + LAYERS * t_block;
+                t_fwd[bi] = t_full;
+                F_b[bi] = F;
+                /* peak of a forward (VmHWM reset before it), else the process's ru_maxrss */
+                double rss = cr.peak_gb > 0 ? cr.peak_gb : (double)rss_kib * 1024.0 * 1e-9;
+                rss += (double)(LAYERS - layers) * block_bytes * 1e-9;
+                printf("  %s weights, batch %d: forward %.1f GFLOP (attention %.1f%%)\n", d ? "BF16" : "F32 ", batch,
+                       F * 1e-9, 100 * attn_flops(N, LAYERS) / F);
+                printf("        %.2f s/forward (%.3f s/block, %.3f s outside blocks), %.1f GFLOP/s\n", t_full,
+                       t_block, cr.t_0, F / t_full * 1e-9);
+                printf("        raw cblas_sgemm on the forward's GEMM shapes %.1f GFLOP/s -> %.2f s for the forward's "
+                       "FLOPs: ratio %.2f (target %.2f)\n", raw_rate * 1e-9, t_flops, t_full / t_flops,
+                       1.10);
+                printf("        px_attention (one block's self-attention) %.3f s = %.1f GFLOP/s; peak RSS %.2f GB%s\n",
+                       cr.t_attn, 4.0 * batch * (double)N * N * C / cr.t_attn * 1e-9, rss,
+                       layers == LAYERS ? "" : " (extrapolated)");
+                fflush(stdout);
+            }
             rm_dir(dir_n);
             rm_dir(dir_0);
             if (rc != 0) {
-                printf("  %s: FAILED %s\n", d ? "BF16" : "F32 ", err);
+                printf("  %s: FAILED writing the weights\n", d ? "BF16" : "F32 ");
                 status = 1;
                 continue;
             }
-            const double raw_rate = Fg / cr.t_raw, t_flops = F / raw_rate;
-            const double t_block = (cr.t_n - cr.t_0) / layers;
-            const double t_full = layers == LAYERS ? cr.t_n : cr.t_0 + LAYERS * t_block;
-            /* peak of a forward (VmHWM reset before it), else the process's ru_maxrss */
-            double rss = cr.peak_gb > 0 ? cr.peak_gb : (double)rss_kib * 1024.0 * 1e-9;
-            rss += (double)(LAYERS - layers) * block_bytes * 1e-9;
-            printf("  %s weights: %.2f s/forward (%.3f s/block, %.3f s outside blocks), %.1f GFLOP/s\n",
-                   d ? "BF16" : "F32 ", t_full, t_block, cr.t_0, F / t_full * 1e-9);
-            printf("        raw cblas_sgemm on the forward's GEMM shapes %.1f GFLOP/s -> %.2f s for the forward's "
-                   "FLOPs: ratio %.2f (target %.2f)\n", raw_rate * 1e-9, t_flops, t_full / t_flops,
-                   1.10);
-            printf("        px_attention (one block's self-attention) %.3f s = %.1f GFLOP/s; peak RSS %.2f GB%s\n",
-                   cr.t_attn, 4.0 * BATCH * (double)N * N * C / cr.t_attn * 1e-9, rss,
-                   layers == LAYERS ? "" : " (extrapolated)");
-            fflush(stdout);
+            if (loop && t_fwd[0] > 0 && t_fwd[1] > 0) {
+                /* issue 14: PixArt-LCM, 4 steps without guidance, against
+                 * 20 DPM-Solver++ steps with guidance, on one image */
+                const double s_lcm = time_sched_loop(PX_SCHED_LCM, 4, 0, lat, 5);
+                const double s_dpm = time_sched_loop(PX_SCHED_DPM, 20, 1, lat, 5);
+                if (s_lcm < 0 || s_dpm < 0) {
+                    printf("  denoising loop: FAILED %s\n", px_last_error());
+                    status = 1;
+                    continue;
+                }
+                const double lcm = 4 * t_fwd[1] + s_lcm, dpm = 20 * t_fwd[0] + s_dpm;
+                printf("  %s denoising loop, one image: everything but the transformer (px_denoise_loop, no-op model) "
+                       "LCM 4 steps %.1f ms, DPM-Solver++ 20 steps %.1f ms\n", d ? "BF16" : "F32 ", 1e3 * s_lcm, 1e3 * s_dpm);
+                printf("        LCM 4 x batch 1 = %.1f s; DPM-Solver++ 20 x batch 2 = %.1f s; ratio %.2fx "
+                       "(FLOPs predict %.2fx)\n", lcm, dpm, dpm / lcm, 20 * F_b[0] / (4 * F_b[1]));
+                fflush(stdout);
+            }
         }
         printf("\n");
     }

@@ -30,6 +30,7 @@
  *        PIXART_NUM_THREADS sets the thread count (default: all cores). */
 #include "ops/gemm_internal.h"
 #include "ops/ops.h"
+#include "pixart/pixart.h" /* px_blas_fix_core */
 #include "tensor/half.h"
 #include "tensor/tensor.h"
 

@@ -9,6 +9,7 @@
  * usage: bench_t5 [blocks (2..4, default 3)] [repetitions (default 3)] */
 #include "model/t5.h"
 #include "ops/ops.h"
+#include "pixart/pixart.h" /* px_blas_fix_core */
 #include "tensor/error.h"
 #include "tensor/half.h"
 

@@ -20,6 +20,7 @@
 #include "model/vae.h"
 #include "ops/gemm_internal.h"
 #include "ops/ops.h"
+#include "pixart/pixart.h" /* px_blas_fix_core */
 #include "tensor/error.h"
 
 #include <cblas.h>
