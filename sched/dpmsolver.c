@@ -133,6 +133,10 @@ int px_dpm_set_timesteps(px_dpm *s, int64_t n, const int64_t *custom, size_t n_c
         if (px_dpm_timesteps(ts, &count, n, N, last, c->timestep_spacing, c->steps_offset)) goto fail;
     }
 
+    /* _convert_to_karras(sigmas, num_inference_steps) gives n sigmas and so n
+     * timesteps whatever the spacing gave: 'trailing' gives n + 1 for some n
+     * (schedule.h), which only sets the count when Karras sigmas are off */
+    if (c->use_karras_sigmas) count = n; /* ts holds n + 1 */
     sig = px_malloc((size_t)(count + 1) * sizeof *sig, "sigmas");
     if (!sig) goto fail;
     if (c->use_karras_sigmas) {

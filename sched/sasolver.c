@@ -81,13 +81,9 @@ int px_sa_set_timesteps(px_sa *s, int64_t n)
     if (px_dpm_set_timesteps(&s->tables, n, NULL, 0)) return px_fail_ctx("SASolverScheduler");
     const int64_t count = s->tables.n_timesteps;
     if (s->config.use_karras_sigmas) {
-        /* _convert_to_karras(.., num_inference_steps) gives n sigmas whatever
-         * the spacing; px_dpm takes the spacing's count, which is n + 1 for
-         * 'trailing' with some n (schedule.h) */
-        if (count != n)
-            return px_fail("SASolverScheduler: use_karras_sigmas with timestep_spacing 'trailing' and %lld steps "
-                           "is not supported", (long long)n);
-        /* sigmas = concatenate([sigmas, sigmas[-1:]]): the smallest Karras sigma repeated */
+        /* count == n (_convert_to_karras(.., num_inference_steps), whatever the
+         * spacing); sigmas = concatenate([sigmas, sigmas[-1:]]): the smallest
+         * Karras sigma repeated */
         s->tables.sigmas[count] = s->tables.sigmas[count - 1];
     }
     /* else: np.interp at the timesteps, then sigma_last = ((1 - ac[0]) / ac[0]) ** 0.5 */
