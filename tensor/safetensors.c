@@ -2,6 +2,7 @@
 #include "safetensors.h"
 #include "error.h"
 #include "lfs.h"
+#include "outfile.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -518,24 +519,19 @@ int px_st_writer_save(px_st_writer *w, const char *path)
     while (!rc && h.n % 8) rc |= sb_put(&h, " ", 1);
     if (rc) { free(h.p); return -1; }
 
-    char tmp[PATH_MAX];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
-    FILE *f = fopen(tmp, "wb");
-    if (!f) { free(h.p); return px_fail("%s: cannot create: %s", tmp, strerror(errno)); }
     uint8_t len8[8];
     uint64_t hl = h.n;
     for (int i = 0; i < 8; i++) len8[i] = (uint8_t)(hl >> (8 * i));
-    int ok = fwrite(len8, 1, 8, f) == 8 && fwrite(h.p, 1, h.n, f) == h.n;
-    for (size_t i = 0; i < w->n && ok; i++)
-        ok = fwrite(w->e[i].data, 1, w->e[i].nbytes, f) == w->e[i].nbytes;
+    if (w->n > (size_t)INT_MAX - 2) { free(h.p); return px_fail("%s: too many tensors", path); }
+    px_span *parts = px_malloc((w->n + 2) * sizeof *parts, "safetensors writer");
+    if (!parts) { free(h.p); return -1; }
+    parts[0] = (px_span){ len8, 8 };
+    parts[1] = (px_span){ h.p, h.n };
+    for (size_t i = 0; i < w->n; i++) parts[2 + i] = (px_span){ w->e[i].data, w->e[i].nbytes };
+    int r = px_out_write(path, parts, (int)w->n + 2);
+    free(parts);
     free(h.p);
-    if (fclose(f) != 0) ok = 0;
-    if (!ok || rename(tmp, path) != 0) {
-        int err = errno;
-        unlink(tmp);
-        return px_fail("%s: write failed: %s", path, strerror(err));
-    }
-    return 0;
+    return r;
 }
 
 /* ---- residency -------------------------------------------------------- */

@@ -5,12 +5,16 @@
 #include "tensor/half.h"
 #include "tensor/json.h"
 #include "tensor/npy.h"
+#include "tensor/outfile.h"
 #include "model/weights.h"
 #include "tensor/memstat.h"
 #include "tensor/safetensors.h"
 #include "src/tokenizer/spm.h"
 
 #include <sys/resource.h>
+#include <sys/stat.h>
+#include <dirent.h>
+#include <limits.h>
 
 #include <math.h>
 #include <stdio.h>
@@ -25,10 +29,10 @@ static void teardown(void) { px_test_tmpdir_remove(tmpdir); }
 
 static const char *tpath(const char *name)
 {
-    static char b[4][512];
+    static char b[4][4400]; // room for a NAME_MAX name (out_check)
     static int k;
     char *p = b[k++ & 3];
-    snprintf(p, 512, "%s/%s", tmpdir, name);
+    snprintf(p, sizeof b[0], "%s/%s", tmpdir, name);
     return p;
 }
 
@@ -567,6 +571,159 @@ START_TEST(npy_roundtrip)
 }
 END_TEST
 
+
+/* ---- output files (tensor/outfile.c; issue 17, findings 5-7) ----------- */
+
+/* Entries of tmpdir named like px_out_write's temporaries. */
+static int count_temporaries(void)
+{
+    DIR *d = opendir(tmpdir);
+    ck_assert_ptr_nonnull(d);
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d));) n += !strncmp(e->d_name, ".pixart.tmp.", 12);
+    closedir(d);
+    return n;
+}
+
+static int write_str(const char *path, const char *a, const char *b)
+{
+    const px_span parts[2] = { { a, strlen(a) }, { b, strlen(b) } };
+    return px_out_write(path, parts, 2);
+}
+
+static void assert_content(const char *path, const char *want)
+{
+    char *got = px_test_read_text(path, NULL);
+    ck_assert_msg(!strcmp(got, want), "%s holds '%s', expected '%s'", path, got, want);
+    free(got);
+}
+
+START_TEST(out_targets)
+{
+    struct stat st;
+    /* a new file, then an existing one: replaced, its permission bits kept */
+    ck_assert_int_eq(write_str(tpath("n.bin"), "ab", "c"), 0);
+    assert_content(tpath("n.bin"), "abc");
+    ck_assert_int_eq(chmod(tpath("n.bin"), 0604), 0);
+    ck_assert_int_eq(write_str(tpath("n.bin"), "de", ""), 0);
+    assert_content(tpath("n.bin"), "de");
+    ck_assert_int_eq(stat(tpath("n.bin"), &st), 0);
+    ck_assert_int_eq(st.st_mode & 07777, 0604);
+    /* a symlink (and a chain of two, relative): the target gets the bytes, the links stay */
+    ck_assert_int_eq(symlink("n.bin", tpath("l1")), 0);
+    ck_assert_int_eq(symlink("l1", tpath("l2")), 0);
+    ck_assert_int_eq(write_str(tpath("l2"), "via", "link"), 0);
+    ck_assert_int_eq(lstat(tpath("l1"), &st), 0);
+    ck_assert(S_ISLNK(st.st_mode));
+    ck_assert_int_eq(lstat(tpath("l2"), &st), 0);
+    ck_assert(S_ISLNK(st.st_mode));
+    assert_content(tpath("n.bin"), "vialink");
+    /* a dangling symlink: its target is created, as the shell's '>' does */
+    ck_assert_int_eq(symlink("made.bin", tpath("dangling")), 0);
+    ck_assert_int_eq(write_str(tpath("dangling"), "x", ""), 0);
+    assert_content(tpath("made.bin"), "x");
+    ck_assert_int_eq(lstat(tpath("dangling"), &st), 0);
+    ck_assert(S_ISLNK(st.st_mode));
+    /* a device is written in place: /dev/null stays a device (it used to be
+     * replaced by a regular file when the writer could rename onto it) */
+    ck_assert_int_eq(write_str("/dev/null", "gone", ""), 0);
+    ck_assert_int_eq(stat("/dev/null", &st), 0);
+    ck_assert(S_ISCHR(st.st_mode));
+    /* a FIFO too: a reader gets the bytes (no temporary, no rename) */
+    ck_assert_int_eq(mkfifo(tpath("fifo"), 0600), 0);
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd, "cat '%s' > '%s' &", tpath("fifo"), tpath("fromfifo"));
+    ck_assert_int_eq(system(cmd), 0);
+    ck_assert_int_eq(write_str(tpath("fifo"), "through", " the pipe"), 0);
+    for (int i = 0; i < 500; i++) { // cat writes when it sees the end of the pipe
+        char *got = px_test_read_text(tpath("fromfifo"), NULL);
+        int done = !strcmp(got, "through the pipe");
+        free(got);
+        if (done) break;
+        usleep(10000);
+    }
+    assert_content(tpath("fromfifo"), "through the pipe");
+    ck_assert_int_eq(lstat(tpath("fifo"), &st), 0);
+    ck_assert(S_ISFIFO(st.st_mode));
+    /* refused: a directory, an empty path, a symlink loop; a write error (ENOSPC) */
+    ck_assert_int_eq(write_str(tmpdir, "x", ""), -1);
+    ck_assert_msg(strstr(px_last_error(), "is a directory"), "%s", px_last_error());
+    ck_assert_int_eq(write_str("", "x", ""), -1);
+    ck_assert_msg(strstr(px_last_error(), "empty"), "%s", px_last_error());
+    ck_assert_int_eq(symlink("loop2", tpath("loop1")), 0);
+    ck_assert_int_eq(symlink("loop1", tpath("loop2")), 0);
+    ck_assert_int_eq(write_str(tpath("loop1"), "x", ""), -1);
+    ck_assert_msg(strstr(px_last_error(), "symbolic links"), "%s", px_last_error());
+    if (access("/dev/full", W_OK) == 0) {
+        ck_assert_int_eq(symlink("/dev/full", tpath("full")), 0);
+        ck_assert_int_eq(write_str(tpath("full"), "x", ""), -1);
+        ck_assert_msg(strstr(px_last_error(), "full") && strstr(px_last_error(), "No space"), "%s",
+                      px_last_error());
+    }
+    ck_assert_int_eq(count_temporaries(), 0);
+}
+END_TEST
+
+START_TEST(out_check)
+{
+    ck_assert_int_eq(px_out_check(tpath("new.png")), 0);
+    ck_assert_int_eq(px_out_check("/dev/null"), 0);
+    ck_assert_int_eq(px_out_check(tmpdir), -1);
+    ck_assert_msg(strstr(px_last_error(), "is a directory"), "%s", px_last_error());
+    ck_assert_int_eq(px_out_check(""), -1);
+    ck_assert_int_eq(px_out_check(tpath("no/such/dir/x.png")), -1);
+    ck_assert_msg(strstr(px_last_error(), "no/such/dir"), "%s", px_last_error());
+    ck_assert_int_eq(px_out_check(tpath("n.bin/x.png")), -1); // n.bin is not a directory
+    /* a name of NAME_MAX bytes is fine; one more is refused up front */
+    long name_max = pathconf(tmpdir, _PC_NAME_MAX);
+    ck_assert(name_max > 10 && name_max < 4000);
+    char name[4096];
+    memset(name, 'a', (size_t)name_max);
+    name[name_max] = 0;
+    ck_assert_msg(px_out_check(tpath(name)) == 0, "%s", px_last_error());
+    ck_assert_int_eq(write_str(tpath(name), "long", ""), 0); // the temporary's name is short
+    name[name_max] = 'a';
+    name[name_max + 1] = 0;
+    ck_assert_int_eq(px_out_check(tpath(name)), -1);
+    ck_assert_int_eq(count_temporaries(), 0);
+}
+END_TEST
+
+START_TEST(out_staging)
+{
+    ck_assert_int_eq(write_str(tpath("a.bin"), "old-a", ""), 0);
+    /* staged: nothing replaced until the commit, then everything */
+    px_out_stage_begin();
+    ck_assert_int_eq(write_str(tpath("a.bin"), "new-a", ""), 0);
+    ck_assert_int_eq(write_str(tpath("b.bin"), "new-b", ""), 0);
+    assert_content(tpath("a.bin"), "old-a");
+    ck_assert_int_eq(access(tpath("b.bin"), F_OK), -1);
+    ck_assert_int_eq(count_temporaries(), 2);
+    ck_assert_int_eq(px_out_stage_commit(), 0);
+    assert_content(tpath("a.bin"), "new-a");
+    assert_content(tpath("b.bin"), "new-b");
+    ck_assert_int_eq(count_temporaries(), 0);
+    /* a failure half-way: discard leaves the old files as they were */
+    px_out_stage_begin();
+    ck_assert_int_eq(write_str(tpath("a.bin"), "newer-a", ""), 0);
+    ck_assert_int_eq(write_str(tmpdir, "x", ""), -1);
+    px_out_stage_discard();
+    assert_content(tpath("a.bin"), "new-a");
+    ck_assert_int_eq(count_temporaries(), 0);
+    /* what a signal handler does: the live temporaries disappear */
+    px_out_stage_begin();
+    ck_assert_int_eq(write_str(tpath("c.bin"), "c", ""), 0);
+    ck_assert_int_eq(count_temporaries(), 1);
+    px_out_remove_temporaries();
+    ck_assert_int_eq(count_temporaries(), 0);
+    ck_assert_int_eq(px_out_stage_commit(), -1); // nothing left to rename
+    ck_assert_int_eq(access(tpath("c.bin"), F_OK), -1);
+    /* not staging any more: written at once */
+    ck_assert_int_eq(write_str(tpath("d.bin"), "d", ""), 0);
+    assert_content(tpath("d.bin"), "d");
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("core");
@@ -585,6 +742,9 @@ static Suite *suite(void)
     tcase_add_test(tc, npy_hostile);
     tcase_add_test(tc, lfs_pointers);
     tcase_add_test(tc, json_out_of_memory_names_file);
+    tcase_add_test(tc, out_targets);
+    tcase_add_test(tc, out_check);
+    tcase_add_test(tc, out_staging);
     suite_add_tcase(s, tc);
     return s;
 }
