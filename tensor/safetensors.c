@@ -44,7 +44,7 @@ void px_st_close(px_st_file *f)
         free(f->entries[i].copy);
     }
     free(f->entries);
-    px_json_free(f->metadata);
+    px_json_free(f->header); /* and with it metadata */
     if (f->map && f->map != MAP_FAILED) munmap(f->map, f->size);
     free(f->path);
     free(f);
@@ -161,10 +161,14 @@ px_st_file *px_st_open(const char *path)
         px_fail("%s: header of %llu bytes is larger than the 100 MB limit", path, (unsigned long long)hlen);
         goto fail;
     }
-    px_json *h = px_json_parse((const char *)b + 8, (size_t)hlen, path);
+    /* a header holds tensor entries (arrays: a shape and two offsets) and a
+     * string-to-string "__metadata__" (the format's HashMap<String, String>):
+     * anything else is refused while parsing, before it costs memory */
+    static const px_json_limits lim = { .max_array_items = 64, .string_map_member = "__metadata__" };
+    px_json *h = px_json_parse_limits((const char *)b + 8, (size_t)hlen, path, &lim);
     if (!h) goto fail;
+    f->header = h;
     if (h->type != PX_JSON_OBJECT) {
-        px_json_free(h);
         px_fail("%s: header is not a JSON object", path);
         goto fail;
     }
@@ -174,7 +178,6 @@ px_st_file *px_st_open(const char *path)
     span *spans = px_calloc(h->count ? h->count : 1, sizeof *spans, "safetensors spans");
     if (!f->entries || !spans) {
         free(spans);
-        px_json_free(h);
         goto fail;
     }
     for (size_t i = 0; i < h->count; i++) {
@@ -183,9 +186,7 @@ px_st_file *px_st_open(const char *path)
                 px_fail("%s: __metadata__ is not an object", path);
                 goto fail_h;
             }
-            px_json_free(f->metadata);
-            f->metadata = h->items[i];
-            h->items[i] = NULL;
+            f->metadata = h->items[i]; /* the last one, as Python's json keeps it */
             continue;
         }
         if (parse_entry(f, h->keys[i], h->items[i], data, data_size, &f->entries[f->n], &spans[f->n]))
@@ -216,13 +217,9 @@ px_st_file *px_st_open(const char *path)
             goto fail_h;
         }
     free(spans);
-    for (size_t i = 0; i < h->count; i++)
-        if (h->items[i] && strcmp(h->keys[i], "__metadata__") == 0) h->items[i] = NULL;
-    px_json_free(h);
     return f;
 fail_h:
     free(spans);
-    px_json_free(h);
 fail:
     px_st_close(f);
     return NULL;
@@ -286,7 +283,7 @@ px_st_set *px_st_set_open(const char *dir, const char *base, const char *variant
         px_fail("%s: no %s nor %s", dir, path, index);
         return NULL;
     }
-    px_json *j = px_json_load_file(index);
+    px_json *j = px_json_load_file_max(index, PX_JSON_INDEX_MAX);
     if (!j) return NULL;
     const px_json *wm = px_json_get(j, "weight_map");
     if (!wm || wm->type != PX_JSON_OBJECT || wm->count == 0) {

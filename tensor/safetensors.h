@@ -29,7 +29,8 @@ typedef struct {
     size_t size;
     size_t n;
     px_st_entry *entries; /* sorted by name */
-    px_json *metadata;    /* "__metadata__" object, or NULL */
+    px_json *metadata;    /* "__metadata__" object (inside header), or NULL */
+    px_json *header;      /* the parsed header, kept for metadata */
 } px_st_file;
 
 px_st_file *px_st_open(const char *path);

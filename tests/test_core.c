@@ -512,8 +512,8 @@ START_TEST(lfs_pointers)
 END_TEST
 
 /* Issue 17 finding 10: running out of memory while parsing JSON named no
- * file. Under an address-space limit, a 4 MB array of 2M numbers (~200 MB of
- * nodes) fails with the file in the message. (Not under ASan, which needs
+ * file. Under an address-space limit, a 4 MB array of 2M numbers (~100 MB of
+ * nodes and item pointers) fails with the file in the message. (Not under ASan, which needs
  * the address space for its shadow.) */
 START_TEST(json_out_of_memory_names_file)
 {
@@ -542,9 +542,105 @@ START_TEST(json_out_of_memory_names_file)
     fclose(f);
     struct rlimit rl = { (rlim_t)pages * (rlim_t)sysconf(_SC_PAGESIZE) + (64u << 20), RLIM_INFINITY };
     ck_assert_int_eq(setrlimit(RLIMIT_AS, &rl), 0);
-    px_json *j = px_json_load_file(tpath("big.json"));
+    px_json *j = px_json_load_file_max(tpath("big.json"), PX_JSON_INDEX_MAX); /* 4 MB + 1: above the config cap */
     ck_assert_ptr_null(j);
     ck_assert_msg(strstr(px_last_error(), "big.json: out of memory"), "%s", px_last_error());
+}
+END_TEST
+
+/* Issue 17 finding 10: about 40 bytes per value (a 32-byte node and an item
+ * pointer, from one arena). A 2 MB array of 1M numbers parses within 80 MB
+ * of address space; the old parser (a malloc'd 72-byte node per value and
+ * doubling item arrays) needed more than 100 MB. */
+START_TEST(json_memory_per_value)
+{
+#if defined(__SANITIZE_ADDRESS__)
+    printf("SKIP json_memory_per_value: not under AddressSanitizer\n");
+    return;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+    printf("SKIP json_memory_per_value: not under AddressSanitizer\n");
+    return;
+#endif
+#endif
+    ck_assert_uint_eq(sizeof(px_json), 32);
+    size_t n = 1u << 20;
+    char *text = malloc(2 * n + 1);
+    ck_assert_ptr_nonnull(text);
+    text[0] = '[';
+    for (size_t i = 0; i < n; i++) { text[1 + 2 * i] = '7'; text[2 + 2 * i] = ','; }
+    text[2 * n] = ']';
+    FILE *f = fopen("/proc/self/statm", "r");
+    unsigned long pages = 0;
+    ck_assert(f && fscanf(f, "%lu", &pages) == 1);
+    fclose(f);
+    struct rlimit rl = { (rlim_t)pages * (rlim_t)sysconf(_SC_PAGESIZE) + (80u << 20), RLIM_INFINITY };
+    ck_assert_int_eq(setrlimit(RLIMIT_AS, &rl), 0);
+    px_json *j = px_json_parse(text, 2 * n + 1, "big");
+    ck_assert_msg(j != NULL, "%s", px_last_error());
+    ck_assert_uint_eq(j->count, n);
+    ck_assert(j->items[n - 1]->is_integer && j->items[n - 1]->integer == 7);
+    px_json_free(j);
+    free(text);
+}
+END_TEST
+
+/* px_json_parse_limits: what a safetensors header cannot hold is refused
+ * while parsing, naming the place. */
+START_TEST(json_limits)
+{
+    const px_json_limits lim = { .max_array_items = 4, .string_map_member = "__metadata__" };
+    static const struct {
+        const char *text, *error; /* error NULL: parses */
+    } cases[] = {
+        { "{\"__metadata__\":{\"a\":\"x\",\"b\":\"\"},\"t\":[1,2,3,4]}", NULL },
+        { "{\"t\":{\"__metadata__\":[1]}}", NULL }, /* only the top-level member */
+        { "{\"__metadata__\":{}}", NULL },
+        { "{\"__metadata__\":{\"a\":[0,0]}}", "the values of '__metadata__' must be strings ('a' is not)" },
+        { "{\"__metadata__\":{\"a\":\"x\",\"b\":1}}", "('b' is not)" },
+        { "{\"__metadata__\":[\"a\"]}", "'__metadata__' must be an object of strings" },
+        { "{\"__metadata__\":\"a\"}", "'__metadata__' must be an object of strings" },
+        { "{\"t\":[1,2,3,4,5]}", "line 1, column 15: an array of more than 4 items" },
+        { "[[],[],[],[],[]]", "an array of more than 4 items" },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        px_json *j = px_json_parse_limits(cases[i].text, strlen(cases[i].text), "h.safetensors", &lim);
+        if (!cases[i].error) {
+            ck_assert_msg(j != NULL, "%s: %s", cases[i].text, px_last_error());
+        } else {
+            ck_assert_msg(j == NULL, "%s parsed", cases[i].text);
+            ck_assert_msg(strstr(px_last_error(), "h.safetensors: invalid JSON") &&
+                              strstr(px_last_error(), cases[i].error),
+                          "%s: %s", cases[i].text, px_last_error());
+            /* without limits, every one of them is valid JSON */
+            j = px_json_parse(cases[i].text, strlen(cases[i].text), "h");
+            ck_assert_msg(j != NULL, "%s: %s", cases[i].text, px_last_error());
+        }
+        px_json_free(j);
+    }
+    /* configuration files stop at 4 MB (a hostile config.json used to cost
+     * gigabytes, read twice); an index may be larger */
+    size_t big = PX_JSON_CONFIG_MAX + 1;
+    char *text = malloc(big);
+    ck_assert_ptr_nonnull(text);
+    memset(text, ' ', big);
+    memcpy(text, "{\"a\":1}", 7);
+    px_test_write_bytes(tpath("config.json"), text, big);
+    free(text);
+    ck_assert_ptr_null(px_json_load_file(tpath("config.json")));
+    ck_assert_msg(strstr(px_last_error(), "config.json: 4194305 bytes, larger than the 4 MB"), "%s", px_last_error());
+    px_json *j = px_json_load_file_max(tpath("config.json"), PX_JSON_INDEX_MAX);
+    ck_assert_msg(j && j->count == 1, "%s", px_last_error());
+    px_json_free(j);
+    /* in a file: px_st_open names it */
+    const char *hdr = "{\"__metadata__\":{\"a\":[0,0,0]}}  ";
+    unsigned char b[8 + 64] = { (unsigned char)strlen(hdr) };
+    memcpy(b + 8, hdr, strlen(hdr));
+    px_test_write_bytes(tpath("m.safetensors"), b, 8 + strlen(hdr));
+    ck_assert_ptr_null(px_st_open(tpath("m.safetensors")));
+    ck_assert_msg(strstr(px_last_error(), "m.safetensors: invalid JSON") &&
+                      strstr(px_last_error(), "must be strings"),
+                  "%s", px_last_error());
 }
 END_TEST
 
@@ -742,6 +838,8 @@ static Suite *suite(void)
     tcase_add_test(tc, npy_hostile);
     tcase_add_test(tc, lfs_pointers);
     tcase_add_test(tc, json_out_of_memory_names_file);
+    tcase_add_test(tc, json_memory_per_value);
+    tcase_add_test(tc, json_limits);
     tcase_add_test(tc, out_targets);
     tcase_add_test(tc, out_check);
     tcase_add_test(tc, out_staging);
