@@ -13,6 +13,7 @@
 #   shape_numbers  safetensors, 100 MB header, one tensor whose shape is [1,1,...]
 #   members        a 62 MB JSON object {"a":0,"a":0,...}, read as a config
 #                  (px_json_load_file) and as an index (64 MB allowed)
+#   numbers        a 62 MB JSON array [0,0,...] in an object, read as an index
 #   dit_config     pipe_small with a 62 MB transformer/config.json (an extra
 #                  member "x":[0,0,...]), read as generate reads it
 set -euo pipefail
@@ -41,7 +42,7 @@ mkst() { # OUT HEADER_FILE DATA_BYTES
 }
 
 max=$(( 100 * 1024 * 1024 - 64 ))
-if [ ! -e "$tmp/meta_numbers.safetensors" ]; then
+if [ ! -e "$tmp/numbers.json" ]; then
     { printf '{"__metadata__":{"a":['; rep $(( (max - 32) / 2 )) '0,'; printf '0]}}'; } > "$tmp/h"
     mkst "$tmp/meta_numbers.safetensors" "$tmp/h" 0
     { printf '{"__metadata__":{'; rep $(( (max - 32) / 7 )) '"a":"",'; printf '"a":""}}'; } > "$tmp/h"
@@ -50,6 +51,7 @@ if [ ! -e "$tmp/meta_numbers.safetensors" ]; then
     mkst "$tmp/shape_numbers.safetensors" "$tmp/h" 4
     rm -f "$tmp/h"
     { printf '{'; rep $(( 62 * 1000 * 1000 / 6 )) '"a":0,'; printf '"a":0}'; } > "$tmp/members.json"
+    { printf '{"a":['; rep $(( 31 * 1000 * 1000 )) '0,'; printf '0]}'; } > "$tmp/numbers.json"
     cp -r "$src/data/pipe_small" "$tmp/pipe"
     cfg="$tmp/pipe/transformer/config.json"
     { head -c -2 "$cfg"; printf ',\n  "x": ['; rep $(( 31 * 1000 * 1000 )) '0,'; printf '0]\n}\n'; } > "$tmp/c"
@@ -71,4 +73,5 @@ run meta_strings st "$tmp/meta_strings.safetensors"
 run shape_numbers st "$tmp/shape_numbers.safetensors"
 run members json "$tmp/members.json"
 run members_index index "$tmp/members.json"
+run numbers_index index "$tmp/numbers.json"
 run dit_config dit "$tmp/pipe"

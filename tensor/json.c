@@ -448,8 +448,8 @@ px_json *px_json_load_file_max(const char *path, size_t max_bytes)
     long n = ftell(f);
     if (n < 0 || (unsigned long)n > max_bytes) {
         fclose(f);
-        px_fail("%s: %ld bytes, larger than the %zu MB pixart reads as this kind of JSON file", path, n,
-                max_bytes >> 20);
+        px_fail("%s: %ld bytes; pixart reads at most %zu MB from this JSON file (real ones are far smaller)", path,
+                n, max_bytes >> 20);
         return NULL;
     }
     rewind(f);

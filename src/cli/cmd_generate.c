@@ -655,7 +655,6 @@ int cmd_generate(int argc, char **argv)
 
     if (o->threads) px_set_num_threads((int)o->threads);
     if (check_outputs(o, 1)) goto fail; // before any model is read
-
     p = px_pipeline_open(o->model, o->variant);
     if (!p) goto fail;
 
