@@ -61,9 +61,10 @@ static void check_generate(const gen_opts *o)
             EXPECT(t && n > 0);
             EXPECT(px_classify_height_width_bin((int)o->height, (int)o->width, t, n, &bh, &bw) == 0);
             EXPECT(bh >= 8 && bw >= 8 && bh % 8 == 0 && bw % 8 == 0);
+            // the generated bin-size image is resized to cover the asked size, then cropped
             int rh, rw;
-            px_resize_crop_size((int)o->height, (int)o->width, bh, bw, &rh, &rw);
-            EXPECT(rh >= bh && rw >= bw); // resize covers the crop
+            px_resize_crop_size(bh, bw, (int)o->height, (int)o->width, &rh, &rw);
+            EXPECT(rh >= o->height && rw >= o->width);
         }
     }
 }
