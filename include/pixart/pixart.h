@@ -357,8 +357,11 @@ PX_API void px_output_stage_discard(void);
 /* Makes SIGINT, SIGTERM, SIGHUP and SIGQUIT (where their disposition is the
  * default) remove the live temporaries before the process dies of the
  * signal. For programs; a library never installs handlers on its own.
- * 0 or -1. */
+ * 0 or -1. A program with its own handler (one that ends the process) calls
+ * px_output_remove_temporaries from it instead: it only calls unlink, and is
+ * async-signal-safe. */
 PX_API int px_output_cleanup_on_signals(void);
+PX_API void px_output_remove_temporaries(void);
 
 /* Only the keys for which keep(key, user) returns nonzero are recorded (e.g.
  * the main modules' outputs, not every submodule's). */

@@ -90,3 +90,4 @@ void px_output_stage_begin(void) { px_out_stage_begin(); }
 int px_output_stage_commit(void) { return px_out_stage_commit(); }
 void px_output_stage_discard(void) { px_out_stage_discard(); }
 int px_output_cleanup_on_signals(void) { return px_out_cleanup_on_signals(); }
+void px_output_remove_temporaries(void) { px_out_remove_temporaries(); }
