@@ -116,6 +116,9 @@ static int resolve_target(const char *path, char *out, size_t size, struct stat 
 {
     if (!*path) return px_fail("output path is empty");
     if ((size_t)snprintf(out, size, "%s", path) >= size) return px_fail("%s: path too long", path);
+    // what the path ends at, links followed: a device, FIFO or socket is opened
+    // by the path itself (/dev/stdout -> /proc/self/fd/1 -> "pipe:[N]" is no name)
+    if (stat(path, st) == 0 && !S_ISREG(st->st_mode) && !S_ISDIR(st->st_mode)) return TARGET_SPECIAL;
     for (int hops = 0;; hops++) {
         if (lstat(out, st) != 0) {
             if (errno == ENOENT) return TARGET_NEW;

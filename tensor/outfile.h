@@ -9,8 +9,9 @@
  *     an existing target keeps its permission bits;
  *   - a symbolic link: followed to its final target, which is written as
  *     above, so the link survives and points at the new file;
- *   - a device, FIFO or socket: written in place (no temporary, no rename:
- *     `-o /dev/null` stays a device);
+ *   - a device, FIFO or socket, also at the end of links: written in place
+ *     (no temporary, no rename: `-o /dev/null` stays a device, `-o
+ *     /dev/stdout` writes into the pipe);
  *   - a directory, or an empty path: refused.
  *
  * Temporaries that are still live are kept in a registry that a signal

@@ -756,6 +756,11 @@ START_TEST(output_targets)
     ck_assert_int_eq(stat("/dev/null", &sb), 0);
     ck_assert(S_ISCHR(sb.st_mode));
     ck_assert_int_eq(run("randn --seed 1 --shape 2,3 -o /dev/null"), 0);
+    // a pipe through /dev/stdout (a link to /proc/self/fd/1, whose target "pipe:[N]" is no path)
+    ck_assert_int_eq(run("randn --seed 1 --shape 2 -o /dev/stdout | wc -c"), 0);
+    char *count = px_test_read_text(out_txt, NULL);
+    ck_assert_int_eq(atoi(count), 128 + 2 * 4); // the 128-byte .npy header and two floats
+    free(count);
     snprintf(real, sizeof real, "%s/real.npy", tmp);
     snprintf(link, sizeof link, "%s/link.npy", tmp);
     px_test_write_text(real, "old");
