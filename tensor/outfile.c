@@ -111,7 +111,8 @@ enum { TARGET_NEW, TARGET_REGULAR, TARGET_SPECIAL };
 
 /* Follows symbolic links from path to the final name (which may not exist)
  * into out. Returns TARGET_NEW, TARGET_REGULAR (st filled), TARGET_SPECIAL
- * (a device, FIFO or socket), or -1 (empty, a directory, a loop, ...). */
+ * (a device, FIFO or socket; out is path itself), or -1 (empty, a
+ * directory, a loop, ...). */
 static int resolve_target(const char *path, char *out, size_t size, struct stat *st)
 {
     if (!*path) return px_fail("output path is empty");
