@@ -31,3 +31,9 @@ bench_bench_ops_LDADD = $(PX_BENCH_LIBS)
 EXTRA_PROGRAMS += bench/make_checkpoint
 bench_make_checkpoint_SOURCES = bench/make_checkpoint.c
 bench_make_checkpoint_LDADD = $(PX_BENCH_LIBS)
+
+# JSON parser time and peak RSS on one file (bench/json_memory.sh makes the
+# hostile inputs of issue 17, finding 10, and runs it on each).
+EXTRA_PROGRAMS += bench/bench_json
+bench_bench_json_SOURCES = bench/bench_json.c
+bench_bench_json_LDADD = $(PX_BENCH_LIBS)

@@ -119,6 +119,14 @@ int px_dpm_set_timesteps(px_dpm *s, int64_t n, const int64_t *custom, size_t n_c
         if (c->use_karras_sigmas)
             return px_fail("DPMSolverMultistepScheduler: custom timesteps cannot be used with use_karras_sigmas");
         if (n_custom == 0) return px_fail("DPMSolverMultistepScheduler: empty custom timesteps");
+        /* diffusers does not check: np.interp clamps a timestep outside the
+         * table to sigmas[0] or sigmas[N - 1], and the model is then called
+         * with a timestep it was never trained on. Not meaningful: refused. */
+        for (size_t i = 0; i < n_custom; i++)
+            if (custom[i] < 0 || custom[i] >= N)
+                return px_fail("DPMSolverMultistepScheduler: custom timestep %lld is outside [0, %lld] "
+                               "(num_train_timesteps %lld)",
+                               (long long)custom[i], (long long)(N - 1), (long long)N);
         count = (int64_t)n_custom;
         ts = px_malloc(n_custom * sizeof *ts, "timesteps");
         if (!ts) return -1;

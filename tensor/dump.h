@@ -46,7 +46,7 @@ const char *px_dump_key(const px_dump *d, size_t i);
  * recording every module would take tens of gigabytes. */
 void px_dump_set_filter(px_dump *d, int (*keep)(const char *key, void *user), void *user);
 
-/* Saves every recorded tensor as F32 safetensors (atomic). */
+/* Saves every recorded tensor as F32 safetensors (px_out_write: atomic). */
 int px_dump_save(const px_dump *d, const char *path);
 
 #endif

@@ -2,6 +2,7 @@
 #include "npy.h"
 #include "error.h"
 #include "lfs.h"
+#include "outfile.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -33,22 +34,10 @@ int px_npy_save(const char *path, px_dtype dtype, int ndim, const int64_t *shape
     n += (int)pad;
     hdr[n++] = '\n';
 
-    char tmp[PATH_MAX];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
-    FILE *f = fopen(tmp, "wb");
-    if (!f) return px_fail("%s: cannot create: %s", tmp, strerror(errno));
     unsigned char pre[10] = { 0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, (unsigned char)(n & 255),
                               (unsigned char)(n >> 8) };
-    size_t esz = px_dtype_size(dtype);
-    int ok = fwrite(pre, 1, 10, f) == 10 && fwrite(hdr, 1, (size_t)n, f) == (size_t)n &&
-             fwrite(data, esz, numel, f) == numel;
-    if (fclose(f) != 0) ok = 0;
-    if (!ok || rename(tmp, path) != 0) {
-        int err = errno;
-        unlink(tmp);
-        return px_fail("%s: write failed: %s", path, strerror(err));
-    }
-    return 0;
+    const px_span parts[3] = { { pre, 10 }, { hdr, (size_t)n }, { data, numel * px_dtype_size(dtype) } };
+    return px_out_write(path, parts, 3);
 }
 
 px_tensor *px_npy_load(const char *path)

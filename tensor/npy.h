@@ -6,7 +6,8 @@
 
 #include "tensor.h"
 
-/* Writes PATH atomically (temporary file + rename). dtype: PX_F32 or PX_I64. */
+/* Writes PATH through px_out_write (tensor/outfile.h): never half a file.
+ * dtype: PX_F32 or PX_I64. */
 int px_npy_save(const char *path, px_dtype dtype, int ndim, const int64_t *shape, const void *data);
 /* Reads a little-endian '<f4' or '<i8' C-order array. Caller frees with px_tensor_free. */
 px_tensor *px_npy_load(const char *path);

@@ -2,6 +2,7 @@
 #include "safetensors.h"
 #include "error.h"
 #include "lfs.h"
+#include "outfile.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -43,7 +44,7 @@ void px_st_close(px_st_file *f)
         free(f->entries[i].copy);
     }
     free(f->entries);
-    px_json_free(f->metadata);
+    px_json_free(f->header); /* and with it metadata */
     if (f->map && f->map != MAP_FAILED) munmap(f->map, f->size);
     free(f->path);
     free(f);
@@ -160,10 +161,14 @@ px_st_file *px_st_open(const char *path)
         px_fail("%s: header of %llu bytes is larger than the 100 MB limit", path, (unsigned long long)hlen);
         goto fail;
     }
-    px_json *h = px_json_parse((const char *)b + 8, (size_t)hlen, path);
+    /* a header holds tensor entries (arrays: a shape and two offsets) and a
+     * string-to-string "__metadata__" (the format's HashMap<String, String>):
+     * anything else is refused while parsing, before it costs memory */
+    static const px_json_limits lim = { .max_array_items = 64, .string_map_member = "__metadata__" };
+    px_json *h = px_json_parse_limits((const char *)b + 8, (size_t)hlen, path, &lim);
     if (!h) goto fail;
+    f->header = h;
     if (h->type != PX_JSON_OBJECT) {
-        px_json_free(h);
         px_fail("%s: header is not a JSON object", path);
         goto fail;
     }
@@ -173,7 +178,6 @@ px_st_file *px_st_open(const char *path)
     span *spans = px_calloc(h->count ? h->count : 1, sizeof *spans, "safetensors spans");
     if (!f->entries || !spans) {
         free(spans);
-        px_json_free(h);
         goto fail;
     }
     for (size_t i = 0; i < h->count; i++) {
@@ -182,9 +186,7 @@ px_st_file *px_st_open(const char *path)
                 px_fail("%s: __metadata__ is not an object", path);
                 goto fail_h;
             }
-            px_json_free(f->metadata);
-            f->metadata = h->items[i];
-            h->items[i] = NULL;
+            f->metadata = h->items[i]; /* the last one, as Python's json keeps it */
             continue;
         }
         if (parse_entry(f, h->keys[i], h->items[i], data, data_size, &f->entries[f->n], &spans[f->n]))
@@ -215,13 +217,9 @@ px_st_file *px_st_open(const char *path)
             goto fail_h;
         }
     free(spans);
-    for (size_t i = 0; i < h->count; i++)
-        if (h->items[i] && strcmp(h->keys[i], "__metadata__") == 0) h->items[i] = NULL;
-    px_json_free(h);
     return f;
 fail_h:
     free(spans);
-    px_json_free(h);
 fail:
     px_st_close(f);
     return NULL;
@@ -285,7 +283,7 @@ px_st_set *px_st_set_open(const char *dir, const char *base, const char *variant
         px_fail("%s: no %s nor %s", dir, path, index);
         return NULL;
     }
-    px_json *j = px_json_load_file(index);
+    px_json *j = px_json_load_file_max(index, PX_JSON_INDEX_MAX);
     if (!j) return NULL;
     const px_json *wm = px_json_get(j, "weight_map");
     if (!wm || wm->type != PX_JSON_OBJECT || wm->count == 0) {
@@ -518,24 +516,19 @@ int px_st_writer_save(px_st_writer *w, const char *path)
     while (!rc && h.n % 8) rc |= sb_put(&h, " ", 1);
     if (rc) { free(h.p); return -1; }
 
-    char tmp[PATH_MAX];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
-    FILE *f = fopen(tmp, "wb");
-    if (!f) { free(h.p); return px_fail("%s: cannot create: %s", tmp, strerror(errno)); }
     uint8_t len8[8];
     uint64_t hl = h.n;
     for (int i = 0; i < 8; i++) len8[i] = (uint8_t)(hl >> (8 * i));
-    int ok = fwrite(len8, 1, 8, f) == 8 && fwrite(h.p, 1, h.n, f) == h.n;
-    for (size_t i = 0; i < w->n && ok; i++)
-        ok = fwrite(w->e[i].data, 1, w->e[i].nbytes, f) == w->e[i].nbytes;
+    if (w->n > (size_t)INT_MAX - 2) { free(h.p); return px_fail("%s: too many tensors", path); }
+    px_span *parts = px_malloc((w->n + 2) * sizeof *parts, "safetensors writer");
+    if (!parts) { free(h.p); return -1; }
+    parts[0] = (px_span){ len8, 8 };
+    parts[1] = (px_span){ h.p, h.n };
+    for (size_t i = 0; i < w->n; i++) parts[2 + i] = (px_span){ w->e[i].data, w->e[i].nbytes };
+    int r = px_out_write(path, parts, (int)w->n + 2);
+    free(parts);
     free(h.p);
-    if (fclose(f) != 0) ok = 0;
-    if (!ok || rename(tmp, path) != 0) {
-        int err = errno;
-        unlink(tmp);
-        return px_fail("%s: write failed: %s", path, strerror(err));
-    }
-    return 0;
+    return r;
 }
 
 /* ---- residency -------------------------------------------------------- */

@@ -29,7 +29,8 @@ typedef struct {
     size_t size;
     size_t n;
     px_st_entry *entries; /* sorted by name */
-    px_json *metadata;    /* "__metadata__" object, or NULL */
+    px_json *metadata;    /* "__metadata__" object (inside header), or NULL */
+    px_json *header;      /* the parsed header, kept for metadata */
 } px_st_file;
 
 px_st_file *px_st_open(const char *path);
@@ -63,7 +64,7 @@ int px_st_writer_add(px_st_writer *w, const char *name, px_dtype dtype, int ndim
 int px_st_writer_add_f32_as(px_st_writer *w, const char *name, px_dtype dtype, int ndim,
                             const int64_t *shape, const float *data);
 int px_st_writer_set_metadata(px_st_writer *w, const char *key, const char *value);
-/* Writes PATH atomically (temporary file, then rename). */
+/* Writes PATH through px_out_write (tensor/outfile.h): never half a file. */
 int px_st_writer_save(px_st_writer *w, const char *path);
 void px_st_writer_free(px_st_writer *w);
 

@@ -16,6 +16,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <limits.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -673,6 +676,184 @@ START_TEST(encode_errors)
 }
 END_TEST
 
+
+// ---------------------------------------------------------------------------
+// Output files (issue 17, findings 5-8): devices and symlinks kept, all or
+// nothing, temporaries removed on signals, bad paths refused before the run
+
+/* Entries of dir named like the writers' temporaries (.pixart.tmp.PID.N). */
+static int count_temporaries(const char *dir)
+{
+    DIR *d = opendir(dir);
+    ck_assert_ptr_nonnull(d);
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d));) n += !strncmp(e->d_name, ".pixart.tmp.", 12);
+    closedir(d);
+    return n;
+}
+
+static void assert_text(const char *path, const char *want)
+{
+    char *got = px_test_read_text(path, NULL);
+    ck_assert_msg(!strcmp(got, want), "%s holds '%.40s', expected '%s'", path, got, want);
+    free(got);
+}
+
+START_TEST(generate_output_all_or_nothing)
+{
+    char emb[300], o[300], o0[300], o1[300], dump[300];
+    snprintf(emb, sizeof emb, "%s/emb.safetensors", tmp);
+    write_embeds("small_dpm2_cfg", emb, 1);
+    const char *small = px_test_data("pipe_small");
+    const char *ok = "--steps 2 --seed 0 --no-resolution-binning --quiet";
+    snprintf(o, sizeof o, "%s/out.png", tmp);
+    snprintf(o0, sizeof o0, "%s/out-0.png", tmp);
+    snprintf(o1, sizeof o1, "%s/out-1.png", tmp);
+    snprintf(dump, sizeof dump, "%s/dump.safetensors", tmp);
+    if (access("/dev/full", W_OK) != 0) {
+        px_test_skip_part("no writable /dev/full to make a write fail");
+        return;
+    }
+    // out-1.png cannot be written (ENOSPC): the user's old out-0.png survives
+    px_test_write_text(o0, "old out-0");
+    ck_assert_int_eq(symlink("/dev/full", o1), 0);
+    int st = run("generate --model '%s' --prompt-embeds '%s' %s --num-images-per-prompt 2 -o '%s'", small, emb, ok, o);
+    expect_error(st, "generate", "out-1.png", NULL, 0);
+    assert_text(o0, "old out-0");
+    ck_assert_int_eq(count_temporaries(tmp), 0);
+    // --dump fails after the image was written: the old out.png survives
+    px_test_write_text(o, "old out");
+    ck_assert_int_eq(symlink("/dev/full", dump), 0);
+    st = run("generate --model '%s' --prompt-embeds '%s' %s -o '%s' --dump '%s'", small, emb, ok, o, dump);
+    expect_error(st, "generate", "dump.safetensors", NULL, 0);
+    assert_text(o, "old out");
+    ck_assert_int_eq(count_temporaries(tmp), 0);
+    // and when everything can be written, the old files are replaced
+    ck_assert_int_eq(unlink(o1), 0);
+    st = run("generate --model '%s' --prompt-embeds '%s' %s --num-images-per-prompt 2 -o '%s'", small, emb, ok, o);
+    ck_assert_int_eq(st, 0);
+    uint8_t *rgb;
+    int w, h;
+    for (int i = 0; i < 2; i++) {
+        ck_assert_msg(px_png_read(i ? o1 : o0, &rgb, &w, &h, NULL, NULL) == 0, "%s", px_last_error());
+        free(rgb);
+    }
+    ck_assert_int_eq(count_temporaries(tmp), 0);
+}
+END_TEST
+
+START_TEST(output_targets)
+{
+    char emb[300], real[300], link[300], name[PATH_MAX], cmd[1200];
+    snprintf(emb, sizeof emb, "%s/emb.safetensors", tmp);
+    write_embeds("small_dpm2_cfg", emb, 1);
+    const char *small = px_test_data("pipe_small");
+    const char *ok = "--steps 2 --seed 0 --no-resolution-binning --quiet";
+    struct stat sb;
+    // a device stays a device, a symlink stays a symlink (its target is replaced)
+    int st = run("generate --model '%s' --prompt-embeds '%s' %s -o /dev/null", small, emb, ok);
+    ck_assert_int_eq(st, 0);
+    ck_assert_int_eq(stat("/dev/null", &sb), 0);
+    ck_assert(S_ISCHR(sb.st_mode));
+    ck_assert_int_eq(run("randn --seed 1 --shape 2,3 -o /dev/null"), 0);
+    // a pipe through /dev/stdout (a link to /proc/self/fd/1, whose target "pipe:[N]" is no path)
+    ck_assert_int_eq(run("randn --seed 1 --shape 2 -o /dev/stdout | wc -c"), 0);
+    char *count = px_test_read_text(out_txt, NULL);
+    ck_assert_int_eq(atoi(count), 128 + 2 * 4); // the 128-byte .npy header and two floats
+    free(count);
+    snprintf(real, sizeof real, "%s/real.npy", tmp);
+    snprintf(link, sizeof link, "%s/link.npy", tmp);
+    px_test_write_text(real, "old");
+    ck_assert_int_eq(symlink("real.npy", link), 0);
+    ck_assert_int_eq(run("randn --seed 1 --shape 2,3 -o '%s'", link), 0);
+    ck_assert_int_eq(lstat(link, &sb), 0);
+    ck_assert(S_ISLNK(sb.st_mode));
+    px_tensor *t = px_npy_load(real);
+    ck_assert_msg(t && t->ndim == 2 && t->shape[1] == 3, "%s", px_last_error());
+    px_tensor_free(t);
+    // refused before any model is read (pipe_small would run): a directory, an
+    // empty path, a missing folder, a file name longer than NAME_MAX (out-1.png)
+    int before = px_test_count_entries(tmp);
+    st = run("generate --model '%s' --prompt-embeds '%s' %s -o '%s'", small, emb, ok, tmp);
+    expect_error(st, "generate", "is a directory", tmp, before);
+    st = run("generate --model '%s' --prompt-embeds '%s' %s -o ''", small, emb, ok);
+    expect_error(st, "generate", "empty", tmp, before);
+    st = run("generate --model '%s' --prompt-embeds '%s' %s --dump '%s' -o '%s/x.png'", small, emb, ok, tmp, tmp);
+    expect_error(st, "generate", "is a directory", tmp, before);
+    st = run("generate --model '%s' --prompt-embeds '%s' %s --dump '%s/nodir/d.safetensors' -o '%s/x.png'", small, emb,
+             ok, tmp, tmp);
+    expect_error(st, "generate", "nodir", tmp, before);
+    long name_max = pathconf(tmp, _PC_NAME_MAX);
+    ck_assert(name_max > 10 && name_max < 1000);
+    int n = snprintf(name, sizeof name, "%s/", tmp);
+    memset(name + n, 'a', (size_t)name_max - 4);
+    snprintf(name + n + name_max - 4, 5, ".png"); // exactly NAME_MAX: out.png fits, out-1.png does not
+    st = run("generate --model '%s' --prompt-embeds '%s' %s --num-images-per-prompt 2 -o '%s'", small, emb, ok, name);
+    expect_error(st, "generate", "longer than", tmp, before);
+    st = run("encode --model '%s' --prompt a -o '%s'", small, tmp);
+    expect_error(st, "encode", "is a directory", tmp, before);
+    st = run("randn --seed 1 --shape 2 -o '%s/nodir/r.npy'", tmp);
+    expect_error(st, "randn", "nodir", tmp, before);
+    st = run("randn --seed 1 --shape 2 -o ''");
+    expect_error(st, "randn", "empty", tmp, before);
+    // --timesteps outside [0, num_train_timesteps - 1]: named with the value
+    st = run("generate --model '%s' --prompt-embeds '%s' --timesteps 5000,10 --seed 0 --no-resolution-binning "
+             "--quiet -o '%s/x.png'",
+             small, emb, tmp);
+    expect_error(st, "generate", "--timesteps 5000,10", tmp, before);
+    char *e = px_test_read_text(err_txt, NULL);
+    ck_assert_msg(strstr(e, "custom timestep 5000 is outside [0, 999]"), "%s", e);
+    free(e);
+    snprintf(cmd, sizeof cmd, "%s/x.png", tmp);
+    ck_assert(!exists(cmd));
+}
+END_TEST
+
+/* pixart generate stopped by sig while its first output is staged and the
+ * second (a FIFO without a reader) blocks: the temporary must go. */
+static void interrupt_run(int sig)
+{
+    char emb[300], o[300], o0[300], o1[300];
+    snprintf(emb, sizeof emb, "%s/emb.safetensors", tmp);
+    if (!exists(emb)) write_embeds("small_dpm2_cfg", emb, 1);
+    snprintf(o, sizeof o, "%s/sig.png", tmp);
+    snprintf(o0, sizeof o0, "%s/sig-0.png", tmp);
+    snprintf(o1, sizeof o1, "%s/sig-1.png", tmp);
+    unlink(o1);
+    ck_assert_int_eq(mkfifo(o1, 0600), 0);
+    pid_t pid = fork();
+    ck_assert_int_ne(pid, -1);
+    if (pid == 0) {
+        setenv("PIXART_NUM_THREADS", "1", 1);
+        char *argv[] = {(char *)bin(), "generate", "--model", (char *)px_test_data("pipe_small"), "--prompt-embeds",
+                        emb, "--steps", "2", "--seed", "0", "--no-resolution-binning", "--quiet",
+                        "--num-images-per-prompt", "2", "-o", o, NULL};
+        execv(bin(), argv);
+        _exit(127);
+    }
+    int seen = 0;
+    for (int i = 0; i < 6000 && !seen; i++) { // up to 60 s for the run to reach the outputs
+        seen = count_temporaries(tmp) > 0;
+        if (!seen) usleep(10000);
+    }
+    ck_assert_msg(seen, "no temporary appeared");
+    usleep(100000); // now blocked opening the FIFO
+    ck_assert_int_eq(kill(pid, sig), 0);
+    int status;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert_msg(WIFSIGNALED(status) && WTERMSIG(status) == sig, "status %d", status);
+    ck_assert_int_eq(count_temporaries(tmp), 0);
+    ck_assert(!exists(o0));
+    unlink(o1);
+}
+
+START_TEST(signal_removes_temporaries)
+{
+    interrupt_run(SIGINT);
+    interrupt_run(SIGTERM);
+}
+END_TEST
+
 // ---------------------------------------------------------------------------
 // Progress output
 
@@ -829,6 +1010,9 @@ static Suite *suite(void)
     tcase_add_test(tc, encode_then_generate);
     tcase_add_test(tc, generate_errors);
     tcase_add_test(tc, encode_errors);
+    tcase_add_test(tc, generate_output_all_or_nothing);
+    tcase_add_test(tc, output_targets);
+    tcase_add_test(tc, signal_removes_temporaries);
     tcase_add_test(tc, progress_lines);
     suite_add_tcase(s, tc);
     return s;

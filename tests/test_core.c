@@ -5,12 +5,16 @@
 #include "tensor/half.h"
 #include "tensor/json.h"
 #include "tensor/npy.h"
+#include "tensor/outfile.h"
 #include "model/weights.h"
 #include "tensor/memstat.h"
 #include "tensor/safetensors.h"
 #include "src/tokenizer/spm.h"
 
 #include <sys/resource.h>
+#include <sys/stat.h>
+#include <dirent.h>
+#include <limits.h>
 
 #include <math.h>
 #include <stdio.h>
@@ -25,10 +29,10 @@ static void teardown(void) { px_test_tmpdir_remove(tmpdir); }
 
 static const char *tpath(const char *name)
 {
-    static char b[4][512];
+    static char b[4][4400]; // room for a NAME_MAX name (out_check)
     static int k;
     char *p = b[k++ & 3];
-    snprintf(p, 512, "%s/%s", tmpdir, name);
+    snprintf(p, sizeof b[0], "%s/%s", tmpdir, name);
     return p;
 }
 
@@ -508,8 +512,8 @@ START_TEST(lfs_pointers)
 END_TEST
 
 /* Issue 17 finding 10: running out of memory while parsing JSON named no
- * file. Under an address-space limit, a 4 MB array of 2M numbers (~200 MB of
- * nodes) fails with the file in the message. (Not under ASan, which needs
+ * file. Under an address-space limit, a 4 MB array of 2M numbers (~100 MB of
+ * nodes and item pointers) fails with the file in the message. (Not under ASan, which needs
  * the address space for its shadow.) */
 START_TEST(json_out_of_memory_names_file)
 {
@@ -538,9 +542,105 @@ START_TEST(json_out_of_memory_names_file)
     fclose(f);
     struct rlimit rl = { (rlim_t)pages * (rlim_t)sysconf(_SC_PAGESIZE) + (64u << 20), RLIM_INFINITY };
     ck_assert_int_eq(setrlimit(RLIMIT_AS, &rl), 0);
-    px_json *j = px_json_load_file(tpath("big.json"));
+    px_json *j = px_json_load_file_max(tpath("big.json"), PX_JSON_INDEX_MAX); /* 4 MB + 1: above the config cap */
     ck_assert_ptr_null(j);
     ck_assert_msg(strstr(px_last_error(), "big.json: out of memory"), "%s", px_last_error());
+}
+END_TEST
+
+/* Issue 17 finding 10: about 40 bytes per value (a 32-byte node and an item
+ * pointer, from one arena). A 2 MB array of 1M numbers parses within 80 MB
+ * of address space; the old parser (a malloc'd 72-byte node per value and
+ * doubling item arrays) needed more than 100 MB. */
+START_TEST(json_memory_per_value)
+{
+#if defined(__SANITIZE_ADDRESS__)
+    printf("SKIP json_memory_per_value: not under AddressSanitizer\n");
+    return;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+    printf("SKIP json_memory_per_value: not under AddressSanitizer\n");
+    return;
+#endif
+#endif
+    ck_assert_uint_eq(sizeof(px_json), 32);
+    size_t n = 1u << 20;
+    char *text = malloc(2 * n + 1);
+    ck_assert_ptr_nonnull(text);
+    text[0] = '[';
+    for (size_t i = 0; i < n; i++) { text[1 + 2 * i] = '7'; text[2 + 2 * i] = ','; }
+    text[2 * n] = ']';
+    FILE *f = fopen("/proc/self/statm", "r");
+    unsigned long pages = 0;
+    ck_assert(f && fscanf(f, "%lu", &pages) == 1);
+    fclose(f);
+    struct rlimit rl = { (rlim_t)pages * (rlim_t)sysconf(_SC_PAGESIZE) + (80u << 20), RLIM_INFINITY };
+    ck_assert_int_eq(setrlimit(RLIMIT_AS, &rl), 0);
+    px_json *j = px_json_parse(text, 2 * n + 1, "big");
+    ck_assert_msg(j != NULL, "%s", px_last_error());
+    ck_assert_uint_eq(j->count, n);
+    ck_assert(j->items[n - 1]->is_integer && j->items[n - 1]->integer == 7);
+    px_json_free(j);
+    free(text);
+}
+END_TEST
+
+/* px_json_parse_limits: what a safetensors header cannot hold is refused
+ * while parsing, naming the place. */
+START_TEST(json_limits)
+{
+    const px_json_limits lim = { .max_array_items = 4, .string_map_member = "__metadata__" };
+    static const struct {
+        const char *text, *error; /* error NULL: parses */
+    } cases[] = {
+        { "{\"__metadata__\":{\"a\":\"x\",\"b\":\"\"},\"t\":[1,2,3,4]}", NULL },
+        { "{\"t\":{\"__metadata__\":[1]}}", NULL }, /* only the top-level member */
+        { "{\"__metadata__\":{}}", NULL },
+        { "{\"__metadata__\":{\"a\":[0,0]}}", "the values of '__metadata__' must be strings ('a' is not)" },
+        { "{\"__metadata__\":{\"a\":\"x\",\"b\":1}}", "('b' is not)" },
+        { "{\"__metadata__\":[\"a\"]}", "'__metadata__' must be an object of strings" },
+        { "{\"__metadata__\":\"a\"}", "'__metadata__' must be an object of strings" },
+        { "{\"t\":[1,2,3,4,5]}", "line 1, column 15: an array of more than 4 items" },
+        { "[[],[],[],[],[]]", "an array of more than 4 items" },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        px_json *j = px_json_parse_limits(cases[i].text, strlen(cases[i].text), "h.safetensors", &lim);
+        if (!cases[i].error) {
+            ck_assert_msg(j != NULL, "%s: %s", cases[i].text, px_last_error());
+        } else {
+            ck_assert_msg(j == NULL, "%s parsed", cases[i].text);
+            ck_assert_msg(strstr(px_last_error(), "h.safetensors: invalid JSON") &&
+                              strstr(px_last_error(), cases[i].error),
+                          "%s: %s", cases[i].text, px_last_error());
+            /* without limits, every one of them is valid JSON */
+            j = px_json_parse(cases[i].text, strlen(cases[i].text), "h");
+            ck_assert_msg(j != NULL, "%s: %s", cases[i].text, px_last_error());
+        }
+        px_json_free(j);
+    }
+    /* configuration files stop at 4 MB (a hostile config.json used to cost
+     * gigabytes, read twice); an index may be larger */
+    size_t big = PX_JSON_CONFIG_MAX + 1;
+    char *text = malloc(big);
+    ck_assert_ptr_nonnull(text);
+    memset(text, ' ', big);
+    memcpy(text, "{\"a\":1}", 7);
+    px_test_write_bytes(tpath("config.json"), text, big);
+    free(text);
+    ck_assert_ptr_null(px_json_load_file(tpath("config.json")));
+    ck_assert_msg(strstr(px_last_error(), "config.json: 4194305 bytes; pixart reads at most 4 MB"), "%s", px_last_error());
+    px_json *j = px_json_load_file_max(tpath("config.json"), PX_JSON_INDEX_MAX);
+    ck_assert_msg(j && j->count == 1, "%s", px_last_error());
+    px_json_free(j);
+    /* in a file: px_st_open names it */
+    const char *hdr = "{\"__metadata__\":{\"a\":[0,0,0]}}  ";
+    unsigned char b[8 + 64] = { (unsigned char)strlen(hdr) };
+    memcpy(b + 8, hdr, strlen(hdr));
+    px_test_write_bytes(tpath("m.safetensors"), b, 8 + strlen(hdr));
+    ck_assert_ptr_null(px_st_open(tpath("m.safetensors")));
+    ck_assert_msg(strstr(px_last_error(), "m.safetensors: invalid JSON") &&
+                      strstr(px_last_error(), "must be strings"),
+                  "%s", px_last_error());
 }
 END_TEST
 
@@ -567,6 +667,159 @@ START_TEST(npy_roundtrip)
 }
 END_TEST
 
+
+/* ---- output files (tensor/outfile.c; issue 17, findings 5-7) ----------- */
+
+/* Entries of tmpdir named like px_out_write's temporaries. */
+static int count_temporaries(void)
+{
+    DIR *d = opendir(tmpdir);
+    ck_assert_ptr_nonnull(d);
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d));) n += !strncmp(e->d_name, ".pixart.tmp.", 12);
+    closedir(d);
+    return n;
+}
+
+static int write_str(const char *path, const char *a, const char *b)
+{
+    const px_span parts[2] = { { a, strlen(a) }, { b, strlen(b) } };
+    return px_out_write(path, parts, 2);
+}
+
+static void assert_content(const char *path, const char *want)
+{
+    char *got = px_test_read_text(path, NULL);
+    ck_assert_msg(!strcmp(got, want), "%s holds '%s', expected '%s'", path, got, want);
+    free(got);
+}
+
+START_TEST(out_targets)
+{
+    struct stat st;
+    /* a new file, then an existing one: replaced, its permission bits kept */
+    ck_assert_int_eq(write_str(tpath("n.bin"), "ab", "c"), 0);
+    assert_content(tpath("n.bin"), "abc");
+    ck_assert_int_eq(chmod(tpath("n.bin"), 0604), 0);
+    ck_assert_int_eq(write_str(tpath("n.bin"), "de", ""), 0);
+    assert_content(tpath("n.bin"), "de");
+    ck_assert_int_eq(stat(tpath("n.bin"), &st), 0);
+    ck_assert_int_eq(st.st_mode & 07777, 0604);
+    /* a symlink (and a chain of two, relative): the target gets the bytes, the links stay */
+    ck_assert_int_eq(symlink("n.bin", tpath("l1")), 0);
+    ck_assert_int_eq(symlink("l1", tpath("l2")), 0);
+    ck_assert_int_eq(write_str(tpath("l2"), "via", "link"), 0);
+    ck_assert_int_eq(lstat(tpath("l1"), &st), 0);
+    ck_assert(S_ISLNK(st.st_mode));
+    ck_assert_int_eq(lstat(tpath("l2"), &st), 0);
+    ck_assert(S_ISLNK(st.st_mode));
+    assert_content(tpath("n.bin"), "vialink");
+    /* a dangling symlink: its target is created, as the shell's '>' does */
+    ck_assert_int_eq(symlink("made.bin", tpath("dangling")), 0);
+    ck_assert_int_eq(write_str(tpath("dangling"), "x", ""), 0);
+    assert_content(tpath("made.bin"), "x");
+    ck_assert_int_eq(lstat(tpath("dangling"), &st), 0);
+    ck_assert(S_ISLNK(st.st_mode));
+    /* a device is written in place: /dev/null stays a device (it used to be
+     * replaced by a regular file when the writer could rename onto it) */
+    ck_assert_int_eq(write_str("/dev/null", "gone", ""), 0);
+    ck_assert_int_eq(stat("/dev/null", &st), 0);
+    ck_assert(S_ISCHR(st.st_mode));
+    /* a FIFO too: a reader gets the bytes (no temporary, no rename) */
+    ck_assert_int_eq(mkfifo(tpath("fifo"), 0600), 0);
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd, "cat '%s' > '%s' &", tpath("fifo"), tpath("fromfifo"));
+    ck_assert_int_eq(system(cmd), 0);
+    ck_assert_int_eq(write_str(tpath("fifo"), "through", " the pipe"), 0);
+    for (int i = 0; i < 500; i++) { // cat writes when it sees the end of the pipe
+        char *got = px_test_read_text(tpath("fromfifo"), NULL);
+        int done = !strcmp(got, "through the pipe");
+        free(got);
+        if (done) break;
+        usleep(10000);
+    }
+    assert_content(tpath("fromfifo"), "through the pipe");
+    ck_assert_int_eq(lstat(tpath("fifo"), &st), 0);
+    ck_assert(S_ISFIFO(st.st_mode));
+    /* refused: a directory, an empty path, a symlink loop; a write error (ENOSPC) */
+    ck_assert_int_eq(write_str(tmpdir, "x", ""), -1);
+    ck_assert_msg(strstr(px_last_error(), "is a directory"), "%s", px_last_error());
+    ck_assert_int_eq(write_str("", "x", ""), -1);
+    ck_assert_msg(strstr(px_last_error(), "empty"), "%s", px_last_error());
+    ck_assert_int_eq(symlink("loop2", tpath("loop1")), 0);
+    ck_assert_int_eq(symlink("loop1", tpath("loop2")), 0);
+    ck_assert_int_eq(write_str(tpath("loop1"), "x", ""), -1);
+    ck_assert_msg(strstr(px_last_error(), "symbolic links"), "%s", px_last_error());
+    if (access("/dev/full", W_OK) == 0) {
+        ck_assert_int_eq(symlink("/dev/full", tpath("full")), 0);
+        ck_assert_int_eq(write_str(tpath("full"), "x", ""), -1);
+        ck_assert_msg(strstr(px_last_error(), "full") && strstr(px_last_error(), "No space"), "%s",
+                      px_last_error());
+    }
+    ck_assert_int_eq(count_temporaries(), 0);
+}
+END_TEST
+
+START_TEST(out_check)
+{
+    ck_assert_int_eq(px_out_check(tpath("new.png")), 0);
+    ck_assert_int_eq(px_out_check("/dev/null"), 0);
+    ck_assert_int_eq(px_out_check(tmpdir), -1);
+    ck_assert_msg(strstr(px_last_error(), "is a directory"), "%s", px_last_error());
+    ck_assert_int_eq(px_out_check(""), -1);
+    ck_assert_int_eq(px_out_check(tpath("no/such/dir/x.png")), -1);
+    ck_assert_msg(strstr(px_last_error(), "no/such/dir"), "%s", px_last_error());
+    ck_assert_int_eq(px_out_check(tpath("n.bin/x.png")), -1); // n.bin is not a directory
+    /* a name of NAME_MAX bytes is fine; one more is refused up front */
+    long name_max = pathconf(tmpdir, _PC_NAME_MAX);
+    ck_assert(name_max > 10 && name_max < 4000);
+    char name[4096];
+    memset(name, 'a', (size_t)name_max);
+    name[name_max] = 0;
+    ck_assert_msg(px_out_check(tpath(name)) == 0, "%s", px_last_error());
+    ck_assert_int_eq(write_str(tpath(name), "long", ""), 0); // the temporary's name is short
+    name[name_max] = 'a';
+    name[name_max + 1] = 0;
+    ck_assert_int_eq(px_out_check(tpath(name)), -1);
+    ck_assert_int_eq(count_temporaries(), 0);
+}
+END_TEST
+
+START_TEST(out_staging)
+{
+    ck_assert_int_eq(write_str(tpath("a.bin"), "old-a", ""), 0);
+    /* staged: nothing replaced until the commit, then everything */
+    px_out_stage_begin();
+    ck_assert_int_eq(write_str(tpath("a.bin"), "new-a", ""), 0);
+    ck_assert_int_eq(write_str(tpath("b.bin"), "new-b", ""), 0);
+    assert_content(tpath("a.bin"), "old-a");
+    ck_assert_int_eq(access(tpath("b.bin"), F_OK), -1);
+    ck_assert_int_eq(count_temporaries(), 2);
+    ck_assert_int_eq(px_out_stage_commit(), 0);
+    assert_content(tpath("a.bin"), "new-a");
+    assert_content(tpath("b.bin"), "new-b");
+    ck_assert_int_eq(count_temporaries(), 0);
+    /* a failure half-way: discard leaves the old files as they were */
+    px_out_stage_begin();
+    ck_assert_int_eq(write_str(tpath("a.bin"), "newer-a", ""), 0);
+    ck_assert_int_eq(write_str(tmpdir, "x", ""), -1);
+    px_out_stage_discard();
+    assert_content(tpath("a.bin"), "new-a");
+    ck_assert_int_eq(count_temporaries(), 0);
+    /* what a signal handler does: the live temporaries disappear */
+    px_out_stage_begin();
+    ck_assert_int_eq(write_str(tpath("c.bin"), "c", ""), 0);
+    ck_assert_int_eq(count_temporaries(), 1);
+    px_out_remove_temporaries();
+    ck_assert_int_eq(count_temporaries(), 0);
+    ck_assert_int_eq(px_out_stage_commit(), -1); // nothing left to rename
+    ck_assert_int_eq(access(tpath("c.bin"), F_OK), -1);
+    /* not staging any more: written at once */
+    ck_assert_int_eq(write_str(tpath("d.bin"), "d", ""), 0);
+    assert_content(tpath("d.bin"), "d");
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("core");
@@ -585,6 +838,11 @@ static Suite *suite(void)
     tcase_add_test(tc, npy_hostile);
     tcase_add_test(tc, lfs_pointers);
     tcase_add_test(tc, json_out_of_memory_names_file);
+    tcase_add_test(tc, json_memory_per_value);
+    tcase_add_test(tc, json_limits);
+    tcase_add_test(tc, out_targets);
+    tcase_add_test(tc, out_check);
+    tcase_add_test(tc, out_staging);
     suite_add_tcase(s, tc);
     return s;
 }

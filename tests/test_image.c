@@ -165,6 +165,15 @@ START_TEST(bin_resize_sizes)
     px_resize_crop_size(64, 64, 64, 64, &rh, &rw);
     ck_assert_int_eq(rh, 64);
     ck_assert_int_eq(rw, 64);
+    // 48x104 binned to 176x368: ratio = 104/368, and 368 * (104/368) is
+    // 103.99999999999999 in float64 (Python: int() gives 103, a pixel short of
+    // the crop; diffusers then returns a 1-pixel-wide image). Found by fuzz_cli_args.
+    px_resize_crop_size(176, 368, 48, 104, &rh, &rw);
+    ck_assert_int_eq(rh, 49); // int(176 * 104/368) = int(49.739...)
+    ck_assert_int_eq(rw, 104);
+    float big[176 * 368], small[48 * 104];
+    for (int i = 0; i < 176 * 368; i++) big[i] = (float)(i % 368);
+    ck_assert_msg(px_resize_and_crop(small, big, 1, 1, 176, 368, 48, 104) == 0, "%s", px_last_error());
     float x[4] = {1, 2, 3, 4}, y[4];
     ck_assert_int_eq(px_resize_and_crop(y, x, 1, 1, 2, 2, 0, 2), -1);
     ck_assert_int_eq(px_resize_and_crop(y, x, 1, 1, 2, 2, 2, 2), 0); // same size: a copy

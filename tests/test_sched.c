@@ -1027,6 +1027,21 @@ START_TEST(test_scheduler_errors)
     ck_assert_int_eq(px_scheduler_step(&s, x, 1, 500, x, dims, NULL, y, NULL), -1); /* one step too many */
     px_scheduler_free(&s);
 
+    /* custom timesteps outside [0, num_train_timesteps - 1] (issue 17, finding 8):
+     * diffusers' np.interp would clamp them; refused, naming the value */
+    ck_assert(!px_scheduler_init(&s, &c));
+    const int64_t bad[3][2] = { { 5000, 10 }, { 1000, 10 }, { 500, -1 } };
+    for (int i = 0; i < 3; i++) {
+        ck_assert_int_eq(px_scheduler_set_timesteps(&s, 0, bad[i], 2), -1);
+        char want[64];
+        snprintf(want, sizeof want, "custom timestep %lld is outside [0, 999]",
+                 (long long)(i < 2 ? bad[i][0] : bad[i][1]));
+        ck_assert_msg(strstr(px_last_error(), want), "%s", px_last_error());
+    }
+    const int64_t edge[2] = { 999, 0 };
+    ck_assert_msg(!px_scheduler_set_timesteps(&s, 0, edge, 2), "%s", px_last_error());
+    px_scheduler_free(&s);
+
     c.use_karras_sigmas = 1;
     ck_assert(!px_scheduler_init(&s, &c));
     ck_assert_int_eq(px_scheduler_set_timesteps(&s, 0, ts, 2), -1);

@@ -300,8 +300,8 @@ typedef struct {
 } px_png_text;
 
 /* Writes rgb (h, w, 3) 8-bit row-major as an RGB PNG with ntext text chunks
- * (e.g. the generation parameters). The file is written under a temporary
- * name next to path and renamed: never half a file. Returns 0 or -1. */
+ * (e.g. the generation parameters). Never half a file: see "output files"
+ * below. Returns 0 or -1. */
 PX_API int px_png_write(const char *path, const uint8_t *rgb, int w, int h, const px_png_text *text, int ntext);
 
 /* torch.randn(shape, generator=torch.Generator("cpu").manual_seed(seed))
@@ -330,9 +330,38 @@ typedef struct {
 PX_API int px_safetensors_save_f32(const char *path, const px_named_tensor *t, int n, const char *const *metadata,
                                    int nmeta);
 
-/* A float32 .npy file (numpy format 1.0), written to a temporary name and
- * renamed. Returns 0 or -1. */
+/* A float32 .npy file (numpy format 1.0). Returns 0 or -1. */
 PX_API int px_npy_save_f32(const char *path, int ndim, const int64_t *shape, const float *data);
+
+/* ---- output files (doc/pipeline.md, "Output files") --------------------
+ * px_png_write, px_npy_save_f32, px_safetensors_save_f32 and px_dump_save
+ * write a regular file (or a new one) through a temporary
+ * ".pixart.tmp.PID.N" in its directory: fsync, rename, fsync of the
+ * directory. A symbolic link is followed (the link stays, its target gets
+ * the new file); a device or FIFO is written in place; a directory is
+ * refused. */
+
+/* Whether path can be written, checked before a long run: not empty, not a
+ * directory, its directory exists and is writable, the name fits NAME_MAX.
+ * 0 or -1 with a message naming path. */
+PX_API int px_output_check(const char *path);
+/* All or nothing for several files: after px_output_stage_begin the writers
+ * above leave existing files untouched and keep their temporaries;
+ * px_output_stage_commit renames them all onto their targets (0, or -1 when
+ * a rename failed: the files not yet renamed are left as they were), and
+ * px_output_stage_discard removes them. One staged group per process at a
+ * time. */
+PX_API void px_output_stage_begin(void);
+PX_API int px_output_stage_commit(void);
+PX_API void px_output_stage_discard(void);
+/* Makes SIGINT, SIGTERM, SIGHUP and SIGQUIT (where their disposition is the
+ * default) remove the live temporaries before the process dies of the
+ * signal. For programs; a library never installs handlers on its own.
+ * 0 or -1. A program with its own handler (one that ends the process) calls
+ * px_output_remove_temporaries from it instead: it only calls unlink, and is
+ * async-signal-safe. */
+PX_API int px_output_cleanup_on_signals(void);
+PX_API void px_output_remove_temporaries(void);
 
 /* Only the keys for which keep(key, user) returns nonzero are recorded (e.g.
  * the main modules' outputs, not every submodule's). */

@@ -138,9 +138,11 @@ int cmd_encode(int argc, char **argv)
     if (threads) px_set_num_threads((int)threads);
 
     rc = 1;
-    px_pipeline *p = px_pipeline_open(model, variant);
+    px_pipeline *p = NULL;
     float *emb = NULL, *mask = NULL;
     const char **all = NULL;
+    if (px_output_check(out)) goto fail; // a bad -o fails before the model is read
+    p = px_pipeline_open(model, variant);
     if (!p) goto fail;
     const int L = max_seq ? (int)max_seq : px_pipeline_max_sequence_length(p), D = px_pipeline_text_dim(p);
     const int n = no_neg ? np : 2 * np;

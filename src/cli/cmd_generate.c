@@ -317,17 +317,23 @@ static int numbered_path(char *dst, size_t size, const char *out, int i)
     return n < 0 || (size_t)n >= size ? -1 : 0;
 }
 
-/* The directory of OUT must exist and be writable: checked before the run so
- * that a bad path fails in a second, not after the model has run. */
-static int check_output_dir(const char *out)
+/* Every file the run will write must be writable (px_output_check: not
+ * empty, not a directory, its directory exists and is writable, the name fits
+ * NAME_MAX): checked before the model runs, so that a bad path fails in a
+ * second. num_images: 1 before the batch size is known (checks OUT itself). */
+static int check_outputs(const gen_opts *o, int num_images)
 {
-    char dir[PATH_MAX];
-    const char *slash = strrchr(out, '/');
-    if (!slash) snprintf(dir, sizeof dir, ".");
-    else if (slash == out) snprintf(dir, sizeof dir, "/");
-    else snprintf(dir, sizeof dir, "%.*s", (int)(slash - out), out);
-    if (access(dir, W_OK) != 0) return px_set_error("%s: cannot write to directory '%s': %s", out, dir, strerror(errno));
-    return 0;
+    const int numbered = num_images > 1 && !strcmp(o->output_type, "png");
+    for (int i = 0; i < (numbered ? num_images : 1); i++) {
+        char path[PATH_MAX];
+        if (!numbered) snprintf(path, sizeof path, "%s", o->out);
+        else if (numbered_path(path, sizeof path, o->out, i))
+            return px_set_error("%s: output path too long", o->out);
+        if (px_output_check(path)) return -1;
+    }
+    if (o->dump && !strcmp(o->dump, o->out))
+        return px_set_error("--dump %s: the same file as -o", o->dump);
+    return o->dump ? px_output_check(o->dump) : 0;
 }
 
 static void fmt_u64(char *b, size_t n, uint64_t v) { snprintf(b, n, "%llu", (unsigned long long)v); }
@@ -605,8 +611,9 @@ static int set_noise(gen_opts *o, const px_pipeline *p, px_generate_params *prm,
     return 0;
 }
 
-/* The PNGs, the float image or the latents; each file is written to a
- * temporary name and renamed. written/nwritten: what to remove on failure. */
+/* The PNGs, the float image or the latents, staged (px_output_stage_begin):
+ * written to temporaries that px_output_stage_commit renames at the end.
+ * written/nwritten: the names, for the "wrote" lines. */
 static int write_outputs(const gen_opts *o, const px_generate_result *res, char written[][PATH_MAX], int *nwritten)
 {
     if (!strcmp(o->output_type, "png"))
@@ -643,11 +650,11 @@ int cmd_generate(int argc, char **argv)
     embeds_file emb = {0};
     px_generate_result res = {0};
     char (*written)[PATH_MAX] = NULL;
-    int nwritten = 0;
+    int nwritten = 0, staged = 0;
     rc = 1;
 
     if (o->threads) px_set_num_threads((int)o->threads);
-    if (check_output_dir(o->out) || (o->dump && check_output_dir(o->dump))) goto fail;
+    if (check_outputs(o, 1)) goto fail; // before any model is read
     p = px_pipeline_open(o->model, o->variant);
     if (!p) goto fail;
 
@@ -658,6 +665,8 @@ int cmd_generate(int argc, char **argv)
     if (set_prompts(o, p, &prm, &emb)) goto fail;
     set_sampling(o, &prm);
     if (set_noise(o, p, &prm, &latents)) goto fail;
+    int64_t lshape[4];
+    if (px_pipeline_latent_shape(p, &prm, lshape) || check_outputs(o, (int)lshape[0])) goto fail; // out-N.png
 
     if (o->dump) {
         dump = px_dump_new();
@@ -673,15 +682,28 @@ int cmd_generate(int argc, char **argv)
     prm.progress = px_progress_callback;
     prm.progress_user = prog;
 
-    if (px_pipeline_generate(p, &prm, &res)) goto fail;
+    if (px_pipeline_generate(p, &prm, &res)) {
+        if (o->ntimesteps && strstr(px_last_error(), "timestep")) { // the scheduler refused them: name the option
+            char why[1024];
+            snprintf(why, sizeof why, "%s", px_last_error());
+            px_set_error("--timesteps %s: %s", o->timesteps_arg, why);
+        }
+        goto fail;
+    }
 
     written = calloc((size_t)res.num_images + 1, sizeof *written);
     if (!written) {
         px_set_error("out of memory");
         goto fail;
     }
+    // all or nothing: no file of the user's is replaced unless every output
+    // (and the dump) could be written; then they are renamed together
+    px_output_stage_begin();
+    staged = 1;
     if (write_outputs(o, &res, written, &nwritten)) goto fail;
     if (dump && px_dump_save(dump, o->dump)) goto fail;
+    staged = 0;
+    if (px_output_stage_commit()) goto fail;
     px_progress_summary(prog, res.stage_seconds);
     if (!o->quiet)
         for (int i = 0; i < nwritten; i++) fprintf(stderr, "wrote %s\n", written[i]);
@@ -690,7 +712,7 @@ int cmd_generate(int argc, char **argv)
 fail:
     px_progress_free(prog); // ends a bar line before the message
     prog = NULL;
-    for (int i = 0; i < nwritten; i++) unlink(written[i]); // all or nothing
+    if (staged) px_output_stage_discard(); // removes the temporaries, replaces nothing
     fprintf(stderr, "pixart generate: %s\n", px_last_error());
 done:
     px_progress_free(prog);

@@ -24,7 +24,7 @@ static void randn_usage(FILE *f)
             "  --seed S        generator seed: an integer in [-2**63, 2**64) (negative values\n"
             "                  wrap like Python's; only the low 32 bits reach mt19937, as in torch)\n"
             "  --shape D0,...  comma-separated dimensions (1 to %d of them, each >= 0)\n"
-            "  -o, --output F  output .npy path (written to a temporary file, then renamed)\n"
+            "  -o, --output F  output .npy path (never half a file: doc/pipeline.md)\n"
             "  -h, --help      this text\n",
             RANDN_MAX_DIMS);
 }
@@ -116,6 +116,10 @@ int cmd_randn(int argc, char **argv)
         fprintf(stderr, "pixart randn: --shape: '%s' is not a list of 1 to %d non-negative integers "
                         "separated by commas\n", shape_s, RANDN_MAX_DIMS);
         return 2;
+    }
+    if (px_output_check(out)) {
+        fprintf(stderr, "pixart randn: %s\n", px_last_error());
+        return 1;
     }
     int64_t numel = 1;
     for (int i = 0; i < ndim; i++) {

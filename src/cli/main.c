@@ -50,6 +50,8 @@ static void usage(FILE *f)
 int main(int argc, char **argv)
 {
     px_blas_fix_core(argv); /* OpenBLAS's kernels for this CPU; may re-execute */
+    /* Ctrl-C or a kill removes the output temporaries (.pixart.tmp.PID.N) */
+    if (px_output_cleanup_on_signals()) fprintf(stderr, "pixart: %s (continuing)\n", px_last_error());
     if (argc < 2) {
         usage(stderr);
         return 2;

@@ -35,7 +35,9 @@ int px_classify_height_width_bin(int height, int width, const px_ar_bin *table, 
                                  int *bin_width);
 
 /* The size resize_and_crop_tensor resizes (H, W) to before cropping to
- * (new_h, new_w): ratio = max(new_h / H, new_w / W), int() truncation.
+ * (new_h, new_w): ratio = max(new_h / H, new_w / W), int() truncation, but
+ * never smaller than the crop (where float rounding makes int() a pixel
+ * short, diffusers returns a broken 1-pixel-wide image; see binning.c).
  * Equal sizes are returned unchanged (no resize). */
 void px_resize_crop_size(int H, int W, int new_h, int new_w, int *resized_h, int *resized_w);
 

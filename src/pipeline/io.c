@@ -5,6 +5,7 @@
 #include "pixart/pixart.h"
 #include "tensor/error.h"
 #include "tensor/npy.h"
+#include "tensor/outfile.h"
 #include "tensor/safetensors.h"
 
 #include <stdarg.h>
@@ -83,3 +84,10 @@ out:
     px_st_writer_free(w);
     return rc;
 }
+
+int px_output_check(const char *path) { return px_out_check(path); }
+void px_output_stage_begin(void) { px_out_stage_begin(); }
+int px_output_stage_commit(void) { return px_out_stage_commit(); }
+void px_output_stage_discard(void) { px_out_stage_discard(); }
+int px_output_cleanup_on_signals(void) { return px_out_cleanup_on_signals(); }
+void px_output_remove_temporaries(void) { px_out_remove_temporaries(); }

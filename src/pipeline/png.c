@@ -2,6 +2,7 @@
  * rounding of the float image. */
 #include "src/pipeline/png.h"
 #include "tensor/error.h"
+#include "tensor/outfile.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -223,25 +224,10 @@ int px_png_write(const char *path, const uint8_t *rgb, int w, int h, const px_pn
     uint8_t *data;
     size_t n;
     if (px_png_encode(&data, &n, rgb, w, h, text, ntext)) return px_fail_ctx("%s", path);
-    char tmp[PATH_MAX];
-    if (snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid()) >= (int)sizeof tmp) {
-        free(data);
-        return px_fail("%s: path too long", path);
-    }
-    FILE *f = fopen(tmp, "wb");
-    if (!f) {
-        free(data);
-        return px_fail("%s: cannot create: %s", tmp, strerror(errno));
-    }
-    int ok = fwrite(data, 1, n, f) == n;
-    ok = (fclose(f) == 0) && ok;
+    const px_span part = {data, n};
+    int rc = px_out_write(path, &part, 1);
     free(data);
-    if (!ok || rename(tmp, path) != 0) {
-        int e = errno;
-        unlink(tmp);
-        return px_fail("%s: cannot write: %s", path, strerror(e));
-    }
-    return 0;
+    return rc;
 }
 
 // ---------------------------------------------------------------------------

@@ -2,8 +2,8 @@
  *
  * The float image -> 8-bit conversion is diffusers' numpy_to_pil:
  * (images * 255).round().astype("uint8") on the float32 [0, 1] image, i.e.
- * a float32 multiply and round-half-to-even. Files are written to a temporary
- * name next to the target and renamed, so a crash never leaves half an image.
+ * a float32 multiply and round-half-to-even. Files are written through
+ * px_out_write (tensor/outfile.h), so a crash never leaves half an image.
  * The generation parameters go into tEXt chunks (iTXt when a value is not
  * plain ASCII, since tEXt is Latin-1 only). */
 #ifndef PX_PNG_H

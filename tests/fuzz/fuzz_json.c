@@ -1,4 +1,7 @@
-/* libFuzzer harness: the JSON reader (tensor/json.c) on arbitrary bytes. */
+/* libFuzzer harness: the JSON reader (tensor/json.c) on arbitrary bytes,
+ * plain and with the limits of a safetensors header (px_json_parse_limits),
+ * which may only refuse more: what it accepts, the plain parser accepts with
+ * the same shape. */
 #include "fuzz_util.h"
 #include "tensor/json.h"
 
@@ -32,8 +35,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             px_json_opt_bool(j, "c", &b, "fuzz");
             px_json_opt_string(j, "d", &s, "fuzz");
         }
-        px_json_free(j);
     }
+    static const px_json_limits lim = { .max_array_items = 4, .string_map_member = "__metadata__" };
+    px_json *k = px_json_parse_limits((const char *)data, size, "fuzz.safetensors", &lim);
+    fuzz_expect_message(k == NULL);
+    if (k) {
+        if (!j || walk(j) != walk(k)) abort(); /* the limits accepted what the plain parser refused */
+        px_json_free(k);
+    }
+    px_json_free(j);
     px_clear_error();
     return 0;
 }

@@ -3,8 +3,8 @@
 # library is then instrumented, with AddressSanitizer and UBSan); 'make fuzz
 # FUZZ_SECONDS=N' runs each for N seconds (from a normal build it first
 # builds a clang copy in fuzz-build/, as check-asan does).
-PX_FUZZ_NAMES = json safetensors st_index npy spm tokenizer sched_config dit_config vae_config t5_config model_index
-PX_FUZZ_TARGETS = tests/fuzz/fuzz_json tests/fuzz/fuzz_safetensors tests/fuzz/fuzz_st_index tests/fuzz/fuzz_npy tests/fuzz/fuzz_spm tests/fuzz/fuzz_tokenizer tests/fuzz/fuzz_sched_config tests/fuzz/fuzz_dit_config tests/fuzz/fuzz_vae_config tests/fuzz/fuzz_t5_config tests/fuzz/fuzz_model_index
+PX_FUZZ_NAMES = cli_args json safetensors st_index npy spm tokenizer sched_config dit_config vae_config t5_config model_index
+PX_FUZZ_TARGETS = tests/fuzz/fuzz_cli_args tests/fuzz/fuzz_json tests/fuzz/fuzz_safetensors tests/fuzz/fuzz_st_index tests/fuzz/fuzz_npy tests/fuzz/fuzz_spm tests/fuzz/fuzz_tokenizer tests/fuzz/fuzz_sched_config tests/fuzz/fuzz_dit_config tests/fuzz/fuzz_vae_config tests/fuzz/fuzz_t5_config tests/fuzz/fuzz_model_index
 EXTRA_PROGRAMS += $(PX_FUZZ_TARGETS)
 if ENABLE_FUZZING
 noinst_PROGRAMS = $(PX_FUZZ_TARGETS)
@@ -13,6 +13,11 @@ PX_FUZZ_CFLAGS = $(AM_CFLAGS) -DPX_FUZZ_DATA='"$(abs_top_srcdir)/data"'
 PX_FUZZ_LINK_FLAGS = $(AM_LDFLAGS) -fsanitize=fuzzer
 EXTRA_DIST += tests/fuzz/run.sh tests/fuzz/seeds tests/fuzz/dict
 
+# the CLI's parsers are static: cmd_generate.c and cmd_randn.c are compiled into it
+tests_fuzz_fuzz_cli_args_SOURCES = tests/fuzz/fuzz_cli_args.c tests/fuzz/fuzz_util.h src/cli/progress.c src/cli/progress.h
+tests_fuzz_fuzz_cli_args_CFLAGS = $(PX_FUZZ_CFLAGS)
+tests_fuzz_fuzz_cli_args_LDFLAGS = $(PX_FUZZ_LINK_FLAGS)
+tests_fuzz_fuzz_cli_args_LDADD = $(PX_BENCH_LIBS)
 tests_fuzz_fuzz_json_SOURCES = tests/fuzz/fuzz_json.c tests/fuzz/fuzz_util.h
 tests_fuzz_fuzz_json_CFLAGS = $(PX_FUZZ_CFLAGS)
 tests_fuzz_fuzz_json_LDFLAGS = $(PX_FUZZ_LINK_FLAGS)
