@@ -85,8 +85,8 @@ int px_batch_clean_temps(const char *outdir);
 int px_batch_manifest_check(const char *outdir, const px_batch_job *jobs, int n, int *done, int *changed,
                             FILE *warn);
 /* Opens the manifest this process appends to (manifest.jsonl, or
- * manifest.rank-R.jsonl when part >= 0): O_APPEND, a newline added first when
- * a killed run left a partial last line. fd, or -1. */
+ * manifest.rank-R.jsonl when part >= 0): O_APPEND, a partial last line of a
+ * killed run cut off first (one writer per file). fd, or -1. */
 int px_batch_manifest_open(const char *outdir, int part);
 /* Writes one line (with its '\n') in a single write() and fsyncs. 0 or -1. */
 int px_batch_manifest_append(int fd, const char *line, size_t len);

@@ -2,7 +2,7 @@
  * file handling that makes a run resumable: a line is appended only after
  * the job's images are renamed into place and fsynced, in one write() that is
  * fsynced too, so a killed run (SIGKILL, power loss) leaves at worst a
- * partial last line, which the reader skips and the next writer terminates.
+ * partial last line, which the reader skips and the next writer cuts off.
  * Formats: batch.h and doc/batch.md. */
 #include "src/cli/batch.h"
 #include "tensor/json.h"
@@ -105,14 +105,18 @@ int px_batch_manifest_open(const char *outdir, int part)
     part_path(path, sizeof path, outdir, part);
     int fd = open(path, O_RDWR | O_APPEND | O_CREAT, 0644);
     if (fd < 0) return px_set_error("%s: cannot open: %s", path, strerror(errno));
-    // a run killed inside its last write left a line without '\n': end it, so
-    // that our first line does not glue onto it (the reader skips the fragment)
+    // a run killed inside its last write left a line without '\n' (only this
+    // process writes this file): cut it off, so our first line starts clean
     struct stat st;
-    char last = '\n';
-    if (fstat(fd, &st) == 0 && st.st_size > 0 && pread(fd, &last, 1, st.st_size - 1) != 1) last = '\n';
-    if (last != '\n' && px_batch_manifest_append(fd, "\n", 1)) {
-        close(fd);
-        return -1;
+    if (fstat(fd, &st) == 0 && st.st_size > 0) {
+        off_t end = st.st_size;
+        char c = 0;
+        while (end > 0 && pread(fd, &c, 1, end - 1) == 1 && c != '\n') end--;
+        if (end < st.st_size && (ftruncate(fd, end) || fsync(fd))) {
+            px_set_error("%s: cannot cut a partial last line: %s", path, strerror(errno));
+            close(fd);
+            return -1;
+        }
     }
     return fd;
 }

@@ -387,6 +387,7 @@ static void resolve_jobs(const batch_opts *o, const px_pipeline *p, int L, px_ba
 // SIGTERM) abandons it; either way nothing half-written stays and the next
 // run resumes.
 
+#define RC_INTERRUPTED 130 /* exit status after Ctrl-C (128 + SIGINT) */
 static volatile sig_atomic_t stop_level; /* 0 run, 1 stop after this job, 2 stop now */
 
 static void on_signal(int sig)
@@ -634,7 +635,7 @@ static int encode_all(batch_run *r)
     px_pipeline_keep_models(r->p, PX_MODEL_TEXT_ENCODER);
     for (int k = 0; k < r->nmine; k++) {
         if (stop_level) {
-            rc = 1;
+            rc = RC_INTERRUPTED;
             goto out;
         }
         const px_batch_job *j = &r->js.jobs[r->mine[k]];
@@ -763,7 +764,7 @@ static int manifest_line(const batch_run *r, const px_batch_job *j, const uint64
 }
 
 /* One job: 0 done, 1 failed (recorded, the run goes on), -1 fatal (the
- * manifest cannot be written), 2 interrupted (nothing recorded). */
+ * manifest cannot be written), RC_INTERRUPTED (nothing recorded). */
 static int run_job(batch_run *r, int k, float *emb, float *mask)
 {
     const px_batch_job *j = &r->js.jobs[r->mine[k]];
@@ -806,7 +807,7 @@ static int run_job(batch_run *r, int k, float *emb, float *mask)
         rc = write_job_pngs(r, j, &res, seeds, nseeds, hashes, sizes) ? 1 : 0;
         px_generate_result_free(&res);
     } else if (stop_level >= 2) {
-        rc = 2;
+        rc = RC_INTERRUPTED;
     }
     double sec = now_s() - t0;
     if (rc == 0 && manifest_line(r, j, seeds, nseeds, j->r_nipp, hashes, sizes, sec, NULL)) rc = -1;
@@ -838,11 +839,11 @@ static int run_jobs(batch_run *r)
     r->t_start = now_s();
     for (int k = 0; k < r->nmine && rc == 0; k++) {
         if (stop_level) {
-            rc = 2;
+            rc = RC_INTERRUPTED;
             break;
         }
         int s = run_job(r, k, emb, mask);
-        if (s < 0 || s == 2) rc = s;
+        if (s < 0 || s == RC_INTERRUPTED) rc = s;
     }
     free(emb);
     free(mask);
@@ -967,20 +968,19 @@ int cmd_batch(int argc, char **argv)
     if (rc == 0 && r->nmine) {
         r->manifest_fd = px_batch_manifest_open(o->outdir, r->mpi.size > 1 ? r->mpi.rank : -1);
         rc = r->manifest_fd < 0 ? 1 : encode_all(r);
-        if (rc == 1 && stop_level) rc = 2;
         if (rc == 0) rc = run_jobs(r);
         if (rc < 0) rc = 1;
         if (rc == 0 && (r->jobs_failed)) rc = 1;
     }
     if (rc == 1 && !stop_level && px_last_error()[0]) fprintf(stderr, "pixart batch: %s%s\n", r->who, px_last_error());
-    int interrupted = rc == 2;
+    int interrupted = rc == RC_INTERRUPTED;
     // the end: everyone stops here, rank 0 merges the ranks' manifests
-    rc = px_mpi_allreduce_max(rc == 2 ? 130 : rc);
+    rc = px_mpi_allreduce_max(rc);
     if (r->mpi.rank == 0 && r->mpi.size > 1 && r->js.n && px_batch_manifest_merge(o->outdir)) {
         fprintf(stderr, "pixart batch: %s\n", px_last_error());
         if (!rc) rc = 1;
     }
-    if (interrupted || rc == 130) print_resume_hint(r, argc, argv);
+    if (interrupted || rc == RC_INTERRUPTED) print_resume_hint(r, argc, argv);
     else if (r->mpi.rank == 0 && !o->quiet && rc != 2) {
         char bad[PATH_MAX + 64] = "";
         if (r->js.bad) snprintf(bad, sizeof bad, "; %d bad line%s of %s skipped", r->js.bad, r->js.bad == 1 ? "" : "s", o->prompts);
