@@ -100,7 +100,8 @@ static int check_dir_entries(const char *dir, int allow_tmp)
             pngs++;
             continue;
         }
-        ck_assert_msg(allow_tmp && strstr(n, ".tmp."), "unexpected file %s", path);
+        ck_assert_msg(allow_tmp && (strstr(n, ".tmp.") || !strncmp(n, "manifest.rank-", 14)), "unexpected file %s",
+                      path);
     }
     closedir(d);
     return pngs;
@@ -266,11 +267,10 @@ static int run_and_kill(const char *prompts, const char *out, long delay_us, int
 
 /* After a kill: every PNG under its final name is whole, and every finished
  * manifest line names files that are there with the reference's bytes. */
-static void check_after_kill(const char *out, const char *ref)
+static void check_manifest_files(const char *out, const char *ref, const char *manifest)
 {
-    check_dir_entries(out, 1);
     char path[600];
-    snprintf(path, sizeof path, "%s/manifest.jsonl", out);
+    snprintf(path, sizeof path, "%s/%s", out, manifest);
     if (!exists(path)) return;
     char *m = px_test_read_text(path, NULL);
     for (char *line = m, *nl; (nl = strchr(line, '\n')); line = nl + 1) {
@@ -289,6 +289,17 @@ static void check_after_kill(const char *out, const char *ref)
         }
     }
     free(m);
+}
+
+static void check_after_kill(const char *out, const char *ref)
+{
+    check_dir_entries(out, 1);
+    check_manifest_files(out, ref, "manifest.jsonl");
+    for (int rank = 0; rank < 2; rank++) {
+        char part[64];
+        snprintf(part, sizeof part, "manifest.rank-%d.jsonl", rank);
+        check_manifest_files(out, ref, part);
+    }
 }
 
 START_TEST(resume_after_kill)
@@ -474,6 +485,90 @@ START_TEST(mpi_two_ranks_same_files)
 }
 END_TEST
 
+/* The pid of the child of parent whose environment says OMPI_COMM_WORLD_RANK=rank, or 0. */
+static pid_t mpi_rank_pid(pid_t parent, int rank)
+{
+    char path[128], want[64];
+    snprintf(path, sizeof path, "/proc/%d/task/%d/children", (int)parent, (int)parent);
+    snprintf(want, sizeof want, "OMPI_COMM_WORLD_RANK=%d", rank);
+    char *kids = exists(path) ? px_test_read_text(path, NULL) : NULL;
+    pid_t found = 0;
+    for (char *p = kids; p && *p && !found;) {
+        long pid = strtol(p, &p, 10);
+        if (pid <= 0) break;
+        size_t n;
+        snprintf(path, sizeof path, "/proc/%ld/environ", pid);
+        char *env = exists(path) ? px_test_read_text(path, &n) : NULL;
+        for (size_t k = 0; env && k < n; k += strlen(env + k) + 1)
+            if (!strcmp(env + k, want)) found = (pid_t)pid;
+        free(env);
+    }
+    free(kids);
+    return found;
+}
+
+/* Rank 1 killed (SIGKILL) in the middle of an MPI run: what rank 0 wrote is
+ * intact, and a rerun, here as one process, finishes rank 1's jobs. */
+START_TEST(mpi_dead_rank_resume)
+{
+    char prompts[400], out[400], ref[400], a[600], b[600];
+    snprintf(a, sizeof a, "'%s' batch --help | grep -q 'not built with MPI'", bin());
+    if (system(a) == 0 || system("command -v mpirun >/dev/null 2>&1") != 0) {
+        px_test_skip("no MPI build or no mpirun (apt-get install libopenmpi-dev openmpi-bin, reconfigure)");
+        return;
+    }
+    snprintf(prompts, sizeof prompts, "%s/jobs.jsonl", tmp);
+    snprintf(out, sizeof out, "%s/out", tmp);
+    snprintf(ref, sizeof ref, "%s/ref", tmp);
+    write_kill_jobs(prompts);
+    ck_assert_int_eq(run("batch --model '%s' --prompts '%s' -o '%s' %s --quiet", model, prompts, ref, kill_args), 0);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        int fd = open(err_txt, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (fd >= 0) {
+            dup2(fd, 2);
+            dup2(fd, 1);
+        }
+        char cmd[4096];
+        snprintf(cmd, sizeof cmd,
+                 "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 ASAN_OPTIONS=detect_leaks=0 "
+                 "exec mpirun --oversubscribe -n 2 '%s' batch --model '%s' --prompts '%s' -o '%s' %s",
+                 bin(), model, prompts, out, kill_args);
+        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+        _exit(127);
+    }
+    // rank 1 once it has started working (its first image or a few seconds)
+    pid_t victim = 0;
+    for (int i = 0; i < 400 && !victim; i++) {
+        usleep(20000);
+        char part[600];
+        snprintf(part, sizeof part, "%s/manifest.rank-1.jsonl", out);
+        struct stat st;
+        if ((stat(part, &st) == 0 && st.st_size > 0) || i == 399) victim = mpi_rank_pid(pid, 1);
+    }
+    if (victim) kill(victim, SIGKILL);
+    int st;
+    ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+    fprintf(stderr, "mpi_dead_rank_resume: rank 1 (pid %d) killed; mpirun exit %d\n", (int)victim,
+            WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+    check_after_kill(out, ref);
+    st = run("batch --model '%s' --prompts '%s' -o '%s' %s", model, prompts, out, kill_args);
+    char *e = stderr_text();
+    ck_assert_msg(st == 0, "resume after the dead rank failed (%d):\n%s", st, e);
+    char *plan = strstr(e, " jobs in ");
+    fprintf(stderr, "mpi_dead_rank_resume: rerun:%.*s\n", plan ? (int)strcspn(plan, "\n") : 0, plan ? plan : "");
+    free(e);
+    ck_assert_int_eq(check_dir_entries(out, 0), KILL_JOBS + (KILL_JOBS + 1) / 3); // parts merged, nothing else
+    for (int i = 0; i < KILL_JOBS; i++)
+        for (int k = 0; k < (i % 3 == 1 ? 2 : 1); k++) {
+            snprintf(a, sizeof a, "%s/%d-%d.png", out, i + 1, k);
+            snprintf(b, sizeof b, "%s/%d-%d.png", ref, i + 1, k);
+            files_equal(a, b);
+        }
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("batch");
@@ -486,6 +581,7 @@ static Suite *suite(void)
     tcase_add_test(t, resume_checks_files);
     tcase_add_test(t, bad_lines);
     tcase_add_test(t, mpi_two_ranks_same_files);
+    tcase_add_test(t, mpi_dead_rank_resume);
     suite_add_tcase(s, t);
     return s;
 }

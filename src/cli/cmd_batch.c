@@ -396,7 +396,8 @@ static void on_signal(int sig)
     else stop_level = 1;
     if (stop_level == 1) {
         static const char m[] = "\npixart batch: finishing the current image, then stopping (Ctrl-C again to abandon it)\n";
-        if (write(2, m, sizeof m - 1) < 0) stop_level = 1; // nothing to do about a failed message
+        ssize_t w = write(2, m, sizeof m - 1); // async-signal-safe, unlike fprintf
+        (void)w;
     }
 }
 
@@ -732,7 +733,8 @@ static int write_job_pngs(const batch_run *r, const px_batch_job *j, const px_ge
 static int manifest_line(const batch_run *r, const px_batch_job *j, const uint64_t *seeds, int nseeds, int nfiles,
                          const uint64_t *hashes, const int64_t *sizes, double sec, const char *error)
 {
-    size_t cap = 512 + (size_t)nfiles * (PX_BATCH_NAME_MAX + 64) + (error ? 6 * strlen(error) : 0), n = 0;
+    size_t cap = 512 + (size_t)nfiles * (PX_BATCH_NAME_MAX + 64) + (size_t)nseeds * 24 + (error ? 6 * strlen(error) : 0),
+           n = 0;
     char *b = malloc(cap);
     if (!b) return px_set_error("out of memory");
 #define ADD(...) n += (size_t)snprintf(b + n, n < cap ? cap - n : 0, __VA_ARGS__)
