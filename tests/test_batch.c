@@ -435,6 +435,35 @@ START_TEST(bad_lines)
 }
 END_TEST
 
+/* A job the pipeline refuses at run time (a 1-step DPM-Solver run) is
+ * recorded as failed, the other jobs run, and a rerun tries it again. */
+START_TEST(failed_job_recorded)
+{
+    char prompts[400], out[400], path[600];
+    snprintf(prompts, sizeof prompts, "%s/jobs.jsonl", tmp);
+    snprintf(out, sizeof out, "%s/out", tmp);
+    px_test_write_text(prompts, "{\"prompt\": \"one step\", \"seed\": 2, \"steps\": 1}\n"
+                                "{\"prompt\": \"fine\", \"seed\": 1, \"steps\": 2}\n");
+    int st = run("batch --model '%s' --prompts '%s' -o '%s' --no-resolution-binning", model, prompts, out);
+    char *e = stderr_text();
+    ck_assert_msg(st == 1 && strstr(e, "line 1 (1) failed: a 1-step run") && strstr(e, "some jobs failed"), "%d\n%s",
+                  st, e);
+    free(e);
+    snprintf(path, sizeof path, "%s/2-0.png", out);
+    ck_assert(exists(path));
+    snprintf(path, sizeof path, "%s/manifest.jsonl", out);
+    char *m = px_test_read_text(path, NULL);
+    ck_assert_msg(strstr(m, "\"job\": \"1\"") && strstr(m, "\"files\": [], \"bytes\": [], \"fnv1a64\": [], \"seed\": 2") &&
+                      strstr(m, "\"status\": \"failed\", \"error\": \"a 1-step run"),
+                  "manifest:\n%s", m);
+    free(m);
+    st = run("batch --model '%s' --prompts '%s' -o '%s' --no-resolution-binning", model, prompts, out);
+    e = stderr_text();
+    ck_assert_msg(st == 1 && strstr(e, "1 complete, 1 to do"), "%d\n%s", st, e);
+    free(e);
+}
+END_TEST
+
 // ---------------------------------------------------------------------------
 // MPI
 
@@ -580,6 +609,7 @@ static Suite *suite(void)
     tcase_add_test(t, resume_after_kill);
     tcase_add_test(t, resume_checks_files);
     tcase_add_test(t, bad_lines);
+    tcase_add_test(t, failed_job_recorded);
     tcase_add_test(t, mpi_two_ranks_same_files);
     tcase_add_test(t, mpi_dead_rank_resume);
     suite_add_tcase(s, t);

@@ -972,23 +972,28 @@ int cmd_batch(int argc, char **argv)
         rc = r->manifest_fd < 0 ? 1 : encode_all(r);
         if (rc == 0) rc = run_jobs(r);
         if (rc < 0) rc = 1;
-        if (rc == 0 && (r->jobs_failed)) rc = 1;
     }
     if (rc == 1 && !stop_level && px_last_error()[0]) fprintf(stderr, "pixart batch: %s%s\n", r->who, px_last_error());
     int interrupted = rc == RC_INTERRUPTED;
     // the end: everyone stops here, rank 0 merges the ranks' manifests
     rc = px_mpi_allreduce_max(rc);
+    int failed_jobs = px_mpi_allreduce_max(r->jobs_failed); // jobs recorded as failed (the run went on)
     if (r->mpi.rank == 0 && r->mpi.size > 1 && r->js.n && px_batch_manifest_merge(o->outdir)) {
         fprintf(stderr, "pixart batch: %s\n", px_last_error());
         if (!rc) rc = 1;
     }
     if (interrupted || rc == RC_INTERRUPTED) print_resume_hint(r, argc, argv);
-    else if (r->mpi.rank == 0 && !o->quiet && rc != 2) {
+    else if (r->mpi.rank == 0 && !o->quiet && rc == 0) {
         char bad[PATH_MAX + 64] = "";
-        if (r->js.bad) snprintf(bad, sizeof bad, "; %d bad line%s of %s skipped", r->js.bad, r->js.bad == 1 ? "" : "s", o->prompts);
+        if (r->js.bad)
+            snprintf(bad, sizeof bad, "; %d bad line%s of %s skipped", r->js.bad, r->js.bad == 1 ? "" : "s", o->prompts);
         fprintf(stderr, "pixart batch: %s: %s%s\n", o->outdir,
-                rc ? "finished, but some jobs failed (see above)" : r->js.n ? "all jobs complete" : "no jobs", bad);
+                failed_jobs ? "finished, but some jobs failed (see above; a rerun retries them)"
+                : r->js.n   ? "all jobs complete"
+                            : "no jobs",
+                bad);
     }
+    if (rc == 0 && (r->js.bad || failed_jobs)) rc = 1;
     if (rc == 0 && r->js.bad) rc = 1;
     batch_free(r);
     px_mpi_finalize();
