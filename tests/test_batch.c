@@ -472,7 +472,7 @@ START_TEST(mpi_two_ranks_same_files)
     char prompts[400], one[400], two[400], a[600], b[600];
     snprintf(a, sizeof a, "'%s' batch --help | grep -q 'not built with MPI'", bin());
     if (system(a) == 0) {
-        px_test_skip("pixart was built without MPI (configure found no MPI; apt-get install libopenmpi-dev openmpi-bin)");
+        px_test_skip("pixart was built without MPI (configure --without-mpi, or no MPI found: apt-get install libopenmpi-dev openmpi-bin)");
         return;
     }
     if (system("command -v mpirun >/dev/null 2>&1") != 0) {
