@@ -73,7 +73,7 @@ static void batch_usage(FILE *f)
             "other:\n"
             "  --threads N               operator threads (default: all cores; under MPI the cores of\n"
             "                            the node divided by the processes on that node)\n"
-            "  --quiet                   only errors\n"
+            "  -q, --quiet               only errors\n"
             "  -h, --help                show this help\n"
             "\n"
             "Progress (stderr): jobs done / total, images per hour, time left. Exit status: 0 all\n"
