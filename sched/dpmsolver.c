@@ -37,7 +37,7 @@ int px_dpm_init(px_dpm *s, const px_sched_config *c)
     for (int64_t i = 0; i < N; i++) {
         float ac = s->alphas_cumprod[i];
         float alpha_t = sqrtf(ac), sigma_t = sqrtf(1.0f - ac);        /* torch.sqrt(...) */
-        s->lambda_t[i] = px_t_logf(alpha_t) - px_t_logf(sigma_t);     /* torch.log(a) - torch.log(s) */
+        s->lambda_t[i] = px_dpm_lambda(alpha_t, sigma_t);             /* torch.log(a) - torch.log(s) */
         s->train_sigmas[i] = sqrtf((1.0f - ac) / ac);                  /* ((1 - ac) / ac) ** 0.5 */
     }
     return 0;
@@ -133,6 +133,10 @@ int px_dpm_set_timesteps(px_dpm *s, int64_t n, const int64_t *custom, size_t n_c
         if (px_dpm_timesteps(ts, &count, n, N, last, c->timestep_spacing, c->steps_offset)) goto fail;
     }
 
+    /* _convert_to_karras(sigmas, num_inference_steps) gives n sigmas and so n
+     * timesteps whatever the spacing gave: 'trailing' gives n + 1 for some n
+     * (schedule.h), which only sets the count when Karras sigmas are off */
+    if (c->use_karras_sigmas) count = n; /* ts holds n + 1 */
     sig = px_malloc((size_t)(count + 1) * sizeof *sig, "sigmas");
     if (!sig) goto fail;
     if (c->use_karras_sigmas) {
@@ -187,17 +191,17 @@ fail:
 // ---------------------------------------------------------------------------
 // step
 
-/* _sigma_to_alpha_sigma_t: alpha_t = 1 / ((sigma**2 + 1) ** 0.5), sigma_t = sigma * alpha_t */
-static void sigma_to_alpha_sigma(float sigma, float *alpha_t, float *sigma_t)
+/* _sigma_to_alpha_sigma_t, shared with SASolverScheduler (dpmsolver.h) */
+void px_dpm_alpha_sigma_t(float sigma, float *alpha_t, float *sigma_t)
 {
-    float a = 1.0f / sqrtf(sigma * sigma + 1.0f);
+    float a = 1.0f / sqrtf(sigma * sigma + 1.0f); /* 1 / ((sigma**2 + 1) ** 0.5) */
     *alpha_t = a;
     *sigma_t = sigma * a;
 }
 
-static float lambda_of(float alpha, float sigma)
+float px_dpm_lambda(float alpha_t, float sigma_t)
 {
-    return px_t_logf(alpha) - px_t_logf(sigma); /* torch.log(alpha_t) - torch.log(sigma_t) */
+    return px_t_logf(alpha_t) - px_t_logf(sigma_t); /* torch.log(alpha_t) - torch.log(sigma_t) */
 }
 
 /* index_for_timestep: the first match, the second one when t occurs more than
@@ -222,7 +226,7 @@ static int convert_model_output(const px_dpm *s, const float *mo, int64_t mc, co
     const int64_t C = dims.channels, S = dims.spatial;
     const size_t n = (size_t)(dims.batch * C * S);
     float alpha_t, sigma_t;
-    sigma_to_alpha_sigma(s->sigmas[s->step_index], &alpha_t, &sigma_t);
+    px_dpm_alpha_sigma_t(s->sigmas[s->step_index], &alpha_t, &sigma_t);
 
     /* model_output[:, :3] for a learned variance with epsilon prediction */
     int slice = c->learned_variance && c->prediction_type == PX_PRED_EPSILON;
@@ -289,9 +293,9 @@ static void first_order(const px_dpm *s, const float *m, const float *sample, co
 {
     const int64_t i = s->step_index;
     float alpha_t, sigma_t, alpha_s, sigma_s;
-    sigma_to_alpha_sigma(s->sigmas[i + 1], &alpha_t, &sigma_t);
-    sigma_to_alpha_sigma(s->sigmas[i], &alpha_s, &sigma_s);
-    float h = lambda_of(alpha_t, sigma_t) - lambda_of(alpha_s, sigma_s);
+    px_dpm_alpha_sigma_t(s->sigmas[i + 1], &alpha_t, &sigma_t);
+    px_dpm_alpha_sigma_t(s->sigmas[i], &alpha_s, &sigma_s);
+    float h = px_dpm_lambda(alpha_t, sigma_t) - px_dpm_lambda(alpha_s, sigma_s);
 
     switch (s->config.algorithm_type) {
     case PX_DPM_DPMSOLVER_PP: { /* (sigma_t / sigma_s) * sample - (alpha_t * (exp(-h) - 1.0)) * model_output */
@@ -331,12 +335,12 @@ static void second_order(const px_dpm *s, const float *m0, const float *m1, cons
     const int64_t i = s->step_index;
     const px_sched_config *c = &s->config;
     float alpha_t, sigma_t, alpha_s0, sigma_s0, alpha_s1, sigma_s1;
-    sigma_to_alpha_sigma(s->sigmas[i + 1], &alpha_t, &sigma_t);
-    sigma_to_alpha_sigma(s->sigmas[i], &alpha_s0, &sigma_s0);
-    sigma_to_alpha_sigma(s->sigmas[i - 1], &alpha_s1, &sigma_s1);
-    float lambda_t = lambda_of(alpha_t, sigma_t);
-    float lambda_s0 = lambda_of(alpha_s0, sigma_s0);
-    float lambda_s1 = lambda_of(alpha_s1, sigma_s1);
+    px_dpm_alpha_sigma_t(s->sigmas[i + 1], &alpha_t, &sigma_t);
+    px_dpm_alpha_sigma_t(s->sigmas[i], &alpha_s0, &sigma_s0);
+    px_dpm_alpha_sigma_t(s->sigmas[i - 1], &alpha_s1, &sigma_s1);
+    float lambda_t = px_dpm_lambda(alpha_t, sigma_t);
+    float lambda_s0 = px_dpm_lambda(alpha_s0, sigma_s0);
+    float lambda_s1 = px_dpm_lambda(alpha_s1, sigma_s1);
     float h = lambda_t - lambda_s0, h_0 = lambda_s0 - lambda_s1;
     float r0 = h_0 / h;
     float cr = 1.0f / r0; /* D1 = (1.0 / r0) * (m0 - m1) */
@@ -405,14 +409,14 @@ static void third_order(const px_dpm *s, const float *m0, const float *m1, const
 {
     const int64_t i = s->step_index;
     float alpha_t, sigma_t, alpha_s0, sigma_s0, alpha_s1, sigma_s1, alpha_s2, sigma_s2;
-    sigma_to_alpha_sigma(s->sigmas[i + 1], &alpha_t, &sigma_t);
-    sigma_to_alpha_sigma(s->sigmas[i], &alpha_s0, &sigma_s0);
-    sigma_to_alpha_sigma(s->sigmas[i - 1], &alpha_s1, &sigma_s1);
-    sigma_to_alpha_sigma(s->sigmas[i - 2], &alpha_s2, &sigma_s2);
-    float lambda_t = lambda_of(alpha_t, sigma_t);
-    float lambda_s0 = lambda_of(alpha_s0, sigma_s0);
-    float lambda_s1 = lambda_of(alpha_s1, sigma_s1);
-    float lambda_s2 = lambda_of(alpha_s2, sigma_s2);
+    px_dpm_alpha_sigma_t(s->sigmas[i + 1], &alpha_t, &sigma_t);
+    px_dpm_alpha_sigma_t(s->sigmas[i], &alpha_s0, &sigma_s0);
+    px_dpm_alpha_sigma_t(s->sigmas[i - 1], &alpha_s1, &sigma_s1);
+    px_dpm_alpha_sigma_t(s->sigmas[i - 2], &alpha_s2, &sigma_s2);
+    float lambda_t = px_dpm_lambda(alpha_t, sigma_t);
+    float lambda_s0 = px_dpm_lambda(alpha_s0, sigma_s0);
+    float lambda_s1 = px_dpm_lambda(alpha_s1, sigma_s1);
+    float lambda_s2 = px_dpm_lambda(alpha_s2, sigma_s2);
     float h = lambda_t - lambda_s0, h_0 = lambda_s0 - lambda_s1, h_1 = lambda_s1 - lambda_s2;
     float r0 = h_0 / h, r1 = h_1 / h;
     float cr0 = 1.0f / r0, cr1 = 1.0f / r1;          /* D1_0, D1_1 */

@@ -44,6 +44,12 @@ void px_dpm_free(px_dpm *s);
  * not allowed with use_karras_sigmas). */
 int px_dpm_set_timesteps(px_dpm *s, int64_t num_inference_steps, const int64_t *timesteps, size_t n);
 
+/* _sigma_to_alpha_sigma_t(sigma) in float32 (SASolverScheduler has the same
+ * method): alpha_t = 1 / ((sigma**2 + 1) ** 0.5), sigma_t = sigma * alpha_t. */
+void px_dpm_alpha_sigma_t(float sigma, float *alpha_t, float *sigma_t);
+/* lambda = torch.log(alpha_t) - torch.log(sigma_t) (float32, torch's SLEEF log). */
+float px_dpm_lambda(float alpha_t, float sigma_t);
+
 typedef struct {
     px_rng *generators;       /* sde-* algorithms: noise = randn_tensor(shape, generators) */
     size_t n_generators;

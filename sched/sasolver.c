@@ -81,13 +81,9 @@ int px_sa_set_timesteps(px_sa *s, int64_t n)
     if (px_dpm_set_timesteps(&s->tables, n, NULL, 0)) return px_fail_ctx("SASolverScheduler");
     const int64_t count = s->tables.n_timesteps;
     if (s->config.use_karras_sigmas) {
-        /* _convert_to_karras(.., num_inference_steps) gives n sigmas whatever
-         * the spacing; px_dpm takes the spacing's count, which is n + 1 for
-         * 'trailing' with some n (schedule.h) */
-        if (count != n)
-            return px_fail("SASolverScheduler: use_karras_sigmas with timestep_spacing 'trailing' and %lld steps "
-                           "is not supported", (long long)n);
-        /* sigmas = concatenate([sigmas, sigmas[-1:]]): the smallest Karras sigma repeated */
+        /* count == n (_convert_to_karras(.., num_inference_steps), whatever the
+         * spacing); sigmas = concatenate([sigmas, sigmas[-1:]]): the smallest
+         * Karras sigma repeated */
         s->tables.sigmas[count] = s->tables.sigmas[count - 1];
     }
     /* else: np.interp at the timesteps, then sigma_last = ((1 - ac[0]) / ac[0]) ** 0.5 */
@@ -108,20 +104,14 @@ int px_sa_tau(int64_t t)
 // ---------------------------------------------------------------------------
 // scalars
 
-/* _sigma_to_alpha_sigma_t: alpha_t = 1 / ((sigma**2 + 1) ** 0.5), sigma_t = sigma * alpha_t */
-static void alpha_sigma(float sigma, float *alpha_t, float *sigma_t)
-{
-    float a = 1.0f / sqrtf(sigma * sigma + 1.0f);
-    *alpha_t = a;
-    *sigma_t = sigma * a;
-}
+/* _sigma_to_alpha_sigma_t is DPMSolverMultistepScheduler's: px_dpm_alpha_sigma_t */
 
 /* torch.log(alpha) - torch.log(sigma) of sigmas[i] */
 static float lambda_at(const px_sa *s, int64_t i)
 {
     float a, sg;
-    alpha_sigma(s->sigmas[i], &a, &sg);
-    return px_t_logf(a) - px_t_logf(sg);
+    px_dpm_alpha_sigma_t(s->sigmas[i], &a, &sg);
+    return px_dpm_lambda(a, sg);
 }
 
 /* get_coefficients_exponential_positive(order, s, e, tau): the integral of
@@ -221,8 +211,8 @@ static void sa_update(const px_sa *s, float sig_t, float sig_s0, float lambda_t,
                       const float *noise, size_t n, float *out)
 {
     float alpha_t, sigma_t, alpha_s0, sigma_s0;
-    alpha_sigma(sig_t, &alpha_t, &sigma_t);
-    alpha_sigma(sig_s0, &alpha_s0, &sigma_s0);
+    px_dpm_alpha_sigma_t(sig_t, &alpha_t, &sigma_t);
+    px_dpm_alpha_sigma_t(sig_s0, &alpha_s0, &sigma_s0);
     const float h = lambda_t - lambda_s0;
     const int k = 1 + tau * tau;
     float g[3], cx, cn;
@@ -280,7 +270,7 @@ static int convert(const px_sa *s, const float *mo, const float *sample, px_sche
     const px_sched_config *c = &s->config;
     const size_t n = (size_t)(dims.batch * dims.channels * dims.spatial);
     float alpha_t, sigma_t;
-    alpha_sigma(s->sigmas[s->step_index], &alpha_t, &sigma_t);
+    px_dpm_alpha_sigma_t(s->sigmas[s->step_index], &alpha_t, &sigma_t);
     if (c->sa_algorithm == PX_SA_DATA_PREDICTION) {
         switch (c->prediction_type) {
         case PX_PRED_EPSILON: /* (sample - sigma_t * model_output) / alpha_t */

@@ -3,13 +3,14 @@
 (v_prediction / sample prediction, thresholding, scaled_linear / squaredcos /
 trained betas, zero-terminal-SNR rescaling, sde-dpmsolver(++) noise, learned
 variance, euler_at_final, lambda_min_clipped, numpy's trailing-spacing
-rounding quirk, generator lists, ...), in the format of traces.json /
-traces.safetensors (see make_fixture.py).
+rounding quirk, Karras sigmas with each spacing, generator lists, ...), in
+the format of traces.json / traces.safetensors (see make_fixture.py).
 
 They are made by the real diffusers v0.30.3 scheduler modules
-(scheduling_ddim.py, scheduling_dpmsolver_multistep.py from a `git archive`
-export of tag v0.30.3) on Debian's python3-torch 1.13.1 (CPU). diffusers'
-package __init__ needs huggingface_hub & co., so only the two scheduler
+(scheduling_ddim.py, scheduling_dpmsolver_multistep.py,
+scheduling_sasolver.py from a `git archive` export of tag v0.30.3) on
+Debian's python3-torch 1.13.1 (CPU). diffusers' package __init__ needs
+huggingface_hub & co., so only the scheduler
 modules are imported, next to minimal stand-ins for what they import:
 ConfigMixin/register_to_config (records the __init__ arguments as
 self.config), BaseOutput, deprecate (no-op), SchedulerMixin, SchedulerOutput
@@ -17,7 +18,13 @@ and randn_tensor (diffusers' CPU branch: one torch.randn per generator of a
 list). The same setup reproduces the 28 reference traces bit for bit.
 
 usage: python3 data/sched/gen_extra.py DIFFUSERS_SRC_DIR data/sched
-   (DIFFUSERS_SRC_DIR = the src/diffusers directory of a v0.30.3 checkout)"""
+   (DIFFUSERS_SRC_DIR = the src/diffusers directory of a v0.30.3 checkout)
+e.g. with the reference environment of ../shared/tools/refenv/setup.sh:
+   REFENV=/tmp/refenv bash ../shared/tools/refenv/setup.sh && . /tmp/refenv/env.sh
+   /usr/bin/python3 data/sched/gen_extra.py /tmp/refenv/src/diffusers/src/diffusers data/sched
+New cases go at the end of CASES: a case's seeds follow from its position,
+so the earlier traces stay byte-identical (checked when the last four were
+added: all 747 earlier tensors unchanged)."""
 import json, os, shutil, sys, tempfile
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'rng'))
 from make_fixture import st_save  # noqa: E402
@@ -77,7 +84,7 @@ def import_schedulers(src):
     for rel, text in STUBS.items():
         os.makedirs(os.path.dirname(os.path.join(pkg, rel)), exist_ok=True)
         open(os.path.join(pkg, rel), 'w').write(text)
-    for f in ('scheduling_ddim.py', 'scheduling_dpmsolver_multistep.py'):
+    for f in ('scheduling_ddim.py', 'scheduling_dpmsolver_multistep.py', 'scheduling_sasolver.py'):
         shutil.copy(os.path.join(src, 'schedulers', f), os.path.join(pkg, 'schedulers', f))
     # DDIMSchedulerOutput derives from BaseOutput (an OrderedDict dataclass upstream)
     p = os.path.join(pkg, 'schedulers', 'scheduling_ddim.py')
@@ -86,7 +93,9 @@ def import_schedulers(src):
     sys.path.insert(0, root)
     from diffusers.schedulers.scheduling_ddim import DDIMScheduler
     from diffusers.schedulers.scheduling_dpmsolver_multistep import DPMSolverMultistepScheduler
-    return {'DDIMScheduler': DDIMScheduler, 'DPMSolverMultistepScheduler': DPMSolverMultistepScheduler}
+    from diffusers.schedulers.scheduling_sasolver import SASolverScheduler
+    return {'DDIMScheduler': DDIMScheduler, 'DPMSolverMultistepScheduler': DPMSolverMultistepScheduler,
+            'SASolverScheduler': SASolverScheduler}
 
 TRAINED = [round(0.0002 + 0.03 * (i / 49) ** 1.5, 8) for i in range(50)]
 
@@ -160,6 +169,19 @@ CASES = [
      dict(timesteps=[49, 45, 37, 30, 22, 12, 3]), dict(), [1, 4, 4, 4], None),
     ('dpm_default_s200', 'DPMSolverMultistepScheduler', dict(),
      dict(num_inference_steps=200), dict(), [1, 1, 2, 2], None),
+    # Karras sigmas: _convert_to_karras(.., num_inference_steps) gives n sigmas
+    # and n timesteps, also where 'trailing' spacing has n + 1 (61 of 1000)
+    ('dpm_karras_trailing_s61', 'DPMSolverMultistepScheduler',
+     dict(use_karras_sigmas=True, timestep_spacing='trailing'),
+     dict(num_inference_steps=61), dict(), [1, 4, 2, 2], None),
+    ('dpm_karras_leading_offset_sigmamin_s9', 'DPMSolverMultistepScheduler',
+     dict(use_karras_sigmas=True, timestep_spacing='leading', steps_offset=1, final_sigmas_type='sigma_min'),
+     dict(num_inference_steps=9), dict(), [1, 4, 4, 4], None),
+    ('dpm_cos_lambdaclip_trailing_s9', 'DPMSolverMultistepScheduler',
+     dict(beta_schedule='squaredcos_cap_v2', lambda_min_clipped=-5.1, timestep_spacing='trailing'),
+     dict(num_inference_steps=9), dict(), [1, 4, 4, 4], None),
+    ('sa_karras_trailing_s61', 'SASolverScheduler', dict(use_karras_sigmas=True, timestep_spacing='trailing'),
+     dict(num_inference_steps=61), dict(generator=[21]), [1, 4, 2, 2], None),
 ]
 
 BETA_KEYS = ('num_train_timesteps', 'beta_start', 'beta_end', 'beta_schedule', 'trained_betas',
@@ -182,7 +204,7 @@ def main(src, dst):
         step_kwargs = {k: v for k, v in sk.items() if k != 'generator'}
         x = torch.randn(shape, generator=torch.Generator('cpu').manual_seed(sample_seed))
         out = {'timesteps': sched.timesteps.numpy().astype(np.int64)}
-        if cls == 'DPMSolverMultistepScheduler':
+        if cls != 'DDIMScheduler':
             out['sigmas'] = sched.sigmas.numpy()
         betas = json.dumps([config.get(k) for k in BETA_KEYS])
         if betas not in seen:

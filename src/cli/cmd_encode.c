@@ -39,7 +39,7 @@ static void encode_usage(FILE *f)
             "  -o, --output FILE         output .safetensors file\n"
             "  --variant fp16|bf16       load *.VARIANT.safetensors weights\n"
             "  --threads N               operator threads\n"
-            "  --quiet                   no progress output\n"
+            "  -q, --quiet               no progress output\n"
             "  -h, --help                show this help\n");
 }
 

@@ -67,7 +67,7 @@ static void generate_usage(FILE *f)
             "  --vae-tiling              decode in overlapping tiles (diffusers' vae.enable_tiling():\n"
             "                            less memory at large sizes, a slightly different image)\n"
             "  --threads N               operator threads\n"
-            "  --quiet                   no progress output\n"
+            "  -q, --quiet               no progress output\n"
             "  -h, --help                show this help\n");
 }
 

@@ -29,7 +29,8 @@ static void tokenize_usage(FILE *f)
             "  --pieces          print the piece strings instead of the ids\n"
             "  -h, --help        show this help\n"
             "\n"
-            "Lines read from standard input lose their final newline only.\n");
+            "Lines read from standard input lose their final newline only. '--' ends the\n"
+            "options (for a TEXT that starts with '-').\n");
 }
 
 static int print_ids(const px_t5tok *tok, const int32_t *ids, size_t n, int pieces)

@@ -17,7 +17,7 @@ int cmd_randn(int argc, char **argv);
 int cmd_batch(int argc, char **argv);
 
 static const px_command commands[] = {
-    { "generate", "text to image: run the PixArt-alpha pipeline on a checkpoint", cmd_generate },
+    { "generate", "text to image: run the PixArt pipeline (alpha or Sigma) on a checkpoint", cmd_generate },
     { "batch", "many images from a prompt file: resumable, T5 loaded once, MPI", cmd_batch },
     { "encode", "save the T5 embeddings of prompts (for generate --prompt-embeds)", cmd_encode },
     { "tokenize", "print the T5 token ids of prompts", cmd_tokenize },
@@ -41,10 +41,12 @@ int px_cli_parse_int(const char *opt, const char *s, long long lo, long long hi,
 static void usage(FILE *f)
 {
     fprintf(f, "usage: pixart COMMAND [OPTIONS]\n\n"
-               "PixArt-alpha text-to-image in C (diffusers PixArtAlphaPipeline).\n\ncommands:\n");
+               "PixArt-alpha and PixArt-Sigma text-to-image in C (diffusers PixArtAlphaPipeline,\n"
+               "PixArtSigmaPipeline).\n\ncommands:\n");
     for (const px_command *c = commands; c->name; c++) fprintf(f, "  %-10s %s\n", c->name, c->summary);
-    fprintf(f, "\n'pixart COMMAND --help' describes a command's options.\n"
-               "Environment: PIXART_NUM_THREADS (threads), PIXART_FORCE_REF=1 (scalar reference kernels).\n");
+    fprintf(f, "\n'pixart COMMAND --help' describes a command's options; 'pixart --version' prints the version.\n"
+               "Environment: PIXART_NUM_THREADS (threads), PIXART_FORCE_REF=1 (scalar reference kernels),\n"
+               "PIXART_ISA, PIXART_T5_STREAM, OPENBLAS_CORETYPE: see pixart(1).\n");
 }
 
 int main(int argc, char **argv)
