@@ -91,7 +91,9 @@ px_isa px_ops_isa(void)
     return active_isa;
 }
 
-void px_set_num_threads(int n)
+static int threads_chosen; /* px_set_num_threads was called: px_ops_init keeps that count */
+
+static void set_threads(int n)
 {
     if (n < 1) n = 1;
     num_threads = n;
@@ -99,6 +101,14 @@ void px_set_num_threads(int n)
     omp_set_num_threads(n);
 #endif
     openblas_set_num_threads(n);
+}
+
+/* A count set before the first operator runs (e.g. `pixart generate
+ * --threads 1`) must survive px_ops_init's default. */
+void px_set_num_threads(int n)
+{
+    threads_chosen = 1;
+    set_threads(n);
 }
 
 int px_get_num_threads(void) { return num_threads; }
@@ -131,10 +141,11 @@ void px_ops_init(void)
     if (initialised) return;
     px_ops_select(px_ops_default_isa());
     if (active_isa != PX_ISA_REF) px_blas_warn_core();
+    if (threads_chosen) return;
     const char *nt = getenv("PIXART_NUM_THREADS");
     int n = nt ? atoi(nt) : 0;
 #ifdef _OPENMP
     if (n <= 0) n = omp_get_num_procs();
 #endif
-    px_set_num_threads(n > 0 ? n : 1);
+    set_threads(n > 0 ? n : 1);
 }

@@ -6,6 +6,11 @@ pixart_SOURCES += src/cli/main.c src/cli/cli.h
 pixart_SOURCES += src/cli/cmd_tokenize.c
 pixart_SOURCES += src/cli/cmd_generate.c src/cli/cmd_encode.c src/cli/progress.c src/cli/progress.h
 pixart_SOURCES += src/cli/cmd_randn.c
+# pixart batch (doc/batch.md); MPI only in batch_mpi.c (a stub without it)
+pixart_SOURCES += src/cli/cmd_batch.c src/cli/batch.h src/cli/batch_jobs.c src/cli/batch_manifest.c \
+	src/cli/batch_mpi.c src/cli/batch_mpi.h
+pixart_CPPFLAGS = $(AM_CPPFLAGS) $(MPI_CFLAGS)
+pixart_LDADD += $(MPI_LIBS)
 
 # Tokenizer: SentencePiece unigram + transformers T5Tokenizer + prompt preprocessing.
 libpx_core_la_SOURCES += \

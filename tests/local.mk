@@ -33,3 +33,11 @@ tests_test_blas_threads_SOURCES = tests/test_blas_threads.c tests/testutil.c tes
 tests_test_blas_threads_CFLAGS = $(PX_TEST_CFLAGS)
 tests_test_blas_threads_LDADD = $(PX_TEST_LIBS)
 endif
+# pixart batch (src/cli/cmd_batch.c): equal to generate, resume after kills, bad lines, MPI
+if HAVE_CHECK
+check_PROGRAMS += tests/test_batch
+TESTS += tests/test_batch
+tests_test_batch_SOURCES = tests/test_batch.c tests/testutil.c tests/testutil.h
+tests_test_batch_CFLAGS = $(PX_TEST_CFLAGS)
+tests_test_batch_LDADD = $(PX_TEST_LIBS)
+endif

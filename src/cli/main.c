@@ -14,9 +14,11 @@ int cmd_tokenize(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
 int cmd_encode(int argc, char **argv);
 int cmd_randn(int argc, char **argv);
+int cmd_batch(int argc, char **argv);
 
 static const px_command commands[] = {
     { "generate", "text to image: run the PixArt pipeline (alpha or Sigma) on a checkpoint", cmd_generate },
+    { "batch", "many images from a prompt file: resumable, T5 loaded once, MPI", cmd_batch },
     { "encode", "save the T5 embeddings of prompts (for generate --prompt-embeds)", cmd_encode },
     { "tokenize", "print the T5 token ids of prompts", cmd_tokenize },
     { "randn", "write torch.randn(shape, generator=manual_seed(S)) as .npy", cmd_randn },
