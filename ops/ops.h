@@ -110,8 +110,8 @@ void px_kernels_init_neon(px_kernels *k);
 /* Like px_malloc (freed with free(); NULL and px_last_error on failure), for
  * activations of a few MiB and more: from PX_HUGE_BYTES on, the block is
  * aligned to and rounded up to 2 MiB and, on Linux, marked MADV_HUGEPAGE, so
- * that with transparent huge pages in "madvise" mode (Debian's default) it is
- * mapped with 2 MiB pages. The attention and the GEMM read rows thousands of
+ * that with transparent huge pages in "madvise" mode it is mapped with 2 MiB
+ * pages ("always" does so anyway, "never" not at all). The attention and the GEMM read rows thousands of
  * floats apart (one 4 KiB page per row); with 2 MiB pages those reads stop
  * missing the TLB (doc/performance.md, "AMD Zen 5"). Only speed changes. */
 enum { PX_HUGE_BYTES = 2 << 20 };
