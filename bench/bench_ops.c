@@ -19,18 +19,26 @@
  *           printed: set OPENBLAS_CORETYPE when it is an older one than the
  *           CPU), and the peak resident memory it adds (measured in a fresh
  *           child process from ru_maxrss), next to what a full N x N score
- *           matrix would take.
+ *           matrix would take. q, k, v and the output are in 2 MiB pages
+ *           (px_malloc_huge, as the DiT's activations) unless
+ *           PIXART_BENCH_SMALL_PAGES=1.
  *  kernels  every px_kernels entry of every ISA this CPU runs, elements/s and
  *           speedup over the scalar reference (one thread, rows of 1152).
  *
  * Each timing is the best of several repetitions, variants interleaved so
  * they see the same machine load.
- * usage: bench_ops [gemm | gemm1024] [gemmparts] [attn] [kernels]
+ *  sgemm    only the raw cblas_sgemm 2048^3 rate and the OpenBLAS core (to
+ *           compare OPENBLAS_CORETYPE values).
+ *
+ * usage: bench_ops [gemm | gemm1024] [gemmparts] [attn] [kernels] [sgemm]
  *        (default: gemm, attn, kernels)
- *        PIXART_NUM_THREADS sets the thread count (default: all cores). */
+ *        PIXART_NUM_THREADS sets the thread count (default: all cores);
+ *        PIXART_BENCH_CPU_TIME=1 times by process CPU time (for one thread
+ *        on a busy machine: PIXART_NUM_THREADS=1 OMP_NUM_THREADS=1). */
 #include "ops/gemm_internal.h"
 #include "ops/ops.h"
 #include "pixart/pixart.h" /* px_blas_fix_core */
+#include "tensor/error.h" /* px_malloc */
 #include "tensor/half.h"
 #include "tensor/tensor.h"
 
@@ -45,10 +53,22 @@
 
 char *openblas_get_corename(void); /* OpenBLAS, which the library links */
 
+/* PIXART_BENCH_CPU_TIME=1 times everything by process CPU time instead of the
+ * wall clock: with one thread (PIXART_NUM_THREADS=1 OMP_NUM_THREADS=1) on a
+ * machine shared with other jobs, time slices lost to them do not count
+ * (with more threads it would count waiting threads' spinning). */
+static int cpu_time(void)
+{
+    const char *e = getenv("PIXART_BENCH_CPU_TIME");
+    return e && *e && strcmp(e, "0");
+}
+
 static double now(void)
 {
+    static int cpu = -1;
+    if (cpu < 0) cpu = cpu_time();
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(cpu ? CLOCK_PROCESS_CPUTIME_ID : CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
@@ -303,7 +323,12 @@ static int attn_child(int64_t N, const char *isa_name)
     if (isa == PX_ISA_COUNT || px_ops_select((px_isa)isa)) return 1;
     const int64_t B = 2, H = 16, D = 72, HD = H * D;
     const size_t nel = (size_t)(B * N * HD);
-    float *q = xmalloc(nel * 4), *k = xmalloc(nel * 4), *v = xmalloc(nel * 4), *o = xmalloc(nel * 4);
+    /* in 2 MiB pages like the DiT's activations (px_malloc_huge), unless
+     * PIXART_BENCH_SMALL_PAGES=1 (4 KiB pages: what the DiT had before) */
+    const char *sp = getenv("PIXART_BENCH_SMALL_PAGES");
+    void *(*alloc)(size_t, const char *) = sp && *sp && strcmp(sp, "0") ? px_malloc : px_malloc_huge;
+    float *q = alloc(nel * 4, "q"), *k = alloc(nel * 4, "k"), *v = alloc(nel * 4, "v"), *o = alloc(nel * 4, "o");
+    if (!q || !k || !v || !o) return 1;
     fill(q, nel, 11, -1, 1);
     fill(k, nel, 12, -1, 1);
     fill(v, nel, 13, -1, 1);
@@ -499,15 +524,16 @@ int main(int argc, char **argv)
     px_blas_fix_core(argv); /* OpenBLAS's best kernels for the raw baseline */
     px_ops_init();
     if (argc == 4 && !strcmp(argv[1], "attn-child")) return attn_child(atoll(argv[2]), argv[3]);
-    int do_gemm = argc < 2, do_attn = argc < 2, do_kernels = argc < 2, with1024 = 0, do_parts = 0;
+    int do_gemm = argc < 2, do_attn = argc < 2, do_kernels = argc < 2, with1024 = 0, do_parts = 0, do_sgemm = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "gemm")) do_gemm = 1;
         else if (!strcmp(argv[i], "gemm1024")) do_gemm = with1024 = 1;
         else if (!strcmp(argv[i], "gemmparts")) do_parts = 1;
         else if (!strcmp(argv[i], "attn")) do_attn = 1;
         else if (!strcmp(argv[i], "kernels")) do_kernels = 1;
+        else if (!strcmp(argv[i], "sgemm")) do_sgemm = 1;
         else {
-            fprintf(stderr, "usage: bench_ops [gemm | gemm1024] [gemmparts] [attn] [kernels]\n");
+            fprintf(stderr, "usage: bench_ops [gemm | gemm1024] [gemmparts] [attn] [kernels] [sgemm]\n");
             return 2;
         }
     }
@@ -521,6 +547,11 @@ int main(int argc, char **argv)
     printf("bench_ops: %s, %ld online CPUs, %d threads, kernels: %s (PIXART_ISA to force), OpenBLAS core %s, "
            "load average before: %s\n", model, sysconf(_SC_NPROCESSORS_ONLN), px_get_num_threads(),
            px_isa_name(px_ops_isa()), px_blas_core(), load);
+    if (cpu_time()) printf("times are process CPU time (PIXART_BENCH_CPU_TIME)\n");
+    /* the yardstick alone, e.g. to compare OPENBLAS_CORETYPE values */
+    if (do_sgemm)
+        printf("\n== raw cblas_sgemm 2048^3, best of 5: %.1f GFLOP/s (OpenBLAS core %s)\n", sgemm_2048_rate(1, 5),
+               px_blas_core());
     if (do_gemm) bench_gemm(with1024);
     if (do_parts) bench_gemm_parts();
     if (do_attn) bench_attn();

@@ -400,7 +400,9 @@ int px_dit_pos_embed(const px_dit *m, float *out, int h, int w)
 static int grow(float **p, int64_t n, const char *what)
 {
     free(*p);
-    *p = px_malloc((size_t)(n > 0 ? n : 1) * sizeof(float), what);
+    /* 2 MiB pages for the big ones: the attention reads a head's rows H*D
+     * floats apart, one 4 KiB page each (doc/performance.md, "AMD Zen 5") */
+    *p = px_malloc_huge((size_t)(n > 0 ? n : 1) * sizeof(float), what);
     return *p ? 0 : -1;
 }
 

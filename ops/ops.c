@@ -3,8 +3,30 @@
  * result does not depend on the thread count. */
 #include "ops.h"
 
+#include "tensor/error.h"
+
 #include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
+#ifdef __linux__
+#include <sys/mman.h>
+#endif
+
+void *px_malloc_huge(size_t n, const char *what)
+{
+    if (n < PX_HUGE_BYTES) return px_malloc(n, what);
+    const size_t align = PX_HUGE_BYTES;
+    void *p = n <= SIZE_MAX - align ? aligned_alloc(align, (n + align - 1) / align * align) : NULL;
+    if (!p) {
+        px_fail("out of memory (%zu bytes for %s)", n, what);
+        return NULL;
+    }
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+    (void)madvise(p, (n + align - 1) / align * align, MADV_HUGEPAGE); /* a hint: else 4 KiB pages */
+#endif
+    return p;
+}
 
 /* Elementwise ops run over fixed chunks so every element sees the same kernel
  * code path (vector body vs scalar tail) whatever the thread count. */

@@ -106,6 +106,17 @@ void px_kernels_init_avx2(px_kernels *k);
 void px_kernels_init_avx512(px_kernels *k);
 void px_kernels_init_neon(px_kernels *k);
 
+/* ---- large activation buffers ---------------------------------------- */
+/* Like px_malloc (freed with free(); NULL and px_last_error on failure), for
+ * activations of a few MiB and more: from PX_HUGE_BYTES on, the block is
+ * aligned to and rounded up to 2 MiB and, on Linux, marked MADV_HUGEPAGE, so
+ * that with transparent huge pages in "madvise" mode it is mapped with 2 MiB
+ * pages ("always" does so anyway, "never" not at all). The attention and the GEMM read rows thousands of
+ * floats apart (one 4 KiB page per row); with 2 MiB pages those reads stop
+ * missing the TLB (doc/performance.md, "AMD Zen 5"). Only speed changes. */
+enum { PX_HUGE_BYTES = 2 << 20 };
+void *px_malloc_huge(size_t n, const char *what);
+
 /* ---- threads ---------------------------------------------------------- */
 void px_set_num_threads(int n);
 int px_get_num_threads(void);

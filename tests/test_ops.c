@@ -9,6 +9,7 @@
 #include "tensor/half.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -624,6 +625,25 @@ START_TEST(threads_bit_identical)
 }
 END_TEST
 
+/* px_malloc_huge: small blocks as px_malloc, large ones 2 MiB-aligned and
+ * whole (every byte writable: ASan checks the rounding), freed by free(). */
+START_TEST(malloc_huge_blocks)
+{
+    const size_t sizes[] = { 1, 4096, PX_HUGE_BYTES - 1, PX_HUGE_BYTES, PX_HUGE_BYTES + 1, 3 * PX_HUGE_BYTES + 12345 };
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        unsigned char *p = px_malloc_huge(sizes[i], "test block");
+        ck_assert_ptr_nonnull(p);
+        if (sizes[i] >= PX_HUGE_BYTES) ck_assert_uint_eq((uintptr_t)p % PX_HUGE_BYTES, 0);
+        memset(p, 0xa5, sizes[i]);
+        ck_assert_uint_eq(p[sizes[i] - 1], 0xa5);
+        free(p);
+    }
+    /* an impossible size fails with a message naming the buffer */
+    ck_assert_ptr_null(px_malloc_huge(SIZE_MAX - 5, "test block"));
+    ck_assert(strstr(px_last_error(), "test block") != NULL);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("ops");
@@ -639,6 +659,7 @@ static Suite *suite(void)
     tcase_add_loop_test(tc, attention_simd_variants_bit_identical, 0, 3);
     tcase_add_test(tc, conv_im2col_matches_reference);
     tcase_add_test(tc, threads_bit_identical);
+    tcase_add_test(tc, malloc_huge_blocks);
     suite_add_tcase(s, tc);
     /* its own case so that CK_RUN_CASE=simd runs only the kernel comparisons
      * (tools/check-neon-build.sh under qemu) */
