@@ -31,3 +31,10 @@ bench_bench_ops_LDADD = $(PX_BENCH_LIBS)
 EXTRA_PROGRAMS += bench/make_checkpoint
 bench_make_checkpoint_SOURCES = bench/make_checkpoint.c
 bench_make_checkpoint_LDADD = $(PX_BENCH_LIBS)
+
+# Tiled vs untiled decode on the reference data (doc/vae.md, "Tiling"); fast.
+EXTRA_PROGRAMS += bench/vae_tiling_diff
+BENCHES += bench/vae_tiling_diff
+bench_vae_tiling_diff_SOURCES = bench/vae_tiling_diff.c
+bench_vae_tiling_diff_LDADD = $(PX_BENCH_LIBS)
+bench_vae_tiling_diff_CPPFLAGS = $(AM_CPPFLAGS) -DPX_DATA_DIR='"$(abs_top_srcdir)/data"'
