@@ -444,7 +444,7 @@ static const char *fmt_bytes(char *buf, size_t n, double b)
 /* Chooses the decode's path before any model runs: explicit tiling on/off,
  * or (auto) untiled unless its estimated memory exceeds the budget; fails
  * now, not after the denoising loop, when the chosen decode would exceed the
- * budget (e.g. 65528 x 65528 with binning: three 51 GB image buffers). */
+ * budget (e.g. 65528 x 65528 with binning: two 51.5 GB image buffers). */
 static int plan_decode(px_pipeline *p, run_state *r)
 {
     const px_generate_params *prm = r->prm;
