@@ -34,8 +34,13 @@
  * LCM's noise draws -- is measured by running the pipeline's own
  * px_denoise_loop with a no-op model on the same latents and added in.
  *
- * usage: bench_dit [--layers N] [--reps R] [--res 512|1024|both] [--dtype f32|bf16|both]
- *                  [--batch 1|2 | --loop] */
+ * --sigma: PixArt-Sigma's transformers instead (configs/PixArt-Sigma-XL-2-
+ * {512-MS,1024-MS,2K-MS}: the same blocks, 300 caption tokens,
+ * use_additional_conditions false, interpolation_scale sample_size / 64);
+ * --res 2048 is the 2K-MS model (sample_size 256, 16384 tokens per image).
+ *
+ * usage: bench_dit [--layers N] [--reps R] [--res 512|1024|2048|both] [--dtype f32|bf16|both]
+ *                  [--batch 1|2 | --loop] [--sigma] */
 #include "model/dit.h"
 #include "src/pipeline/pipeline.h" /* px_denoise_loop */
 #include "sched/scheduler.h"
@@ -62,7 +67,10 @@ extern char **environ;
 
 /* PixArt-XL-2, as in configs/PixArt-XL-2-512x512 and -1024-MS transformer/config.json */
 enum { LAYERS = 28, HEADS = 16, HEAD_DIM = 72, C = HEADS * HEAD_DIM, CAP = 4096, IN_CH = 4, OUT_CH = 8,
-       PATCH = 2, L = 120, TCH = 256 };
+       PATCH = 2, TCH = 256 };
+
+/* caption tokens: max_sequence_length 120 (alpha), 300 (--sigma) */
+static int L = 120, sigma = 0;
 
 /* transformer batch: 2 = one image with classifier-free guidance ([uncond; cond]),
  * 1 = one image without guidance (PixArt-LCM); --batch, or both with --loop */
@@ -238,17 +246,19 @@ static int write_config(const char *dir, int layers, int sample_size)
     snprintf(p, sizeof p, "%s/config.json", dir);
     FILE *f = fopen(p, "w");
     if (!f) { perror(p); return -1; }
+    char interp[16] = "null"; /* Sigma: 1, 2, 4 for sample_size 64, 128, 256 */
+    if (sigma) snprintf(interp, sizeof interp, "%d", sample_size / 64);
     fprintf(f,
             "{\"_class_name\": \"Transformer2DModel\", \"activation_fn\": \"gelu-approximate\",\n"
             " \"attention_bias\": true, \"attention_head_dim\": %d, \"attention_type\": \"default\",\n"
             " \"caption_channels\": %d, \"cross_attention_dim\": %d, \"double_self_attention\": false,\n"
-            " \"dropout\": 0.0, \"in_channels\": %d, \"interpolation_scale\": null,\n"
+            " \"dropout\": 0.0, \"in_channels\": %d, \"interpolation_scale\": %s,\n"
             " \"norm_elementwise_affine\": false, \"norm_eps\": 1e-06, \"norm_num_groups\": 32,\n"
             " \"norm_type\": \"ada_norm_single\", \"num_attention_heads\": %d, \"num_embeds_ada_norm\": 1000,\n"
             " \"num_layers\": %d, \"num_vector_embeds\": null, \"only_cross_attention\": false,\n"
             " \"out_channels\": %d, \"patch_size\": %d, \"sample_size\": %d, \"upcast_attention\": false,\n"
-            " \"use_additional_conditions\": null, \"use_linear_projection\": false}\n",
-            HEAD_DIM, CAP, C, IN_CH, HEADS, layers, OUT_CH, PATCH, sample_size);
+            " \"use_additional_conditions\": %s, \"use_linear_projection\": false}\n",
+            HEAD_DIM, CAP, C, IN_CH, interp, HEADS, layers, OUT_CH, PATCH, sample_size, sigma ? "false" : "null");
     return fclose(f);
 }
 
@@ -422,7 +432,7 @@ static double hwm_gb(void)
 
 #define MIN(a, b) ((a) < (b) ? (a) : (b))
 
-/* `bench_dit --child DIR_N DIR_0 LATENT MICRO REPS BATCH`: prints
+/* `bench_dit --child DIR_N DIR_0 LATENT MICRO REPS BATCH TOKENS`: prints
  * "T_N T_0 T_RAW T_ATTN PEAK_GB" or "ERROR msg". The raw sgemm shapes, the
  * attention and the forward are timed in turn in every repetition (after one
  * warm-up), and the best of each is kept: on a shared machine every kind of
@@ -432,6 +442,7 @@ static int child_main(char **a)
     const int64_t lat = atoll(a[2]), N = (lat / PATCH) * (lat / PATCH);
     const int micro = atoi(a[3]), reps = atoi(a[4]);
     batch = atoi(a[5]);
+    L = atoi(a[6]);
     child_result r = { 1e30, 1e30, 0, 1e30, 0 };
     gemm_shape g[16];
     const int ng = gemm_shapes(g, batch * N, LAYERS);
@@ -470,12 +481,13 @@ fail:
 static int run_child(const char *dir_n, const char *dir_0, int64_t lat, int micro, int reps, child_result *cr,
                      long *maxrss_kib, char *err, size_t errsz)
 {
-    char slat[32], smicro[8], sreps[16], sbatch[8];
+    char slat[32], smicro[8], sreps[16], sbatch[8], slen[16];
     snprintf(slat, sizeof slat, "%lld", (long long)lat);
     snprintf(smicro, sizeof smicro, "%d", micro);
     snprintf(sreps, sizeof sreps, "%d", reps);
     snprintf(sbatch, sizeof sbatch, "%d", batch);
-    char *args[] = { "bench_dit", "--child", (char *)dir_n, (char *)dir_0, slat, smicro, sreps, sbatch, NULL };
+    snprintf(slen, sizeof slen, "%d", L);
+    char *args[] = { "bench_dit", "--child", (char *)dir_n, (char *)dir_0, slat, smicro, sreps, sbatch, slen, NULL };
     int fd[2];
     if (pipe(fd) != 0) { perror("pipe"); return -1; }
     posix_spawn_file_actions_t fa;
@@ -564,25 +576,27 @@ static double time_sched_loop(px_sched_kind kind, int steps, int cfg, int64_t la
 
 int main(int argc, char **argv)
 {
-    if (argc == 8 && !strcmp(argv[1], "--child")) return child_main(argv + 2);
+    if (argc == 9 && !strcmp(argv[1], "--child")) return child_main(argv + 2);
     px_blas_fix_core(argv); /* OpenBLAS's best kernels for the raw baseline */
-    int layers = 2, reps = 2, do512 = 1, do1024 = 1, dof32 = 1, dobf16 = 1, loop = 0;
+    int layers = 2, reps = 2, do512 = 1, do1024 = 1, do2048 = 0, dof32 = 1, dobf16 = 1, loop = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--layers") && i + 1 < argc) layers = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--reps") && i + 1 < argc) reps = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--batch") && i + 1 < argc) batch = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--loop")) loop = 1;
+        else if (!strcmp(argv[i], "--sigma")) sigma = 1, L = 300;
         else if (!strcmp(argv[i], "--res") && i + 1 < argc) {
             const char *v = argv[++i];
             do512 = !strcmp(v, "512") || !strcmp(v, "both");
             do1024 = !strcmp(v, "1024") || !strcmp(v, "both");
+            do2048 = !strcmp(v, "2048");
         } else if (!strcmp(argv[i], "--dtype") && i + 1 < argc) {
             const char *v = argv[++i];
             dof32 = !strcmp(v, "f32") || !strcmp(v, "both");
             dobf16 = !strcmp(v, "bf16") || !strcmp(v, "both");
         } else {
-            fprintf(stderr, "usage: %s [--layers N (1..28)] [--reps R] [--res 512|1024|both] [--dtype f32|bf16|both] "
-                            "[--batch 1|2 | --loop]\n", argv[0]);
+            fprintf(stderr, "usage: %s [--layers N (1..28)] [--reps R] [--res 512|1024|2048|both] "
+                            "[--dtype f32|bf16|both] [--batch 1|2 | --loop] [--sigma]\n", argv[0]);
             return 2;
         }
     }
@@ -593,8 +607,8 @@ int main(int argc, char **argv)
     /* --loop: batch 2 (DPM-Solver++ with guidance) and batch 1 (LCM, no guidance) */
     const int batches[2] = { loop ? 2 : batch, 1 }, nbatches = loop ? 2 : 1;
     px_ops_init();
-    printf("PixArt-XL-2 DiT: %d layers x (%d heads x %d = %d), caption %d, %s, %d caption tokens\n",
-           LAYERS, HEADS, HEAD_DIM, C, CAP,
+    printf("%s DiT: %d layers x (%d heads x %d = %d), caption %d, %s, %d caption tokens\n",
+           sigma ? "PixArt-Sigma-XL-2" : "PixArt-XL-2", LAYERS, HEADS, HEAD_DIM, C, CAP,
            loop ? "batch 2 (CFG) and 1 (no guidance)" : batch == 2 ? "batch 2 (CFG)" : "batch 1 (no guidance)", L);
     printf("isa %s (PIXART_ISA to force), OpenBLAS core %s, %d threads; %s\n\n", px_isa_name(px_ops_isa()),
            px_blas_core(), px_get_num_threads(),
@@ -604,9 +618,9 @@ int main(int argc, char **argv)
 
     const char *tmp = getenv("TMPDIR");
     int status = 0;
-    for (int res = 0; res < 2; res++) {
-        if ((res == 0 && !do512) || (res == 1 && !do1024)) continue;
-        const int sample = res ? 128 : 64, micro = sample == 128;
+    for (int res = 0; res < 3; res++) {
+        if ((res == 0 && !do512) || (res == 1 && !do1024) || (res == 2 && !do2048)) continue;
+        const int sample = 64 << res, micro = !sigma && sample == 128;
         const int64_t lat = sample, N = (lat / PATCH) * (lat / PATCH);
         printf("%d px: %dx%d latents, %lld tokens/image\n", (int)(lat * 8), (int)lat, (int)lat, (long long)N);
         for (int d = 0; d < 2; d++) {

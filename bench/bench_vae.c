@@ -10,7 +10,18 @@
  * products; norms and activations not counted) and compared with the raw
  * cblas_sgemm rate on a conv-shaped GEMM measured in the same run.
  *
- * usage: bench_vae [RUNS [CONVS]]   RUNS: comma-separated SIZE:MODES with MODES u
+ * The "estimate" column is what the pipeline's memory budget uses
+ * (px_vae_decode_work_bytes: the decoder's buffers replayed in allocation
+ * order) plus the decoder weights, z and the output; peak RSS minus estimate
+ * is the process baseline (libraries, thread stacks, OpenBLAS buffers).
+ *
+ * --sample-size N sets the config's sample_size, i.e. the tile size of the
+ * tiled decode: 256 as in sd-vae-ft-ema (PixArt-alpha), 512 as in the
+ * PixArt-Sigma VAE (its other differences, scaling_factor and
+ * force_upcast, do not change the decoder's work); e.g.
+ * `bench_vae --sample-size 512 256:t` is the 2048x2048 Sigma decode in tiles.
+ *
+ * usage: bench_vae [--sample-size N] [RUNS [CONVS]]   RUNS: comma-separated SIZE:MODES with MODES u
  * (untiled) and/or t (tiled); default "64:ut,128:u" (about 4 minutes on 2 idle
  * cores: a 1024 px decode is 10.5 TFLOP). The tiled 1024 px decode (36 tiles,
  * 1.6x the work of the untiled one) is left to `bench_vae 128:t`. CONVS:
@@ -53,12 +64,14 @@ static double now(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+static int sample_size = 256; /* --sample-size */
+
 /* sd-vae-ft-ema's config.json */
 static px_vae_config sd_vae_config(void)
 {
     px_vae_config c = {.in_channels = 3, .out_channels = 3, .latent_channels = 4, .nblocks = 4,
                        .block_out = {128, 256, 512, 512}, .layers_per_block = 2,
-                       .norm_num_groups = 32, .sample_size = 256, .mid_block_add_attention = 1,
+                       .norm_num_groups = 32, .sample_size = sample_size, .mid_block_add_attention = 1,
                        .use_quant_conv = 1, .use_post_quant_conv = 1, .scaling_factor = 0.18215f};
     return c;
 }
@@ -265,6 +278,7 @@ static double tiled_decode_flops(const px_vae_config *c, int64_t h, int64_t w, i
 
 typedef struct {
     double seconds, value; /* value: GFLOP/s for the sgemm run, checksum for decodes */
+    double estimate;       /* decodes: estimated peak bytes (weights, z, out, decoder buffers) */
     int ok;
 } result;
 
@@ -285,14 +299,14 @@ static result run_sgemm(void)
         reps++;
         t = now() - t0;
     } while (t < 2.0);
-    result r = {t / reps, 2.0 * M * N * K * reps / t / 1e9, 1};
+    result r = {t / reps, 2.0 * M * N * K * reps / t / 1e9, 0, 1};
     free(A); free(Bm); free(C);
     return r;
 }
 
 static result run_decode(int h, int w, int tiled)
 {
-    result r = {0, 0, 0};
+    result r = {0, 0, 0, 0};
     px_vae_config c = sd_vae_config();
     wtable wt = {0};
     wt.seed = 7;
@@ -310,6 +324,8 @@ static result run_decode(int h, int w, int tiled)
     double t0 = now();
     int rc = px_vae_decode(m, out, z, 1, h, w, NULL);
     r.seconds = now() - t0;
+    r.estimate = (double)sizeof(float) * ((double)px_vae_decoder_params(&c) + 4.0 * h * w + 3.0 * h * f * w * f) +
+                 (double)px_vae_decode_work_bytes(&c, 1, h, w, tiled, px_get_num_threads());
     if (rc) {
         fprintf(stderr, "%s\n", px_last_error());
     } else {
@@ -334,7 +350,7 @@ static result run_decode(int h, int w, int tiled)
 static result in_child(int job, int h, int w, int tiled, int conv_path, double *rss_gib)
 {
     int fd[2];
-    result r = {0, 0, 0};
+    result r = {0, 0, 0, 0};
     if (pipe(fd)) return r;
     pid_t pid = fork();
     if (pid == 0) {
@@ -358,6 +374,15 @@ static result in_child(int job, int h, int w, int tiled, int conv_path, double *
 int main(int argc, char **argv)
 {
     px_blas_fix_core(argv); /* OpenBLAS's best kernels for the raw baseline */
+    if (argc > 2 && !strcmp(argv[1], "--sample-size")) {
+        sample_size = atoi(argv[2]);
+        if (sample_size < 8 || sample_size % 32) {
+            fprintf(stderr, "--sample-size: want a multiple of 32 (256, 512)\n");
+            return 1;
+        }
+        argc -= 2;
+        argv += 2;
+    }
     const char *runs = argc > 1 ? argv[1] : "64:ut,128:u";
     const char *convs = argc > 2 ? argv[2] : "auto";
     static const char *conv_names[] = { "auto", "im2col", "blocked" };
@@ -377,7 +402,8 @@ int main(int argc, char **argv)
     }
     px_vae_config c = sd_vae_config();
     double rss;
-    printf("VAE decoder, sd-vae-ft-ema configuration (128/256/512/512, 2 layers, 32 groups), random F32 weights\n");
+    printf("VAE decoder, sd-vae-ft-ema configuration (128/256/512/512, 2 layers, 32 groups), sample_size %d "
+           "(tiles of %d latents), random F32 weights\n", sample_size, sample_size / 8);
     printf("threads: %s (PIXART_NUM_THREADS), one child process per run; ISA %s (PIXART_ISA to force), "
            "OpenBLAS core %s\n", getenv("PIXART_NUM_THREADS") ? getenv("PIXART_NUM_THREADS") : "default",
            px_isa_name(px_ops_default_isa()), px_blas_core());
@@ -385,8 +411,8 @@ int main(int argc, char **argv)
     result g = in_child(0, 0, 0, 0, PX_GEMM_AUTO, &rss);
     if (!g.ok) return 1;
     printf("raw cblas_sgemm (256 x 2304 x 4096): %.1f GFLOP/s\n\n", g.value);
-    printf("%-9s %-8s %-8s %6s %9s %9s %9s %8s %10s\n", "latents", "tiling", "conv", "tiles", "seconds",
-           "GFLOP", "GFLOP/s", "of sgemm", "peak RSS");
+    printf("%-9s %-8s %-8s %6s %9s %9s %9s %8s %10s %10s\n", "latents", "tiling", "conv", "tiles", "seconds",
+           "GFLOP", "GFLOP/s", "of sgemm", "peak RSS", "estimate");
     char *list = strdup(runs);
     for (char *tok = strtok(list, ","); tok; tok = strtok(NULL, ",")) {
         int h = atoi(tok);
@@ -409,9 +435,9 @@ int main(int argc, char **argv)
             }
             char lat[32];
             snprintf(lat, sizeof lat, "%dx%d", h, h);
-            printf("%-9s %-8s %-8s %6d %9.2f %9.0f %9.1f %7.0f%% %7.2f GiB\n", lat, tiled ? "tiled" : "untiled",
-                   conv_names[conv_list[ci]], ntiles, r.seconds, fl / 1e9, fl / 1e9 / r.seconds, 100 * fl / 1e9 / r.seconds / g.value,
-                   rss);
+            printf("%-9s %-8s %-8s %6d %9.2f %9.0f %9.1f %7.0f%% %7.3f GiB %6.3f GiB\n", lat,
+                   tiled ? "tiled" : "untiled", conv_names[conv_list[ci]], ntiles, r.seconds, fl / 1e9,
+                   fl / 1e9 / r.seconds, 100 * fl / 1e9 / r.seconds / g.value, rss, r.estimate / (1 << 30));
             fflush(stdout);
         }
     }

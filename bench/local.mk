@@ -37,3 +37,10 @@ bench_make_checkpoint_LDADD = $(PX_BENCH_LIBS)
 EXTRA_PROGRAMS += bench/bench_json
 bench_bench_json_SOURCES = bench/bench_json.c
 bench_bench_json_LDADD = $(PX_BENCH_LIBS)
+
+# Tiled vs untiled decode on the reference data (doc/vae.md, "Tiling"); fast.
+EXTRA_PROGRAMS += bench/vae_tiling_diff
+BENCHES += bench/vae_tiling_diff
+bench_vae_tiling_diff_SOURCES = bench/vae_tiling_diff.c
+bench_vae_tiling_diff_LDADD = $(PX_BENCH_LIBS)
+bench_vae_tiling_diff_CPPFLAGS = $(AM_CPPFLAGS) -DPX_DATA_DIR='"$(abs_top_srcdir)/data"'

@@ -799,3 +799,146 @@ int px_vae_encode(px_vae *m, float *mean, const float *x, int B, int H, int W, p
     }
     return 0;
 }
+
+/* ---------------------------------------------------------------------- */
+/* memory estimate: the buffers the decode functions above allocate        */
+
+/* Live bytes while replaying the decoder's allocations in order. */
+typedef struct {
+    int64_t live, peak;
+} mem_walk;
+
+static void mw_alloc(mem_walk *m, int64_t floats)
+{
+    m->live += floats * (int64_t)sizeof(float);
+    if (m->live > m->peak) m->peak = m->live;
+}
+static void mw_free(mem_walk *m, int64_t floats) { m->live -= floats * (int64_t)sizeof(float); }
+/* Scratch that exists only inside one operator call. */
+static void mw_scratch(mem_walk *m, int64_t bytes)
+{
+    if (m->live + bytes > m->peak) m->peak = m->live + bytes;
+}
+
+/* px_conv2d's scratch for a stride-1 convolution (the blocked path the
+ * decoder takes): the packed weights, a float32 copy of half-precision
+ * weights, and per thread one column panel of at most KC_MAX x NU_MAX (256 x
+ * 256) floats (ops/gemm_blocked.c). */
+static void mw_conv(mem_walk *m, int64_t cin, int64_t cout, int64_t k, int nt)
+{
+    mw_scratch(m, (int64_t)sizeof(float) * (2 * (cout + 16) * cin * k * k + (int64_t)nt * (256 * 256 + 16)));
+}
+
+/* conv_new: the output buffer, allocated before the convolution runs. */
+static void mw_conv_new(mem_walk *m, int64_t cin, int64_t cout, int64_t k, int64_t n_out, int nt)
+{
+    mw_alloc(m, n_out);
+    mw_conv(m, cin, cout, k, nt);
+}
+
+/* resnet_fwd: x (cin) in, h (cout) out. */
+static void mw_resnet(mem_walk *m, int64_t cin, int64_t cout, int64_t n, int nt)
+{
+    if (cin != cout) {
+        mw_conv_new(m, cin, cout, 1, cout * n, nt); /* sc; x becomes h */
+        mw_conv_new(m, cin, cout, 3, cout * n, nt); /* h2 = conv1(h): x, sc, h2 live */
+        mw_free(m, cin * n);                        /* h */
+        mw_conv_new(m, cout, cout, 3, cout * n, nt); /* h = conv2(h2): sc, h2, h */
+        mw_free(m, 2 * cout * n);                    /* h2, sc */
+    } else {
+        mw_alloc(m, cin * n);                        /* h = norm1(x) */
+        mw_conv_new(m, cin, cout, 3, cout * n, nt);  /* h2: x, h, h2 */
+        mw_free(m, cin * n);
+        mw_conv_new(m, cout, cout, 3, cout * n, nt); /* h: x, h2, h */
+        mw_free(m, cout * n + cin * n);              /* h2, x */
+    }
+}
+
+/* attn_fwd on x (C, N) in place: g, t; then t, q, k, v and px_attention's
+ * per-thread scratch (the packed K and V of all N keys, a query block and
+ * its output: ops/attention.c, QB 256, KT 384); then t, o. */
+static void mw_attn(mem_walk *m, int64_t C, int64_t N, int nt)
+{
+    mw_alloc(m, 2 * C * N);
+    mw_free(m, C * N);
+    mw_alloc(m, 3 * C * N);
+    const int64_t Cp = C + 32, per = 2 * N * Cp + 2 * 256 * Cp + 4 * 384 + 2 * 256 + 64;
+    mw_scratch(m, (int64_t)sizeof(float) * (int64_t)nt * per);
+    mw_free(m, 3 * C * N);
+    mw_alloc(m, C * N); /* o */
+    mw_free(m, 2 * C * N);
+}
+
+/* decode_tile on (B, lc, h, w) latents: the peak bytes it allocates besides
+ * z and out (both the caller's). */
+static int64_t decode_tile_peak(const px_vae_config *c, int64_t B, int64_t h, int64_t w, int nt)
+{
+    mem_walk m = {0, 0};
+    const int n = c->nblocks;
+    const int64_t lc = c->latent_channels, top = c->block_out[n - 1];
+    int64_t H = h, W = w, C = top;
+    mw_conv_new(&m, lc, lc, 1, B * lc * H * W, nt);       /* post_quant_conv (or the copy) */
+    mw_conv_new(&m, lc, top, 3, B * top * H * W, nt);     /* conv_in */
+    mw_free(&m, B * lc * H * W);
+    mw_resnet(&m, top, top, B * H * W, nt);               /* mid_block */
+    if (c->mid_block_add_attention) mw_attn(&m, top, H * W, nt);
+    mw_resnet(&m, top, top, B * H * W, nt);
+    for (int i = 0; i < n; i++) {                         /* up_blocks */
+        const int64_t cout = c->block_out[n - 1 - i];
+        for (int r = 0; r <= c->layers_per_block; r++) {
+            mw_resnet(&m, C, cout, B * H * W, nt);
+            C = cout;
+        }
+        if (i == n - 1) break;
+        mw_alloc(&m, 4 * B * C * H * W);                  /* upsampled */
+        mw_free(&m, B * C * H * W);
+        H *= 2;
+        W *= 2;
+        mw_conv_new(&m, C, C, 3, B * C * H * W, nt);
+        mw_free(&m, B * C * H * W);
+    }
+    mw_conv(&m, C, c->out_channels, 3, nt);               /* conv_out into out */
+    return m.peak;
+}
+
+int64_t px_vae_decode_work_bytes(const px_vae_config *c, int64_t B, int64_t h, int64_t w, int tiled, int nt)
+{
+    if (nt < 1) nt = 1;
+    const int64_t f = (int64_t)1 << (c->nblocks - 1), T = (int64_t)((double)c->sample_size / (double)f),
+                  step = (int64_t)((double)T * (1 - 0.25));
+    if (!tiled || (h <= T && w <= T) || step < 1) return decode_tile_peak(c, B, h, w, nt);
+    /* px_vae_run_tiled: the input tile, the previous row of decoded tiles and
+     * the current one (nj each, the last being decoded into), and one tile's
+     * decode */
+    const int64_t th = h < T ? h : T, tw = w < T ? w : T, nj = (w + step - 1) / step,
+                  tile_out = B * c->out_channels * th * f * tw * f;
+    return (int64_t)sizeof(float) * (B * c->latent_channels * th * tw + 2 * nj * tile_out) +
+           2 * nj * (int64_t)sizeof(float *) + decode_tile_peak(c, B, th, tw, nt);
+}
+
+/* Parameters of nn.Conv2d(ci, co, k) with bias, of a norm with weight and bias,
+ * and of a ResnetBlock2D (ci -> co). */
+static int64_t conv_params(int64_t ci, int64_t co, int64_t k) { return co * ci * k * k + co; }
+static int64_t resnet_params(int64_t ci, int64_t co)
+{
+    return 2 * ci + conv_params(ci, co, 3) + 2 * co + conv_params(co, co, 3) + (ci != co ? conv_params(ci, co, 1) : 0);
+}
+
+int64_t px_vae_decoder_params(const px_vae_config *c)
+{
+    const int n = c->nblocks;
+    const int64_t lc = c->latent_channels, top = c->block_out[n - 1];
+    int64_t p = (c->use_post_quant_conv ? conv_params(lc, lc, 1) : 0) + conv_params(lc, top, 3);
+    p += 2 * resnet_params(top, top);                                 /* mid_block */
+    if (c->mid_block_add_attention) p += 2 * top + 4 * (top * top + top); /* group_norm, q, k, v, out */
+    int64_t C = top;
+    for (int i = 0; i < n; i++) {
+        const int64_t cout = c->block_out[n - 1 - i];
+        for (int r = 0; r <= c->layers_per_block; r++) {
+            p += resnet_params(C, cout);
+            C = cout;
+        }
+        if (i != n - 1) p += conv_params(C, C, 3); /* upsamplers.0.conv */
+    }
+    return p + 2 * C + conv_params(C, c->out_channels, 3); /* conv_norm_out, conv_out */
+}

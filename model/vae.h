@@ -88,6 +88,21 @@ int px_vae_decode(px_vae *m, float *out, const float *z, int B, int h, int w, px
  * sample_size in px_vae_encode: tiled_encode). Returns the previous setting. */
 int px_vae_set_tiling(px_vae *m, int enabled);
 
+/* Memory of a decode, for choosing between the untiled and the tiled path
+ * before running it (the pipeline's memory budget, doc/vae.md "Memory").
+ * px_vae_decode_work_bytes: the peak of the buffers px_vae_decode allocates
+ * itself (activations and operator scratch, B latents decoded at once: 1
+ * without a dump) for (B, latent_channels, h, w) latents, untiled (tiled 0)
+ * or with tiling on (1), nt operator threads; obtained by replaying this
+ * file's allocations in order, so it excludes the caller's z and out and the
+ * weights. px_vae_decoder_params: the number of parameters the decode reads
+ * (post_quant_conv and the Decoder). */
+int64_t px_vae_decode_work_bytes(const px_vae_config *c, int64_t B, int64_t h, int64_t w, int tiled, int nt);
+int64_t px_vae_decoder_params(const px_vae_config *c);
+/* 1 when enable_tiling()'s tiles give exactly the untiled h*f x w*f image
+ * for (h, w) latents (px_vae_decode refuses tiling otherwise). */
+int px_vae_tiling_covers(const px_vae_config *c, int64_t h, int64_t w);
+
 /* AutoencoderKL.encode(x).latent_dist.mean.
  * x: (B, in_channels, H, W); mean: (B, latent_channels, H/f, W/f) (integer
  * division: each Downsample2D pads right/bottom by one and convolves with

@@ -127,14 +127,11 @@ out:
     return rc;
 }
 
-/* The tiling parameters diffusers derives from the config, and a check that
- * the tiled result has the untiled size (true whenever sample_size is a
- * multiple of 4 * f; otherwise diffusers returns a differently sized image,
- * which this API cannot represent). */
-int px_vae_tiling_make(const px_vae *m, px_vae_tiling *t, int up, int64_t H, int64_t W, const char *what)
+/* The tiling parameters diffusers derives from the config (f = 2^(nblocks-1)). */
+static void tiling_params(const px_vae_config *c, px_vae_tiling *t, int up)
 {
-    const int f = px_vae_downscale(m);
-    const int64_t sample = px_vae_get_config(m)->sample_size, latent = (int64_t)((double)sample / f);
+    const int f = 1 << (c->nblocks - 1);
+    const int64_t sample = c->sample_size, latent = (int64_t)((double)sample / f);
     /* tile_overlap_factor 0.25; int() truncates like Python */
     if (up) {
         t->tile = latent;
@@ -148,6 +145,23 @@ int px_vae_tiling_make(const px_vae *m, px_vae_tiling *t, int up, int64_t H, int
         t->row_limit = latent - t->blend;
     }
     t->up = up;
+}
+
+int px_vae_tiling_covers(const px_vae_config *c, int64_t h, int64_t w)
+{
+    px_vae_tiling t;
+    const int f = 1 << (c->nblocks - 1);
+    tiling_params(c, &t, 1);
+    return t.overlap >= 1 && tiled_extent(&t, h, f) == h * f && tiled_extent(&t, w, f) == w * f;
+}
+
+/* The tiling parameters, and a check that the tiled result has the untiled
+ * size (true whenever sample_size is a multiple of 4 * f; otherwise diffusers
+ * returns a differently sized image, which this API cannot represent). */
+int px_vae_tiling_make(const px_vae *m, px_vae_tiling *t, int up, int64_t H, int64_t W, const char *what)
+{
+    const int f = px_vae_downscale(m);
+    tiling_params(px_vae_get_config(m), t, up);
     if (t->overlap < 1)
         return px_fail("%s: %s: tiling with sample_size %d and %d blocks gives empty tiles",
                        px_vae_desc(m), what, px_vae_get_config(m)->sample_size, px_vae_get_config(m)->nblocks);

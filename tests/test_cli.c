@@ -638,13 +638,20 @@ START_TEST(generate_errors)
     if (getenv("ASAN_OPTIONS") || getenv("UBSAN_OPTIONS")) {
         px_test_skip_part("out-of-memory check under the sanitizers");
     } else {
-        shell_prefix = "ulimit -v 3000000; ";
+        shell_prefix = "ulimit -v 3000000; "; // a budget past the limit: the allocation fails
         st = run("generate --model '%s' --prompt-embeds '%s' --steps 2 --seed 0 --no-resolution-binning --height 48000 "
-                 "--width 48000 --quiet -o '%s/x.png'",
+                 "--width 48000 --max-memory 1T --quiet -o '%s/x.png'",
                  small, emb, outdir);
         shell_prefix = "";
         expect_error(st, "generate", "out of memory", outdir, 0);
     }
+    // a decode over the memory budget (51.5 GiB for the image buffers alone): refused at once
+    st = run("generate --model '%s' --prompt-embeds '%s' --steps 2 --seed 0 --no-resolution-binning --height 48000 "
+             "--width 48000 --max-memory 40G --quiet -o '%s/x.png'",
+             small, emb, outdir);
+    expect_error(st, "generate", "over the memory budget of 40.00 GiB (--max-memory", outdir, 0);
+    st = run("generate --model '%s' --prompt-embeds '%s' %s --max-memory 3Q -o '%s/x.png'", small, emb, ok, outdir);
+    expect_error(st, "generate", "--max-memory: '3Q' is not a size", outdir, 0);
     // output place
     st = run("generate --model '%s' --prompt-embeds '%s' %s -o '%s/no/such/dir/x.png'", small, emb, ok, tmp);
     expect_error(st, "generate", "no/such/dir", NULL, 0);

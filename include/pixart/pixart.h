@@ -123,12 +123,24 @@ PX_API int px_pipeline_keep_models(px_pipeline *p, int mask);
  * of a batch is encoded. */
 PX_API void px_pipeline_release_models(px_pipeline *p, int mask);
 
-/* diffusers' vae.enable_tiling() (1) / disable_tiling() (0, the default):
- * latents larger than the VAE's tile are decoded in overlapping tiles blended
- * together, which bounds the decoder's memory at large sizes; the image
- * differs slightly from the untiled one, as in diffusers. Returns the
- * previous setting. */
-PX_API int px_pipeline_set_vae_tiling(px_pipeline *p, int enabled);
+/* diffusers' vae.enable_tiling() (1) / disable_tiling() (0), or
+ * PX_VAE_TILING_AUTO (the default): latents larger than the VAE's tile are
+ * decoded in overlapping tiles blended together, which bounds the decoder's
+ * memory at large sizes; the image differs slightly from the untiled one, as
+ * in diffusers (doc/vae.md). Auto decodes untiled unless the estimated
+ * memory of the untiled decode exceeds the budget (px_pipeline_set_max_memory),
+ * and then tiled, saying so once on stderr. Returns the previous setting. */
+enum { PX_VAE_TILING_AUTO = -1 };
+PX_API int px_pipeline_set_vae_tiling(px_pipeline *p, int mode);
+/* The memory budget of the VAE decode stage in bytes (its weights, buffers
+ * and activations, estimated from the buffers the decoder allocates;
+ * doc/vae.md "Memory"): 0, the default, takes PIXART_MAX_MEMORY (e.g. "3G",
+ * "2500M": K/M/G/T are powers of 1024) or else half the physical RAM.
+ * px_pipeline_generate checks it before any model runs: tiling (in auto
+ * mode) when the untiled decode would exceed it, and an error when even the
+ * decode it will run would. Models kept loaded (px_pipeline_keep_models) are
+ * not counted. Returns the previous setting. */
+PX_API uint64_t px_pipeline_set_max_memory(px_pipeline *p, uint64_t bytes);
 
 PX_API int px_pipeline_sample_size(const px_pipeline *p);
 PX_API int px_pipeline_vae_scale_factor(const px_pipeline *p);

@@ -6,6 +6,7 @@
 #include "src/cli/cli.h"
 #include "src/cli/progress.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -66,6 +67,11 @@ static void generate_usage(FILE *f)
             "  --variant fp16|bf16       load *.VARIANT.safetensors weights\n"
             "  --vae-tiling              decode in overlapping tiles (diffusers' vae.enable_tiling():\n"
             "                            less memory at large sizes, a slightly different image)\n"
+            "  --no-vae-tiling           never tile (default: tile only when the untiled decode\n"
+            "                            would need more than --max-memory, and say so)\n"
+            "  --max-memory SIZE         memory budget of the VAE decode stage, e.g. 3G, 2500M\n"
+            "                            (default PIXART_MAX_MEMORY, else half the RAM); a size whose\n"
+            "                            decode cannot fit fails before the denoising loop\n"
             "  --threads N               operator threads\n"
             "  -q, --quiet               no progress output\n"
             "  -h, --help                show this help\n");
@@ -91,7 +97,8 @@ typedef struct {
     int64_t timesteps[1000];
     int ntimesteps;
     const char *timesteps_arg;
-    int binning, quiet, dump_all, vae_tiling;
+    int binning, quiet, dump_all, vae_tiling; /* vae_tiling: 1, 0, -1 auto */
+    unsigned long long max_memory;            /* bytes, 0: the pipeline's default */
     const char *output_type; /* png, npy, latent */
 } gen_opts;
 
@@ -113,6 +120,28 @@ static int parse_int(const char *opt, const char *s, long long lo, long long hi,
         return -1;
     }
     *out = v;
+    return 0;
+}
+
+/* SIZE: bytes, or a number with K, M, G or T (powers of 1024), as
+ * PIXART_MAX_MEMORY takes it. */
+static int parse_size(const char *opt, const char *s, unsigned long long *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end), mul = 1;
+    const char *units = "KMGT", *u = *end ? strchr(units, toupper((unsigned char)*end)) : NULL;
+    if (u) {
+        for (const char *q = units; q <= u; q++) mul *= 1024;
+        end++;
+    }
+    if (*end == 'B' || (u && *end == 'i' && end[1] == 'B')) end += *end == 'B' ? 1 : 2;
+    if (errno || end == s || *end || *s == '-' || !(v * mul >= 1) || v * mul >= 1.8e19) {
+        fprintf(stderr, "pixart generate: %s: '%s' is not a size (bytes, or a number with K, M, G or T: 3G, 2500M)\n",
+                opt, s);
+        return -1;
+    }
+    *out = (unsigned long long)(v * mul);
     return 0;
 }
 
@@ -198,6 +227,7 @@ static int parse_args(int argc, char **argv, gen_opts *o)
     o->binning = 1;
     o->max_seq = 0; /* the pipeline's */
     o->output_type = "png";
+    o->vae_tiling = -1; /* PX_VAE_TILING_AUTO */
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -216,8 +246,8 @@ static int parse_args(int argc, char **argv, gen_opts *o)
             o->dump_all = 1;
             continue;
         }
-        if (!strcmp(a, "--vae-tiling")) {
-            o->vae_tiling = 1;
+        if (!strcmp(a, "--vae-tiling") || !strcmp(a, "--no-vae-tiling")) {
+            o->vae_tiling = a[2] == 'v';
             continue;
         }
         // options with a value: "--opt VALUE" or "--opt=VALUE"
@@ -231,7 +261,7 @@ static int parse_args(int argc, char **argv, gen_opts *o)
                                            "--height", "--width", "--seed", "--num-images-per-prompt",
                                            "--scheduler", "--scheduler-config", "--eta", "--timesteps", "--latents",
                                            "--prompt-embeds", "--output-type", "-o", "--output", "--threads",
-                                           "--dump", "--variant", "--max-sequence-length", NULL};
+                                           "--dump", "--variant", "--max-sequence-length", "--max-memory", NULL};
         int known = 0;
         for (int k = 0; with_value[k]; k++) known |= !strcmp(name, with_value[k]);
         if (!known) return err_usage("unknown option '%s'%s (see pixart generate --help)", a, "");
@@ -286,6 +316,8 @@ static int parse_args(int argc, char **argv, gen_opts *o)
             o->variant = val;
         } else if (!strcmp(name, "--max-sequence-length")) {
             if (parse_int("--max-sequence-length", val, 2, 4096, &o->max_seq)) return 2;
+        } else if (!strcmp(name, "--max-memory")) {
+            if (parse_size("--max-memory", val, &o->max_memory)) return 2;
         }
     }
     if (!o->model) return err_usage("--model DIR is required%s%s", "", "");
@@ -662,6 +694,7 @@ int cmd_generate(int argc, char **argv)
     px_generate_params prm;
     px_generate_params_init(&prm);
     px_pipeline_set_vae_tiling(p, o->vae_tiling);
+    if (o->max_memory) px_pipeline_set_max_memory(p, o->max_memory);
     if (set_prompts(o, p, &prm, &emb)) goto fail;
     set_sampling(o, &prm);
     if (set_noise(o, p, &prm, &latents)) goto fail;

@@ -97,6 +97,7 @@ typedef struct {
     int32_t *ctx_mask;            /* (NB, L) */
     float *latents;               /* (N, C, h, w) */
     float *micro_res, *micro_ar;  /* (NB, 2), (NB) */
+    int vae_tiled;                /* the decode's path (plan_decode) */
 } run_state;
 
 static void run_free(run_state *r)
@@ -431,6 +432,52 @@ static int stage_denoise(px_pipeline *p, run_state *r)
 // ---------------------------------------------------------------------------
 // 8. VAE decode, resize back from the bucket, postprocess
 
+/* "2.41 GiB", "310.5 MiB", "92.0 KiB" */
+static const char *fmt_bytes(char *buf, size_t n, double b)
+{
+    if (b >= 1024.0 * 1024 * 1024) snprintf(buf, n, "%.2f GiB", b / (1024.0 * 1024 * 1024));
+    else if (b >= 1024.0 * 1024) snprintf(buf, n, "%.1f MiB", b / (1024.0 * 1024));
+    else snprintf(buf, n, "%.1f KiB", b / 1024.0);
+    return buf;
+}
+
+/* Chooses the decode's path before any model runs: explicit tiling on/off,
+ * or (auto) untiled unless its estimated memory exceeds the budget; fails
+ * now, not after the denoising loop, when the chosen decode would exceed the
+ * budget (e.g. 65528 x 65528 with binning: two 51.5 GB image buffers). */
+static int plan_decode(px_pipeline *p, run_state *r)
+{
+    const px_generate_params *prm = r->prm;
+    if (prm->output_type != PX_OUTPUT_IMAGE) return 0;
+    uint64_t budget;
+    const char *src;
+    if (px_pl_memory_budget(p, &budget, &src)) return -1;
+    const int N = r->N, dump = prm->dump != NULL;
+    const double untiled = px_pl_decode_stage_bytes(p, N, r->h, r->w, r->orig_h, r->orig_w, dump, 0);
+    const double tiled = px_pl_decode_stage_bytes(p, N, r->h, r->w, r->orig_h, r->orig_w, dump, 1);
+    const int can_tile = tiled < untiled && px_vae_tiling_covers(&p->vae, r->h, r->w);
+    int mode = p->vae_tiling;
+    if (mode == PX_VAE_TILING_AUTO) mode = untiled > (double)budget && can_tile;
+    const double need = mode ? tiled : untiled;
+    char a[32], b[32], c[32];
+    if (need > (double)budget)
+        return px_fail("decoding %d image%s of %dx%d%s needs about %s%s, over the memory budget of %s "
+                       "(%s; raise it with --max-memory or PIXART_MAX_MEMORY)",
+                       N, N > 1 ? "s" : "", r->orig_w, r->orig_h, mode ? " in tiles" : "",
+                       fmt_bytes(a, sizeof a, need), !mode && can_tile ? " (--vae-tiling would need less)" : "",
+                       fmt_bytes(b, sizeof b, (double)budget), src);
+    r->vae_tiled = mode;
+    if (p->vae_tiling == PX_VAE_TILING_AUTO && mode && !p->tiling_noted) {
+        fprintf(stderr,
+                "pixart: the untiled VAE decode of %dx%d would need about %s, over the memory budget of %s (%s): "
+                "decoding in tiles (about %s; the image differs slightly, as with diffusers' vae.enable_tiling())\n",
+                r->w * p->vae_scale, r->h * p->vae_scale, fmt_bytes(a, sizeof a, untiled),
+                fmt_bytes(b, sizeof b, (double)budget), src, fmt_bytes(c, sizeof c, tiled));
+        p->tiling_noted = 1;
+    }
+    return 0;
+}
+
 static int stage_load_vae(px_pipeline *p, run_state *r) { return px_pl_vae_get(p); }
 
 static int stage_decode(px_pipeline *p, run_state *r)
@@ -448,7 +495,7 @@ static int stage_decode(px_pipeline *p, run_state *r)
     int rc = -1;
     if (!z || !decoded) goto out;
     for (int64_t i = 0; i < r->lat_n; i++) z[i] = res->latents[i] / sf;
-    px_vae_set_tiling(vae, p->vae_tiling);
+    px_vae_set_tiling(vae, r->vae_tiled);
     if (px_vae_decode(vae, decoded, z, N, r->h, r->w, dump)) goto out;
     px_pl_release_unkept(p, PX_MODEL_VAE);
     if (px_dump_add_key(dump, "pipeline/vae_decoded", decoded, 4, (int64_t[]){N, 3, DH, DW})) goto out;
@@ -509,7 +556,7 @@ int px_pipeline_generate(px_pipeline *p, const px_generate_params *prm, px_gener
     memset(res, 0, sizeof *res);
     run_state r;
     if (run_init(p, prm, res, &r)) return -1;
-    if (setup_scheduler(p, &r) || encode_prompt(p, &r) || conditioning(&r)) goto fail;
+    if (plan_decode(p, &r) || setup_scheduler(p, &r) || encode_prompt(p, &r) || conditioning(&r)) goto fail;
     text_state_free(&r.ts);
     if (prepare_latents(&r) || micro_conditions(&r)) goto fail;
     if (timed_stage(p, &r, PX_STAGE_LOAD_TRANSFORMER, stage_load_transformer) ||

@@ -16,6 +16,7 @@
 #include "model/dit.h"
 #include "model/t5.h"
 #include "model/vae.h"
+#include "ops/ops.h"
 #include "sched/rng.h"
 #include "sched/config.h"
 #include "sched/scheduler.h"
@@ -23,11 +24,13 @@
 #include "tensor/error.h"
 #include "tensor/json.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -215,6 +218,7 @@ px_pipeline *px_pipeline_open(const char *dir, const char *variant)
     }
     px_pipeline *p = px_calloc(1, sizeof *p, "pipeline");
     if (!p) return NULL;
+    p->vae_tiling = PX_VAE_TILING_AUTO;
     p->dir = strdup(dir);
     p->variant = variant && *variant ? strdup(variant) : NULL;
     p->te_dir = path_join(dir, "text_encoder");
@@ -443,11 +447,89 @@ int px_pipeline_keep_models(px_pipeline *p, int mask)
     return old;
 }
 
-int px_pipeline_set_vae_tiling(px_pipeline *p, int enabled)
+int px_pipeline_set_vae_tiling(px_pipeline *p, int mode)
 {
     int old = p->vae_tiling;
-    p->vae_tiling = !!enabled;
+    p->vae_tiling = mode == PX_VAE_TILING_AUTO ? PX_VAE_TILING_AUTO : !!mode;
     return old;
+}
+
+uint64_t px_pipeline_set_max_memory(px_pipeline *p, uint64_t bytes)
+{
+    uint64_t old = p->max_memory;
+    p->max_memory = bytes;
+    return old;
+}
+
+// ---------------------------------------------------------------------------
+// the decode's memory budget
+
+int px_pl_parse_size(const char *s, uint64_t *bytes)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || !isfinite(v) || v < 0 || *s == '-' || *s == '+') return -1;
+    double mul = 1;
+    const char *u = "KMGT";
+    const char *hit = *end ? strchr(u, toupper((unsigned char)*end)) : NULL;
+    if (hit) {
+        for (const char *q = u; q <= hit; q++) mul *= 1024;
+        end++;
+        if (*end == 'i' && end[1] == 'B') end += 2;
+        else if (*end == 'B' || *end == 'b') end++;
+    } else if (*end == 'B' || *end == 'b') {
+        end++;
+    }
+    if (*end || v * mul >= 18446744073709551615.0 || v * mul < 1) return -1;
+    *bytes = (uint64_t)(v * mul);
+    return 0;
+}
+
+/* Half the physical RAM, not MemAvailable: the same command then makes the
+ * same image on a machine whatever else runs on it (0 if unknown). */
+static uint64_t default_budget(void)
+{
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    return pages > 0 && page > 0 ? (uint64_t)pages * (uint64_t)page / 2 : 0;
+}
+
+int px_pl_memory_budget(const px_pipeline *p, uint64_t *bytes, const char **source)
+{
+    if (p->max_memory) {
+        *bytes = p->max_memory;
+        *source = "--max-memory";
+        return 0;
+    }
+    const char *e = getenv("PIXART_MAX_MEMORY");
+    if (e && *e) {
+        if (px_pl_parse_size(e, bytes))
+            return px_fail("PIXART_MAX_MEMORY='%s' is not a size (bytes, or a number with K, M, G or T: 3G, 2500M)",
+                           e);
+        *source = "PIXART_MAX_MEMORY";
+        return 0;
+    }
+    *bytes = default_budget();
+    *source = "half the RAM";
+    if (!*bytes) *bytes = UINT64_MAX; /* unknown: no budget */
+    return 0;
+}
+
+double px_pl_decode_stage_bytes(const px_pipeline *p, int N, int h, int w, int out_h, int out_w, int dump, int tiled)
+{
+    px_ops_init(); /* the thread count */
+    const double f = p->vae_scale, fl = sizeof(float);
+    const double weights = fl * (double)px_vae_decoder_params(&p->vae);
+    const double z = fl * N * p->vae.latent_channels * (double)h * w;
+    const double decoded = fl * N * 3.0 * (h * f) * (w * f);
+    const double resized = out_h != h * f || out_w != w * f ? fl * N * 3.0 * out_h * out_w : 0;
+    const double images = fl * N * 3.0 * out_h * out_w; /* postprocessed (N, H, W, 3) */
+    const double work =
+        (double)px_vae_decode_work_bytes(&p->vae, dump ? N : 1, h, w, tiled, px_get_num_threads());
+    // during px_vae_decode: z, decoded, the decoder's buffers; after it:
+    // decoded, resize_and_crop's output and the final images
+    const double during = z + decoded + work, after = decoded + resized + images;
+    return weights + (during > after ? during : after);
 }
 
 int px_pipeline_encode(px_pipeline *p, const char *const *texts, int n, int max_length, float *out, float *mask)
