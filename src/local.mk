@@ -2,7 +2,7 @@
 #   src/tokenizer/  prompt text -> T5 token ids (library)
 #   src/pipeline/   PixArtAlphaPipeline over the models, binning, PNG (library)
 #   src/cli/        the pixart command (a program linking the library)
-pixart_SOURCES += src/cli/main.c src/cli/cli.h
+pixart_SOURCES += src/cli/main.c src/cli/parse.c src/cli/cli.h
 pixart_SOURCES += src/cli/cmd_tokenize.c
 pixart_SOURCES += src/cli/cmd_generate.c src/cli/cmd_encode.c src/cli/progress.c src/cli/progress.h
 pixart_SOURCES += src/cli/cmd_randn.c

@@ -70,6 +70,10 @@ static void batch_usage(FILE *f)
             "  --max-sequence-length N   tokens per prompt (120; PixArt-Sigma: 300)\n"
             "  --variant fp16|bf16       load *.VARIANT.safetensors weights\n"
             "  --vae-tiling              decode in overlapping tiles\n"
+            "  --no-vae-tiling           never tile (default: tile only when the untiled decode\n"
+            "                            would need more than --max-memory, and say so)\n"
+            "  --max-memory SIZE         memory budget of the VAE decode stage, e.g. 3G, 2500M\n"
+            "                            (default PIXART_MAX_MEMORY, else half the RAM)\n"
             "other:\n"
             "  --threads N               operator threads (default: all cores; under MPI the cores of\n"
             "                            the node divided by the processes on that node)\n"
@@ -90,7 +94,9 @@ static void batch_usage(FILE *f)
 typedef struct {
     const char *model, *prompts, *outdir, *variant, *negative, *scheduler, *scheduler_config, *timesteps_arg;
     long long steps, height, width, nipp, threads, max_seq;
-    int steps_set, guidance_set, nipp_set, strict, quiet, binning, vae_tiling;
+    int steps_set, guidance_set, nipp_set, strict, quiet, binning;
+    int vae_tiling;                  /* 1, 0, or PX_VAE_TILING_AUTO (-1), as generate */
+    unsigned long long max_memory;   /* bytes, 0: the pipeline's default */
     double guidance, eta;
     uint64_t seeds[MAX_SEEDS];
     int nseeds;
@@ -188,6 +194,8 @@ static int set_option(batch_opts *o, const char *name, const char *val)
     } else if (!strcmp(name, "--variant")) {
         if (strcmp(val, "fp16") && strcmp(val, "bf16")) return usage_error("--variant: '%s' is not fp16 or bf16", val);
         o->variant = val;
+    } else if (!strcmp(name, "--max-memory")) {
+        if (px_cli_parse_size("batch", "--max-memory", val, &o->max_memory)) return 2;
     } else if (!strcmp(name, "--threads")) {
         if (px_cli_parse_int("--threads", val, 1, 4096, &o->threads)) return 2;
     } else return usage_error("unknown option '%s'", name);
@@ -202,6 +210,7 @@ static int parse_args(int argc, char **argv, batch_opts *o)
     o->guidance = 4.5;
     o->nipp = 1;
     o->binning = 1;
+    o->vae_tiling = PX_VAE_TILING_AUTO;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -210,10 +219,13 @@ static int parse_args(int argc, char **argv, batch_opts *o)
         }
         int *flag = !strcmp(a, "--strict")                                   ? &o->strict
                     : !strcmp(a, "--quiet") || !strcmp(a, "-q")              ? &o->quiet
-                    : !strcmp(a, "--vae-tiling")                             ? &o->vae_tiling
                     : NULL;
         if (flag) {
             *flag = 1;
+            continue;
+        }
+        if (!strcmp(a, "--vae-tiling") || !strcmp(a, "--no-vae-tiling")) {
+            o->vae_tiling = a[2] == 'v';
             continue;
         }
         if (!strcmp(a, "--no-resolution-binning")) {
@@ -294,6 +306,7 @@ static uint64_t job_key(const batch_opts *o, const px_batch_job *j, int L)
     h = hash_num(h, "L", L);
     h = hash_num(h, "binning", o->binning);
     h = hash_num(h, "vae_tiling", o->vae_tiling);
+    h = hash_num(h, "max_memory", (double)o->max_memory); // the automatic tiling depends on it
     return h;
 }
 
@@ -897,6 +910,7 @@ static int prepare(batch_run *r)
     r->p = px_pipeline_open(o->model, o->variant);
     if (!r->p) return 1;
     px_pipeline_set_vae_tiling(r->p, o->vae_tiling);
+    if (o->max_memory) px_pipeline_set_max_memory(r->p, o->max_memory);
     r->L = o->max_seq ? (int)o->max_seq : px_pipeline_max_sequence_length(r->p);
     r->D = px_pipeline_text_dim(r->p);
     resolve_jobs(o, r->p, r->L, &r->js, err);

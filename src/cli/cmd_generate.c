@@ -123,28 +123,6 @@ static int parse_int(const char *opt, const char *s, long long lo, long long hi,
     return 0;
 }
 
-/* SIZE: bytes, or a number with K, M, G or T (powers of 1024), as
- * PIXART_MAX_MEMORY takes it. */
-static int parse_size(const char *opt, const char *s, unsigned long long *out)
-{
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end), mul = 1;
-    const char *units = "KMGT", *u = *end ? strchr(units, toupper((unsigned char)*end)) : NULL;
-    if (u) {
-        for (const char *q = units; q <= u; q++) mul *= 1024;
-        end++;
-    }
-    if (*end == 'B' || (u && *end == 'i' && end[1] == 'B')) end += *end == 'B' ? 1 : 2;
-    if (errno || end == s || *end || *s == '-' || !(v * mul >= 1) || v * mul >= 1.8e19) {
-        fprintf(stderr, "pixart generate: %s: '%s' is not a size (bytes, or a number with K, M, G or T: 3G, 2500M)\n",
-                opt, s);
-        return -1;
-    }
-    *out = (unsigned long long)(v * mul);
-    return 0;
-}
-
 static int parse_double(const char *opt, const char *s, double lo, double hi, double *out)
 {
     char *end;
@@ -317,7 +295,7 @@ static int parse_args(int argc, char **argv, gen_opts *o)
         } else if (!strcmp(name, "--max-sequence-length")) {
             if (parse_int("--max-sequence-length", val, 2, 4096, &o->max_seq)) return 2;
         } else if (!strcmp(name, "--max-memory")) {
-            if (parse_size("--max-memory", val, &o->max_memory)) return 2;
+            if (px_cli_parse_size("generate", "--max-memory", val, &o->max_memory)) return 2;
         }
     }
     if (!o->model) return err_usage("--model DIR is required%s%s", "", "");

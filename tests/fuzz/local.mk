@@ -14,7 +14,7 @@ PX_FUZZ_LINK_FLAGS = $(AM_LDFLAGS) -fsanitize=fuzzer
 EXTRA_DIST += tests/fuzz/run.sh tests/fuzz/seeds tests/fuzz/dict
 
 # the CLI's parsers are static: cmd_generate.c and cmd_randn.c are compiled into it
-tests_fuzz_fuzz_cli_args_SOURCES = tests/fuzz/fuzz_cli_args.c tests/fuzz/fuzz_util.h src/cli/progress.c src/cli/progress.h
+tests_fuzz_fuzz_cli_args_SOURCES = tests/fuzz/fuzz_cli_args.c tests/fuzz/fuzz_util.h src/cli/parse.c src/cli/progress.c src/cli/progress.h
 tests_fuzz_fuzz_cli_args_CFLAGS = $(PX_FUZZ_CFLAGS)
 tests_fuzz_fuzz_cli_args_LDFLAGS = $(PX_FUZZ_LINK_FLAGS)
 tests_fuzz_fuzz_cli_args_LDADD = $(PX_BENCH_LIBS)
