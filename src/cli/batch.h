@@ -75,8 +75,9 @@ int px_batch_fsync_path(const char *path, int is_dir);
 /* Appends the parts' complete lines to manifest.jsonl (durably) and removes
  * the parts. 0 or -1. */
 int px_batch_manifest_merge(const char *outdir);
-/* Removes the temporary files a killed run may have left (NAME.tmp.PID of the
- * atomic writers). Returns how many were removed. */
+/* Removes the temporary files a killed run may have left (".pixart.tmp.PID.N"
+ * of the output writers, tensor/outfile.h, whose process is gone). Returns
+ * how many were removed. */
 int px_batch_clean_temps(const char *outdir);
 /* done[i] = 1 for every job whose outputs are complete: an "ok" line with the
  * job's key and file names, and every file there with the recorded size and

@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -189,6 +190,20 @@ int px_batch_manifest_merge(const char *outdir)
     return rc;
 }
 
+/* "PID.N": the tail of the writers' ".pixart.tmp.PID.N" (tensor/outfile.h).
+ * The PID, or -1 when name is not of that form. */
+static long temp_pid(const char *name)
+{
+    static const char prefix[] = ".pixart.tmp.";
+    if (strncmp(name, prefix, sizeof prefix - 1)) return -1;
+    const char *q = name + sizeof prefix - 1;
+    size_t np = strspn(q, "0123456789");
+    if (!np || np > 9 || q[np] != '.') return -1;
+    const char *k = q + np + 1;
+    if (!*k || strspn(k, "0123456789") != strlen(k)) return -1;
+    return strtol(q, NULL, 10);
+}
+
 int px_batch_clean_temps(const char *outdir)
 {
     DIR *d = opendir(outdir);
@@ -196,11 +211,10 @@ int px_batch_clean_temps(const char *outdir)
     int n = 0;
     struct dirent *e;
     while ((e = readdir(d))) {
-        // px_png_write's "PATH.tmp.PID": only names ending in .tmp.<digits>
-        const char *t = strstr(e->d_name, ".tmp.");
-        if (!t || t == e->d_name) continue;
-        const char *q = t + 5;
-        if (!*q || strspn(q, "0123456789") != strlen(q) || strstr(q, ".tmp.")) continue;
+        // only the writers' own temporaries, and not those of a process that
+        // still runs on this machine (a generate writing into the same folder)
+        long pid = temp_pid(e->d_name);
+        if (pid <= 0 || (pid != (long)getpid() && (kill((pid_t)pid, 0) == 0 || errno == EPERM))) continue;
         char path[PATH_MAX];
         snprintf(path, sizeof path, "%s/%s", outdir, e->d_name);
         if (unlink(path) == 0) n++;
