@@ -14,5 +14,7 @@ int px_cli_parse_int(const char *opt, const char *s, long long lo, long long hi,
 /* A byte count: a number, optionally with K, M, G or T (powers of 1024) and
  * B or iB (3G, 2500M, 1.5GiB). 0 or -1 (message "pixart CMD: OPT: ..." printed). */
 int px_cli_parse_size(const char *cmd, const char *opt, const char *s, unsigned long long *out);
+/* A finite number in [lo, hi]. 0 or -1 (message "pixart CMD: OPT: ..." printed). */
+int px_cli_parse_double(const char *cmd, const char *opt, const char *s, double lo, double hi, double *out);
 
 #endif

@@ -112,19 +112,6 @@ static int usage_error(const char *fmt, const char *a)
     return 2;
 }
 
-static int parse_double(const char *opt, const char *s, double lo, double hi, double *out)
-{
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno || end == s || *end || !isfinite(v) || v < lo || v > hi) {
-        fprintf(stderr, "pixart batch: %s: '%s' is not a number in [%g, %g]\n", opt, s, lo, hi);
-        return -1;
-    }
-    *out = v;
-    return 0;
-}
-
 static int parse_seeds(const char *s, batch_opts *o)
 {
     o->nseeds = 0;
@@ -171,7 +158,7 @@ static int set_option(batch_opts *o, const char *name, const char *val)
         if (parse_timesteps(val, o)) return 2;
         o->timesteps_arg = val;
     } else if (!strcmp(name, "--guidance-scale")) {
-        if (parse_double("--guidance-scale", val, -1e6, 1e6, &o->guidance)) return 2;
+        if (px_cli_parse_double("batch", "--guidance-scale", val, -1e6, 1e6, &o->guidance)) return 2;
         o->guidance_set = 1;
     } else if (!strcmp(name, "--height")) {
         if (px_cli_parse_int("--height", val, 8, 65536, &o->height)) return 2;
@@ -188,7 +175,7 @@ static int set_option(batch_opts *o, const char *name, const char *val)
         o->scheduler = val;
     } else if (!strcmp(name, "--scheduler-config")) o->scheduler_config = val;
     else if (!strcmp(name, "--eta")) {
-        if (parse_double("--eta", val, 0, 1e6, &o->eta)) return 2;
+        if (px_cli_parse_double("batch", "--eta", val, 0, 1e6, &o->eta)) return 2;
     } else if (!strcmp(name, "--max-sequence-length")) {
         if (px_cli_parse_int("--max-sequence-length", val, 2, 4096, &o->max_seq)) return 2;
     } else if (!strcmp(name, "--variant")) {

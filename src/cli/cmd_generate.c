@@ -123,19 +123,6 @@ static int parse_int(const char *opt, const char *s, long long lo, long long hi,
     return 0;
 }
 
-static int parse_double(const char *opt, const char *s, double lo, double hi, double *out)
-{
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno || end == s || *end || !isfinite(v) || v < lo || v > hi) {
-        fprintf(stderr, "pixart generate: %s: '%s' is not a number in [%g, %g]\n", opt, s, lo, hi);
-        return -1;
-    }
-    *out = v;
-    return 0;
-}
-
 static int parse_u64(const char *s, uint64_t *out)
 {
     if (!*s || *s < '0' || *s > '9') return -1;
@@ -258,7 +245,7 @@ static int parse_args(int argc, char **argv, gen_opts *o)
             if (parse_int("--steps", val, 1, 1000, &o->steps)) return 2;
             o->steps_set = 1;
         } else if (!strcmp(name, "--guidance-scale")) {
-            if (parse_double("--guidance-scale", val, -1e6, 1e6, &o->guidance)) return 2;
+            if (px_cli_parse_double("generate", "--guidance-scale", val, -1e6, 1e6, &o->guidance)) return 2;
             o->guidance_set = 1;
         } else if (!strcmp(name, "--height")) {
             if (parse_int("--height", val, 8, 65536, &o->height)) return 2;
@@ -274,7 +261,7 @@ static int parse_args(int argc, char **argv, gen_opts *o)
             o->scheduler = val;
         } else if (!strcmp(name, "--scheduler-config")) o->scheduler_config = val;
         else if (!strcmp(name, "--eta")) {
-            if (parse_double("--eta", val, 0, 1e6, &o->eta)) return 2;
+            if (px_cli_parse_double("generate", "--eta", val, 0, 1e6, &o->eta)) return 2;
         } else if (!strcmp(name, "--timesteps")) {
             if (parse_timesteps(val, o)) return 2;
             o->timesteps_arg = val;
