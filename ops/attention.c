@@ -247,14 +247,13 @@ static void attend_block(float *out, const float *q, const px_attn_args *a, int6
             px_k.attn_pv(w->Ob + (size_t)i0 * dv, alpha, w->S, KT, Vt, vstride, (size_t)nk, dv);
         }
     }
-    /* out = O / l (the same products as a scalar loop), through the vector
-     * kernel: 16x fewer stores into rows H*D floats apart, whose cache
-     * lines prefetch_rows asked for during the last key tile */
-    float *inv = w->Qb; /* free now: QB x dk floats */
+    /* out = O / l; the cache lines of these rows (H*D floats apart) were
+     * asked for by prefetch_rows during the last key tile */
     for (int64_t i = 0; i < nrow; i++) {
-        const float r = 1.0f / w->l[i];
-        for (int64_t d = 0; d < D; d++) inv[d] = r;
-        px_k.mul(out + (b * Nq + qrow0 + i) * os + h * D, w->Ob + (size_t)i * dv, inv, (size_t)D);
+        const float inv = 1.0f / w->l[i];
+        float *dst = out + (b * Nq + qrow0 + i) * os + h * D;
+        const float *o = w->Ob + (size_t)i * dv;
+        for (int64_t d = 0; d < D; d++) dst[d] = o[d] * inv;
     }
 }
 
