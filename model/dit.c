@@ -304,7 +304,7 @@ static int load_weights(px_dit *m)
  * 2026-12-03 evening"). The values, hence the results, are the same.
  * PIXART_DIT_MMAP_WEIGHTS=1 keeps the mapping: processes sharing one
  * checkpoint (batch ranks) then share its page-cache pages instead of
- * holding a copy each. */
+ * holding a copy each. So does a failed allocation of the copy. */
 static int make_resident(px_dit *m)
 {
     const char *e = getenv("PIXART_DIT_MMAP_WEIGHTS");
@@ -324,9 +324,13 @@ static int make_resident(px_dit *m)
     }
     m->wres = px_calloc(n, sizeof *m->wres, "DiT weights");
     m->wmem = px_malloc_huge(bytes, "DiT weights");
-    if (!m->wres || !m->wmem) {
+    if (!m->wres || !m->wmem) { /* no room for a copy: keep reading the mapping */
         free(lins);
-        return -1;
+        free(m->wres);
+        free(m->wmem);
+        m->wres = NULL;
+        m->wmem = NULL;
+        return 0;
     }
     m->wbytes = bytes;
     char *dst = m->wmem;
