@@ -300,8 +300,9 @@ static int load_weights(px_dit *m)
  * back (px_weights_release), so the resident size stays the same. The GEMM
  * packs a weight block by reading rows K floats apart, one 4 KiB page each
  * in the mapping: with the weights in 2 MiB pages the 512 px forward took
- * 7-11 % less time (anonymous 4 KiB pages: 5-7 %; doc/performance.md, "Zen 5,
- * 2026-12-03 evening"). The values, hence the results, are the same.
+ * 7-10 % less time on Zen 5 (at 1024 px no difference beyond the noise;
+ * doc/performance.md, "Zen 5, the evening of 2026-12-03"). The values,
+ * hence the results, are the same.
  * PIXART_DIT_MMAP_WEIGHTS=1 keeps the mapping: processes sharing one
  * checkpoint (batch ranks) then share its page-cache pages instead of
  * holding a copy each. So does a failed allocation of the copy. */
