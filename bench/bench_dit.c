@@ -39,8 +39,12 @@
  * use_additional_conditions false, interpolation_scale sample_size / 64);
  * --res 2048 is the 2K-MS model (sample_size 256, 16384 tokens per image).
  *
+ * --parts: instead, the operations of one block timed one by one (F32),
+ * each GEMM next to raw cblas_sgemm on its shape, so that the time beyond
+ * the FLOPs at the sgemm rate is attributed to operations.
+ *
  * usage: bench_dit [--layers N] [--reps R] [--res 512|1024|2048|both] [--dtype f32|bf16|both]
- *                  [--batch 1|2 | --loop] [--sigma] */
+ *                  [--batch 1|2 | --loop] [--sigma] [--parts] */
 #include "model/dit.h"
 #include "src/pipeline/pipeline.h" /* px_denoise_loop */
 #include "sched/scheduler.h"
@@ -432,6 +436,136 @@ static double hwm_gb(void)
 
 #define MIN(a, b) ((a) < (b) ? (a) : (b))
 
+// ----------------------------------------------------------------------------
+// --parts: one block's operations, timed one by one
+
+/* One DiT block's sequence of operations (model/dit.c block_forward: the
+ * same calls on buffers of the same shapes, F32 weights made here, biases
+ * zero), each timed on its own, best of `reps` after a warm-up; the GEMMs
+ * next to raw cblas_sgemm on their shapes (same process), so the time
+ * beyond the FLOPs at the sgemm rate is attributed to an operation. */
+enum { P_LN1, P_QKV, P_SELF, P_O1, P_GRES1, P_Q2, P_KV2, P_CROSS, P_O2, P_ADD, P_LN2, P_FF1, P_GELU, P_FF2,
+       P_GRES2, P_N };
+static const char *const part_name[P_N] = {
+    "norm1 + modulate", "attn1 to_q, to_k, to_v", "self-attention", "attn1 to_out", "gate * attn + h",
+    "attn2 to_q", "attn2 to_k, to_v (caption)", "cross-attention", "attn2 to_out", "h + attn2",
+    "norm2 + modulate", "ff.net.0.proj", "gelu_tanh", "ff.net.2", "gate * ff + h" };
+
+static px_tensor rand_weight(int64_t n, int64_t k, uint64_t seed)
+{
+    float *w = malloc((size_t)(n * k) * sizeof(float));
+    const float a = 1.0f / sqrtf((float)k);
+    for (int64_t i = 0; i < n * k; i++) w[i] = rnd(seed, (uint64_t)i, a);
+    return px_tensor_view(PX_F32, w, 2, (int64_t[]){ n, k });
+}
+
+static float *rand_buf(int64_t n, uint64_t seed, float a)
+{
+    float *x = px_malloc_huge((size_t)n * sizeof(float), "bench buffer");
+    for (int64_t i = 0; i < n; i++) x[i] = rnd(seed, (uint64_t)i, a);
+    return x;
+}
+
+static void gres(float *h, const float *a, const float *gate, int64_t B, int64_t N)
+{
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t n = 0; n < N; n++)
+            for (int64_t c = 0; c < C; c++) h[(b * N + n) * C + c] = gate[b * 6 * C + c] * a[(b * N + n) * C + c] + h[(b * N + n) * C + c];
+}
+
+static int parts_main(int64_t lat, int reps)
+{
+    const int64_t N = (lat / PATCH) * (lat / PATCH), B = batch, T = B * N, BL = B * L;
+    px_tensor wq = rand_weight(C, C, 1), wk = rand_weight(C, C, 2), wv = rand_weight(C, C, 3), wo = rand_weight(C, C, 4);
+    px_tensor wq2 = rand_weight(C, C, 5), wk2 = rand_weight(C, C, 6), wv2 = rand_weight(C, C, 7), wo2 = rand_weight(C, C, 8);
+    px_tensor w1 = rand_weight(4 * C, C, 9), w2 = rand_weight(C, 4 * C, 10);
+    float *tok = rand_buf(T * C, 11, 1.0f), *xn = rand_buf(T * C, 12, 1.0f), *q = rand_buf(T * C, 13, 1.0f);
+    float *k = rand_buf(T * C, 14, 1.0f), *v = rand_buf(T * C, 15, 1.0f), *ao = rand_buf(T * C, 16, 1.0f);
+    float *hid = rand_buf(T * 4 * C, 17, 1.0f), *kv = rand_buf(BL * C, 18, 1.0f), *k2 = rand_buf(BL * C, 19, 1.0f);
+    float *v2 = rand_buf(BL * C, 20, 1.0f), *ss = rand_buf(B * 6 * C, 21, 0.1f), *kbias = rand_buf(BL, 22, 0.0f);
+    float *bias = calloc(4 * C, sizeof(float));
+    for (int64_t b = 0; b < B; b++)
+        for (int j = 0; j < L; j++) kbias[b * L + j] = j < 24 ? 0.0f : -10000.0f;
+    const px_attn_args self = { .B = B, .Nq = N, .Nk = N, .H = HEADS, .D = HEAD_DIM, .scale = 1.0f / sqrtf(HEAD_DIM) };
+    px_attn_args cross = self;
+    cross.Nk = L;
+    cross.key_bias = kbias;
+    double best[P_N];
+    for (int i = 0; i < P_N; i++) best[i] = 1e30;
+    int rc = 0;
+    for (int rep = 0; rep <= reps && rc == 0; rep++) {
+        double t[P_N + 1];
+        t[0] = now();
+        px_layernorm(xn, tok, NULL, NULL, T, C, 1e-6f);
+        for (int64_t b = 0; b < B; b++) px_modulate(xn + b * N * C, xn + b * N * C, ss + b * 6 * C, ss + b * 6 * C + C, N, C);
+        t[1] = now();
+        rc |= px_linear(q, xn, &wq, bias, T) | px_linear(k, xn, &wk, bias, T) | px_linear(v, xn, &wv, bias, T);
+        t[2] = now();
+        rc |= px_attention(ao, q, k, v, &self);
+        t[3] = now();
+        rc |= px_linear(xn, ao, &wo, bias, T);
+        t[4] = now();
+        gres(tok, xn, ss + 2 * C, B, N);
+        t[5] = now();
+        rc |= px_linear(q, tok, &wq2, bias, T);
+        t[6] = now();
+        rc |= px_linear(k2, kv, &wk2, bias, BL) | px_linear(v2, kv, &wv2, bias, BL);
+        t[7] = now();
+        rc |= px_attention(ao, q, k2, v2, &cross);
+        t[8] = now();
+        rc |= px_linear(xn, ao, &wo2, bias, T);
+        t[9] = now();
+        px_add(tok, xn, tok, T * C);
+        t[10] = now();
+        px_layernorm(xn, tok, NULL, NULL, T, C, 1e-6f);
+        for (int64_t b = 0; b < B; b++) px_modulate(xn + b * N * C, xn + b * N * C, ss + b * 6 * C + 3 * C, ss + b * 6 * C + 4 * C, N, C);
+        t[11] = now();
+        rc |= px_linear(hid, xn, &w1, bias, T);
+        t[12] = now();
+        px_gelu_tanh(hid, hid, T * 4 * C);
+        t[13] = now();
+        rc |= px_linear(ao, hid, &w2, bias, T);
+        t[14] = now();
+        gres(tok, ao, ss + 5 * C, B, N);
+        t[15] = now();
+        /* keep the hidden states bounded over the repetitions */
+        px_layernorm(tok, tok, NULL, NULL, T, C, 1e-6f);
+        if (rep > 0)
+            for (int i = 0; i < P_N; i++) best[i] = MIN(best[i], t[i + 1] - t[i]);
+    }
+    if (rc) { fprintf(stderr, "bench: %s\n", px_last_error()); return 1; }
+    /* FLOPs and raw sgemm time of each part (0: not a product) */
+    const double fl_self = 4.0 * B * HEADS * (double)N * N * HEAD_DIM, fl_cross = 4.0 * B * HEADS * (double)N * L * HEAD_DIM;
+    double fl[P_N] = { 0 }, raw[P_N] = { 0 };
+    const double sq = time_sgemm(T, C, C, reps), skv = time_sgemm(BL, C, C, reps);
+    const double s1 = time_sgemm(T, 4 * C, C, reps), s2 = time_sgemm(T, C, 4 * C, reps);
+    fl[P_QKV] = 3 * 2.0 * T * C * C; raw[P_QKV] = 3 * sq;
+    fl[P_O1] = fl[P_Q2] = fl[P_O2] = 2.0 * T * C * C; raw[P_O1] = raw[P_Q2] = raw[P_O2] = sq;
+    fl[P_KV2] = 2 * 2.0 * BL * C * C; raw[P_KV2] = 2 * skv;
+    fl[P_FF1] = fl[P_FF2] = 2.0 * T * 4 * C * C; raw[P_FF1] = s1; raw[P_FF2] = s2;
+    fl[P_SELF] = fl_self;
+    fl[P_CROSS] = fl_cross;
+    double tot = 0, ftot = 0;
+    for (int i = 0; i < P_N; i++) tot += best[i], ftot += fl[i];
+    double gf = 0, gt = 0; /* the GEMMs' FLOPs and raw time: the block's sgemm rate */
+    for (int i = 0; i < P_N; i++) if (raw[i] > 0) gf += fl[i], gt += raw[i];
+    const double rate = gf / gt;
+    printf("one block at %lld px, batch %lld, best of %d, ops timed one by one (model/dit.c order, F32 weights);\n"
+           "raw cblas_sgemm on the block's GEMM shapes %.1f GFLOP/s; 'beyond' = time - FLOPs at that rate\n",
+           (long long)(lat * 8), (long long)B, reps, rate * 1e-9);
+    printf("  %-28s %9s %6s %9s %8s %10s %7s\n", "operation", "ms", "%", "GFLOP", "GFLOP/s", "beyond ms", "of gap");
+    const double gap = tot - ftot / rate;
+    for (int i = 0; i < P_N; i++) {
+        const double beyond = best[i] - fl[i] / rate;
+        printf("  %-28s %9.2f %5.1f%% %9.2f %8.1f %10.2f %6.1f%%\n", part_name[i], best[i] * 1e3, 100 * best[i] / tot,
+               fl[i] * 1e-9, fl[i] > 0 ? fl[i] / best[i] * 1e-9 : 0.0, beyond * 1e3, 100 * beyond / gap);
+    }
+    printf("  %-28s %9.2f %5.1f%% %9.2f %8.1f %10.2f   ratio %.3f (sum of the parts / FLOPs at the sgemm rate)\n", "block",
+           tot * 1e3, 100.0, ftot * 1e-9, ftot / tot * 1e-9, gap * 1e3, tot / (ftot / rate));
+    return 0;
+}
+
 /* `bench_dit --child DIR_N DIR_0 LATENT MICRO REPS BATCH TOKENS`: prints
  * "T_N T_0 T_RAW T_ATTN PEAK_GB" or "ERROR msg". The raw sgemm shapes, the
  * attention and the forward are timed in turn in every repetition (after one
@@ -578,12 +712,13 @@ int main(int argc, char **argv)
 {
     if (argc == 9 && !strcmp(argv[1], "--child")) return child_main(argv + 2);
     px_blas_fix_core(argv); /* OpenBLAS's best kernels for the raw baseline */
-    int layers = 2, reps = 2, do512 = 1, do1024 = 1, do2048 = 0, dof32 = 1, dobf16 = 1, loop = 0;
+    int layers = 2, reps = 2, do512 = 1, do1024 = 1, do2048 = 0, dof32 = 1, dobf16 = 1, loop = 0, parts = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--layers") && i + 1 < argc) layers = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--reps") && i + 1 < argc) reps = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--batch") && i + 1 < argc) batch = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--loop")) loop = 1;
+        else if (!strcmp(argv[i], "--parts")) parts = 1;
         else if (!strcmp(argv[i], "--sigma")) sigma = 1, L = 300;
         else if (!strcmp(argv[i], "--res") && i + 1 < argc) {
             const char *v = argv[++i];
@@ -596,7 +731,7 @@ int main(int argc, char **argv)
             dobf16 = !strcmp(v, "bf16") || !strcmp(v, "both");
         } else {
             fprintf(stderr, "usage: %s [--layers N (1..28)] [--reps R] [--res 512|1024|2048|both] "
-                            "[--dtype f32|bf16|both] [--batch 1|2 | --loop] [--sigma]\n", argv[0]);
+                            "[--dtype f32|bf16|both] [--batch 1|2 | --loop] [--sigma] [--parts]\n", argv[0]);
             return 2;
         }
     }
@@ -615,6 +750,12 @@ int main(int argc, char **argv)
            layers == LAYERS ? "full model"
                             : "blocks instantiated: --layers; full model extrapolated from per-block time");
     if (cpu_time()) printf("times are process CPU time (PIXART_BENCH_CPU_TIME)\n\n");
+    if (parts) {
+        int st = 0;
+        for (int res = 0; res < 3; res++)
+            if ((res == 0 && do512) || (res == 1 && do1024) || (res == 2 && do2048)) st |= parts_main(64 << res, reps);
+        return st;
+    }
 
     const char *tmp = getenv("TMPDIR");
     int status = 0;

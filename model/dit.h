@@ -8,6 +8,7 @@
 #ifndef PX_DIT_H
 #define PX_DIT_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "tensor/dump.h"
@@ -35,6 +36,10 @@ int px_dit_num_layers(const px_dit *m);
 /* 1 when adaln_single takes resolution and aspect ratio (diffusers'
  * use_additional_conditions: sample_size == 128 unless the config says). */
 int px_dit_uses_micro_conditions(const px_dit *m);
+/* Bytes of the blocks' matrices copied into 2 MiB pages at load (model/dit.c
+ * make_resident); 0 when they are read from the file mapping
+ * (PIXART_DIT_MMAP_WEIGHTS=1, or no blocks). */
+size_t px_dit_resident_bytes(const px_dit *m);
 
 /* One denoiser evaluation.
  *   out (B, out_ch, h, w)

@@ -111,24 +111,41 @@ typedef struct {
 } attn_scratch;
 
 /* Copy head h of batch b of K (as K^T panels) and V (as column panels),
- * zero-padded; returns the V panel stride. */
+ * zero-padded; returns the V panel stride. K is transposed one panel at a
+ * time with the keys innermost: each load of a dimension d touches kp rows
+ * (kp independent cache misses in flight at d = 0, the rest of those rows
+ * then come from L1) and the stores run along the panel. Copying row by row
+ * instead (contiguous loads, stores kp floats apart) waited on one K row at
+ * a time: ~8 % of the perf samples of an N = 1024 attention, ~2 % this way
+ * (doc/performance.md). V is copied row by row (each row read once), and
+ * only the padding is zeroed, not the whole buffers. */
 static size_t pack_kv(attn_scratch *w, const attn_layout *L, const float *k, const float *v, const px_attn_args *a,
                       int64_t ks, int64_t vs, int64_t b, int64_t h)
 {
     const int64_t Nk = a->Nk, D = a->D;
-    const size_t kp = L->kp, vp = L->vp, vstride = L->nkp * vp;
-    memset(w->Kp, 0, L->nkp * L->dk * sizeof(float));
-    memset(w->Vp, 0, L->nkp * L->dv * sizeof(float));
-    for (int64_t j = 0; j < Nk; j++) {
-        const float *kj = k + (b * Nk + j) * ks + h * D, *vj = v + (b * Nk + j) * vs + h * D;
-        float *kpanel = w->Kp + (size_t)j / kp * L->dk * kp + (size_t)j % kp;
-        for (int64_t d = 0; d < D; d++) kpanel[(size_t)d * kp] = kj[d];
-        for (int64_t d0 = 0; d0 < D; d0 += (int64_t)vp) {
-            const int64_t n = D - d0 < (int64_t)vp ? D - d0 : (int64_t)vp;
-            float *vpanel = w->Vp + (size_t)d0 / vp * vstride + (size_t)j * vp;
-            memcpy(vpanel, vj + d0, (size_t)n * sizeof(float));
+    const size_t kp = L->kp, vp = L->vp, vstride = L->nkp * vp, dk = L->dk;
+    const float *k0 = k + b * Nk * ks + h * D, *v0 = v + b * Nk * vs + h * D;
+    for (size_t j0 = 0; j0 < (size_t)Nk; j0 += kp) {
+        const size_t nj = (size_t)Nk - j0 < kp ? (size_t)Nk - j0 : kp;
+        float *panel = w->Kp + j0 * dk;
+        const float *kj = k0 + (int64_t)j0 * ks;
+        for (size_t d = 0; d < dk; d++) {
+            float *dst = panel + d * kp;
+            for (size_t jj = 0; jj < nj; jj++) dst[jj] = kj[(int64_t)jj * ks + (int64_t)d];
+            for (size_t jj = nj; jj < kp; jj++) dst[jj] = 0.0f;
         }
     }
+    for (int64_t j = 0; j < Nk; j++) {
+        const float *vj = v0 + j * vs;
+        for (int64_t d0 = 0; d0 < D; d0 += (int64_t)vp) {
+            float *dst = w->Vp + (size_t)d0 / vp * vstride + (size_t)j * vp;
+            const int64_t n = D - d0 < (int64_t)vp ? D - d0 : (int64_t)vp;
+            memcpy(dst, vj + d0, (size_t)n * sizeof(float));
+            if (n < (int64_t)vp) memset(dst + n, 0, (vp - (size_t)n) * sizeof(float));
+        }
+    }
+    for (size_t d0 = 0; d0 < L->dv; d0 += vp)
+        memset(w->Vp + d0 / vp * vstride + (size_t)Nk * vp, 0, (L->nkp - (size_t)Nk) * vp * sizeof(float));
     return vstride;
 }
 
@@ -167,6 +184,39 @@ static void softmax_strip(attn_scratch *w, float *alpha, const px_attn_args *a, 
     }
 }
 
+#if defined(__GNUC__)
+#define PREFETCH(p, rw) __builtin_prefetch((p), (rw), 3)
+#else
+#define PREFETCH(p, rw) ((void)(p))
+#endif
+
+/* Asks for the cache lines of one row of D floats (rw 1: to be written). */
+static void prefetch_row(const float *row, int64_t D, int rw)
+{
+    const char *c = (const char *)row, *end = (const char *)(row + D) - 1;
+    for (; c < end; c += 64) {
+        if (rw) PREFETCH(c, 1);
+        else PREFETCH(c, 0);
+    }
+    if (rw) PREFETCH(end, 1);
+    else PREFETCH(end, 0);
+}
+
+/* During the last key tile of a block, strip i0 asks for its 4 output rows
+ * (written when the block ends) and the next block's 4 query rows (copied
+ * when it starts): rows H*D floats apart, a cache miss each, which the
+ * output stores and the copy of Q otherwise waited on (a few per cent of an
+ * N = 1024 attention in perf). */
+static void prefetch_rows(const float *out, const float *q, const px_attn_args *a, int64_t qs, int64_t os,
+                          int64_t b, int64_t h, int64_t qrow0, int64_t i0, int64_t nrow)
+{
+    const int64_t Nq = a->Nq, D = a->D;
+    for (int64_t i = i0; i < i0 + 4 && i < nrow; i++) {
+        prefetch_row(out + (b * Nq + qrow0 + i) * os + h * D, D, 1);
+        if (qrow0 + QB + i < Nq) prefetch_row(q + (b * Nq + qrow0 + QB + i) * qs + h * D, D, 0);
+    }
+}
+
 /* Query rows [qrow0, qrow0 + nrow) (nrow <= QB) of head h of batch b, with K
  * and V already packed in w. */
 static void attend_block(float *out, const float *q, const px_attn_args *a, int64_t qs, int64_t os, int64_t b,
@@ -188,15 +238,19 @@ static void attend_block(float *out, const float *q, const px_attn_args *a, int6
         const int64_t nk = Nk - j0 < KT ? Nk - j0 : KT;
         const size_t np = round_up((size_t)nk, L->kp) / L->kp;
         const float *Kt = w->Kp + (size_t)j0 * dk, *Vt = w->Vp + (size_t)j0 * L->vp;
+        const int last = j0 + KT >= Nk;
         for (int64_t i0 = 0; i0 < nrow; i0 += 4) {
             float alpha[4];
+            if (last) prefetch_rows(out, q, a, qs, os, b, h, qrow0, i0, nrow);
             px_k.attn_qk(w->S, KT, w->Qb + (size_t)i0 * dk, Kt, dk, np, a->scale);
             softmax_strip(w, alpha, a, b, h, qrow0, i0, nrow, j0, nk);
             px_k.attn_pv(w->Ob + (size_t)i0 * dv, alpha, w->S, KT, Vt, vstride, (size_t)nk, dv);
         }
     }
+    /* out = O / l; the cache lines of these rows (H*D floats apart) were
+     * asked for by prefetch_rows during the last key tile */
     for (int64_t i = 0; i < nrow; i++) {
-        float inv = 1.0f / w->l[i];
+        const float inv = 1.0f / w->l[i];
         float *dst = out + (b * Nq + qrow0 + i) * os + h * D;
         const float *o = w->Ob + (size_t)i * dv;
         for (int64_t d = 0; d < D; d++) dst[d] = o[d] * inv;

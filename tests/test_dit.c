@@ -372,6 +372,31 @@ static void half_copy(const char *pipe, const char *name, px_dtype dtype, const 
     px_test_tmpdir_remove(dir);
 }
 
+/* The blocks' matrices copied into 2 MiB pages (the default) and read from
+ * the file mapping (PIXART_DIT_MMAP_WEIGHTS=1) hold the same values: the
+ * same bits out. */
+START_TEST(resident_and_mapped_weights_same_bits)
+{
+    px_dit *mr = load_model("pipe_ms");
+    setenv("PIXART_DIT_MMAP_WEIGHTS", "1", 1);
+    px_dit *mm = load_model("pipe_ms");
+    unsetenv("PIXART_DIT_MMAP_WEIGHTS");
+    ck_assert_uint_gt(px_dit_resident_bytes(mr), 0);
+    ck_assert_uint_eq(px_dit_resident_bytes(mm), 0);
+    tcase c;
+    tcase_load(&c, "ms_dpm2_cfg_32x80");
+    float *a = run(mr, &c, NULL), *b = run(mm, &c, NULL);
+    const size_t n = (size_t)c.B * px_dit_out_channels(mr) * c.h * c.w;
+    ck_assert_msg(memcmp(a, b, n * sizeof(float)) == 0, "resident and mapped weights gave different bits");
+    check_out(a, &c, "F32 resident");
+    free(a);
+    free(b);
+    tcase_free(&c);
+    px_dit_free(mr);
+    px_dit_free(mm);
+}
+END_TEST
+
 START_TEST(bf16_weights_close)
 {
     half_copy("pipe_small", "small_dpm2_cfg", PX_BF16, "bf16", BF16_ATOL);
@@ -527,6 +552,7 @@ static Suite *suite(void)
     tcase_add_test(tc, small_modules_match_diffusers);
     tcase_add_test(tc, ms_modules_match_diffusers);
     tcase_add_test(tc, all_cases_first_step);
+    tcase_add_test(tc, resident_and_mapped_weights_same_bits);
     tcase_add_test(tc, bf16_weights_close);
     tcase_add_test(tc, f16_weights_close);
     tcase_add_test(tc, missing_tensor_named);
