@@ -294,10 +294,10 @@ static int drop_duplicate_stems(const char *path, FILE *err, px_batch_jobs *js)
 {
     if (js->n < 2) return 0;
     int *ix = malloc(sizeof(int) * (size_t)js->n);
-    char *drop = calloc((size_t)js->n, 1);
-    if (!ix || !drop) {
+    int *owner = calloc((size_t)js->n, sizeof(int)); // line of the stem's first job; 0 = not a duplicate
+    if (!ix || !owner) {
         free(ix);
-        free(drop);
+        free(owner);
         return px_set_error("%s: out of memory", path);
     }
     for (int i = 0; i < js->n; i++) ix[i] = i;
@@ -306,27 +306,24 @@ static int drop_duplicate_stems(const char *path, FILE *err, px_batch_jobs *js)
     for (int k = 1; k < js->n; k++) {
         const px_batch_job *a = &js->jobs[ix[k - 1]], *b = &js->jobs[ix[k]];
         if (strcmp(a->stem, b->stem)) continue;
-        drop[ix[k]] = 1;
+        owner[ix[k]] = a->line;
         ix[k] = ix[k - 1]; // report the first owner for a third one too
     }
     int m = 0;
     for (int i = 0; i < js->n; i++) {
-        if (!drop[i]) {
+        if (!owner[i]) {
             js->jobs[m++] = js->jobs[i];
             continue;
         }
-        int first = 0;
-        for (int k = 0; k < m && !first; k++)
-            if (!strcmp(js->jobs[k].stem, js->jobs[i].stem)) first = js->jobs[k].line;
         if (err)
             fprintf(err, "pixart batch: %s:%d: output name '%s' is already used by line %d; line skipped\n", path,
-                    js->jobs[i].line, js->jobs[i].stem, first);
+                    js->jobs[i].line, js->jobs[i].stem, owner[i]);
         job_free(&js->jobs[i]);
         js->bad++;
     }
     js->n = m;
     free(ix);
-    free(drop);
+    free(owner);
     return 0;
 }
 

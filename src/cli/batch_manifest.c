@@ -110,9 +110,21 @@ int px_batch_manifest_open(const char *outdir, int part)
     // process writes this file): cut it off, so our first line starts clean
     struct stat st;
     if (fstat(fd, &st) == 0 && st.st_size > 0) {
-        off_t end = st.st_size;
-        char c = 0;
-        while (end > 0 && pread(fd, &c, 1, end - 1) == 1 && c != '\n') end--;
+        off_t end = st.st_size; // the file's bytes up to and with the last '\n' stay
+        char buf[4096];
+        for (int found = 0; end > 0 && !found;) {
+            size_t n = end < (off_t)sizeof buf ? (size_t)end : sizeof buf, k;
+            ssize_t got = pread(fd, buf, n, end - (off_t)n);
+            if (got != (ssize_t)n) {
+                px_set_error("%s: read error: %s", path, got < 0 ? strerror(errno) : "short read");
+                close(fd);
+                return -1;
+            }
+            for (k = n; k > 0 && buf[k - 1] != '\n'; k--) {
+            }
+            end -= (off_t)(n - k);
+            found = k > 0;
+        }
         if (end < st.st_size && (ftruncate(fd, end) || fsync(fd))) {
             px_set_error("%s: cannot cut a partial last line: %s", path, strerror(errno));
             close(fd);

@@ -3,8 +3,8 @@
 # library is then instrumented, with AddressSanitizer and UBSan); 'make fuzz
 # FUZZ_SECONDS=N' runs each for N seconds (from a normal build it first
 # builds a clang copy in fuzz-build/, as check-asan does).
-PX_FUZZ_NAMES = cli_args json safetensors st_index npy spm tokenizer sched_config dit_config vae_config t5_config model_index
-PX_FUZZ_TARGETS = tests/fuzz/fuzz_cli_args tests/fuzz/fuzz_json tests/fuzz/fuzz_safetensors tests/fuzz/fuzz_st_index tests/fuzz/fuzz_npy tests/fuzz/fuzz_spm tests/fuzz/fuzz_tokenizer tests/fuzz/fuzz_sched_config tests/fuzz/fuzz_dit_config tests/fuzz/fuzz_vae_config tests/fuzz/fuzz_t5_config tests/fuzz/fuzz_model_index
+PX_FUZZ_NAMES = cli_args json safetensors st_index npy spm tokenizer sched_config dit_config vae_config t5_config model_index batch_jobs batch_manifest
+PX_FUZZ_TARGETS = tests/fuzz/fuzz_cli_args tests/fuzz/fuzz_json tests/fuzz/fuzz_safetensors tests/fuzz/fuzz_st_index tests/fuzz/fuzz_npy tests/fuzz/fuzz_spm tests/fuzz/fuzz_tokenizer tests/fuzz/fuzz_sched_config tests/fuzz/fuzz_dit_config tests/fuzz/fuzz_vae_config tests/fuzz/fuzz_t5_config tests/fuzz/fuzz_model_index tests/fuzz/fuzz_batch_jobs tests/fuzz/fuzz_batch_manifest
 EXTRA_PROGRAMS += $(PX_FUZZ_TARGETS)
 if ENABLE_FUZZING
 noinst_PROGRAMS = $(PX_FUZZ_TARGETS)
@@ -62,3 +62,12 @@ tests_fuzz_fuzz_model_index_SOURCES = tests/fuzz/fuzz_model_index.c tests/fuzz/f
 tests_fuzz_fuzz_model_index_CFLAGS = $(PX_FUZZ_CFLAGS)
 tests_fuzz_fuzz_model_index_LDFLAGS = $(PX_FUZZ_LINK_FLAGS)
 tests_fuzz_fuzz_model_index_LDADD = $(PX_BENCH_LIBS)
+# `pixart batch`'s prompt file and manifest readers (src/cli/, compiled in as the CLI is)
+tests_fuzz_fuzz_batch_jobs_SOURCES = tests/fuzz/fuzz_batch_jobs.c tests/fuzz/fuzz_util.h src/cli/batch_jobs.c src/cli/batch.h
+tests_fuzz_fuzz_batch_jobs_CFLAGS = $(PX_FUZZ_CFLAGS)
+tests_fuzz_fuzz_batch_jobs_LDFLAGS = $(PX_FUZZ_LINK_FLAGS)
+tests_fuzz_fuzz_batch_jobs_LDADD = $(PX_BENCH_LIBS)
+tests_fuzz_fuzz_batch_manifest_SOURCES = tests/fuzz/fuzz_batch_manifest.c tests/fuzz/fuzz_util.h src/cli/batch_manifest.c src/cli/batch.h
+tests_fuzz_fuzz_batch_manifest_CFLAGS = $(PX_FUZZ_CFLAGS)
+tests_fuzz_fuzz_batch_manifest_LDFLAGS = $(PX_FUZZ_LINK_FLAGS)
+tests_fuzz_fuzz_batch_manifest_LDADD = $(PX_BENCH_LIBS)
